@@ -1,0 +1,5 @@
+import sys
+
+from senforms.cli import main
+
+sys.exit(main())

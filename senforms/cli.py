@@ -1,0 +1,130 @@
+"""The ``senforms`` command line: parses arguments, calls the library, maps its exceptions to
+exit codes and plain messages. No work is done here that a library function could do."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from senforms.errors import ExitCode, SenformsError
+
+Command = Callable[[argparse.Namespace], int]
+_COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str) -> Callable[[Command], Command]:
+    def register(fn: Command) -> Command:
+        _COMMANDS[name] = fn
+        return fn
+
+    return register
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from senforms.config import load_settings
+
+    return load_settings(getattr(args, "home", None), archive_url=getattr(args, "archive", None))
+
+
+@command("blank")
+def _blank(args: argparse.Namespace) -> int:
+    from senforms.forms import blank_form
+
+    values = None
+    if args.data:
+        try:
+            values = json.loads(Path(args.data).read_text(encoding="utf-8-sig"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise SenformsError(f"The values file {args.data} cannot be read: {exc}") from exc
+    settings = _settings(args)
+    data = blank_form(settings, args.kind, values=values, pdf=args.pdf or str(args.output).lower().endswith(".pdf"))
+    from senforms.deliver import write_atomic
+
+    write_atomic(Path(args.output), data, overwrite=True)
+    print(f"Wrote {args.output}")
+    return ExitCode.ok
+
+
+@command("extract")
+def _extract(args: argparse.Namespace) -> int:
+    from senforms.forms import extract
+
+    path = Path(args.file)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SenformsError(f"{path} cannot be opened: {exc.strerror or exc}") from exc
+    model, warnings = extract(data, name=path.name, settings=_settings(args))
+    for warning in warnings:
+        print(f"Warning: {warning}", file=sys.stderr)
+    if args.json:
+        print(model.model_dump_json(indent=2))
+    else:
+        _print_model(model.model_dump(mode="json"))
+    return ExitCode.ok
+
+
+def _print_model(data: Any, indent: str = "") -> None:
+    for key, value in data.items():
+        if isinstance(value, dict):
+            print(f"{indent}{key}:")
+            _print_model(value, indent + "  ")
+        elif isinstance(value, list):
+            print(f"{indent}{key}:")
+            for i, item in enumerate(value, 1):
+                print(f"{indent}  {i}.")
+                _print_model(item, indent + "    ")
+        else:
+            print(f"{indent}{key}: {value}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from senforms.kinds import KINDS
+
+    parser = argparse.ArgumentParser(prog="senforms", description="The paperwork of SEN support, as a pipeline.")
+    parser.add_argument("--home", help="the home folder (default: SENFORMS_HOME or the current folder)")
+    parser.add_argument(
+        "--archive", help="archive database URL (default: SENFORMS_ARCHIVE_URL or SQLite in the home folder)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("blank", help="write a blank or pre-filled form")
+    p.add_argument("kind", choices=sorted(KINDS), metavar="KIND", help=", ".join(KINDS))
+    p.add_argument("-o", "--output", required=True, help="the .docx (or .pdf) file to write")
+    p.add_argument("--data", help="a JSON file of known values, in the shape 'extract --json' prints")
+    p.add_argument("--pdf", action="store_true", help="write a fillable PDF form instead of Word")
+
+    p = sub.add_parser("extract", help="read a filled form and print what it says")
+    p.add_argument("file")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    for extend in _EXTENSIONS:
+        extend(sub)
+    return parser
+
+
+# Modules that add commands (pipeline, watcher) register a function here, so this file stays
+# the one place that knows about argument parsing.
+_EXTENSIONS: list[Callable[[Any], None]] = []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(_COMMANDS[args.command](args))
+    except SenformsError as exc:
+        print(exc.message, file=sys.stderr)
+        if exc.advice:
+            print(f"\nWhat to do: {exc.advice}", file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        return int(ExitCode.interrupted)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

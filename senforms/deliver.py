@@ -1,0 +1,62 @@
+"""Delivering documents to the outbox: sorted by audience and pupil, named so a person knows
+what each is, never overwriting, and never visible half-written."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+_UNSAFE = re.compile(r'[<>:"/\\|?*\x00-\x1f]+')
+_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
+
+
+def safe_name(text: str, limit: int = 80) -> str:
+    """A file or folder name from form text: safe on Windows, never a path."""
+    name = _UNSAFE.sub(" ", text)
+    name = " ".join(name.split()).strip(" .")
+    if not name or name.upper().split(".")[0] in _RESERVED:
+        name = f"_{name}" if name else "unnamed"
+    return name[:limit].rstrip(" .")
+
+
+def write_atomic(path: Path, data: bytes, *, overwrite: bool = False) -> Path:
+    """Write ``data`` so that ``path`` appears complete or not at all.
+
+    Unless ``overwrite``, an existing file is never replaced: the new one is given the first free
+    name ``stem (2).ext``, ``stem (3).ext`` and so on. Returns the path written.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".~senforms-", suffix=".part")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+            return path
+        target = path
+        n = 1
+        while True:
+            try:
+                # A hard link fails if the target exists, so no other writer's file is replaced.
+                os.link(tmp, target)
+                tmp.unlink()
+                return target
+            except FileExistsError:
+                n += 1
+                target = path.with_name(f"{path.stem} ({n}){path.suffix}")
+            except OSError:
+                # File systems without hard links (some network shares): check, then rename.
+                if target.exists():
+                    n += 1
+                    target = path.with_name(f"{path.stem} ({n}){path.suffix}")
+                    continue
+                os.replace(tmp, target)
+                return target
+    finally:
+        if tmp.exists():
+            tmp.unlink()

@@ -1,0 +1,138 @@
+"""The one exception hierarchy of senforms.
+
+The library raises these; only the command line turns them into exit codes and
+printed messages. Every message is written for office staff: what is wrong and
+what to do about it, never a traceback or a class name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    ok = 0
+    bad_args = 2
+    unreadable_file = 3
+    not_a_form = 4
+    invalid_form = 5
+    identity_conflict = 6
+    template_error = 7
+    archive_error = 8
+    config_error = 9
+    office_error = 10
+    some_files_failed = 11
+    interrupted = 130
+
+
+class SenformsError(Exception):
+    """Root of every error senforms raises on purpose."""
+
+    exit_code: ExitCode = ExitCode.bad_args
+    advice: str = ""
+
+    def __init__(self, message: str, *, advice: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if advice is not None:
+            self.advice = advice
+
+    def note(self) -> str:
+        """The plain-English note written beside a file that was set aside."""
+        parts = [self.message]
+        if self.advice:
+            parts += ["", "What to do: " + self.advice]
+        return "\n".join(parts)
+
+
+class UnreadableFileError(SenformsError):
+    """The file is damaged, empty, encrypted, too large or of the wrong type."""
+
+    exit_code = ExitCode.unreadable_file
+    advice = "Open the file on your computer to check it, save it again as a Word (.docx) file, and drop it in again."
+
+
+class UnsupportedFileError(UnreadableFileError):
+    """A kind of file senforms does not read (.doc, .odt, images, macros)."""
+
+    advice = "Open it in Word, choose File > Save As > Word Document (.docx), and drop the new file in again."
+
+
+class NotAFormError(SenformsError):
+    """A readable document that is not a senforms form."""
+
+    exit_code = ExitCode.not_a_form
+    advice = (
+        "Only forms made by senforms can be read. Ask the SENCO for the right blank form, "
+        "copy the details into it, and drop that in instead."
+    )
+
+
+class UnknownVersionError(NotAFormError):
+    """A senforms form of a kind or version this installation does not know."""
+
+    advice = "Fill in the current blank form (ask the SENCO for it) and drop that in instead."
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a form, named by the label printed on the form."""
+
+    label: str
+    message: str
+    path: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.label}: {self.message}"
+
+
+class FormInvalidError(SenformsError):
+    """The form was read, but some answers are missing or wrong."""
+
+    exit_code = ExitCode.invalid_form
+    advice = "Correct these answers on the form, save it, and drop it in again."
+
+    def __init__(self, problems: list[Problem], *, kind_title: str = "form") -> None:
+        self.problems = problems
+        lines = [f"The {kind_title} has {_count(len(problems), 'problem')} to put right:"]
+        lines += [f"  - {p}" for p in problems]
+        super().__init__("\n".join(lines))
+
+
+class IdentityConflictError(SenformsError):
+    """The pupil on the form does not match the pupil in the archive."""
+
+    exit_code = ExitCode.identity_conflict
+    advice = (
+        "Check the pupil's UPN, name and date of birth against the school's records. "
+        "Correct the form and drop it in again; if the archive is wrong, ask the SENCO."
+    )
+
+
+class TemplateError(SenformsError):
+    """A letter or form template cannot be used."""
+
+    exit_code = ExitCode.template_error
+    advice = "Run 'senforms check-templates' to see what is wrong with the template, or restore the original."
+
+
+class ArchiveError(SenformsError):
+    exit_code = ExitCode.archive_error
+    advice = "Check that the archive database is reachable, then try again. Nothing has been lost."
+
+
+class ConfigError(SenformsError):
+    exit_code = ExitCode.config_error
+    advice = "Open senforms.toml in the home folder and correct it."
+
+
+class OfficeError(SenformsError):
+    """LibreOffice is missing or failed to convert a document."""
+
+    exit_code = ExitCode.office_error
+    advice = 'Install LibreOffice, or set documents = "docx" in senforms.toml.'
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"

@@ -1,0 +1,79 @@
+"""Reading a form file into raw answers: ``read_form(data)`` for Word or PDF alike.
+
+Reading only finds what was written in each box; ``validate`` decides whether it is right.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from senforms.errors import UnreadableFileError, UnsupportedFileError
+from senforms.kinds import FormKind
+
+Answer = str | bool
+
+
+@dataclass
+class RawForm:
+    """What was written on a form, before validation."""
+
+    kind: FormKind
+    version: int
+    values: dict[str, Answer]
+    method: str  # "tags", "labels" (a word processor dropped the tags) or "pdf"
+    warnings: list[str] = field(default_factory=list)
+
+
+# Limits on what a single file may cost to open. A real form is well under a megabyte.
+MAX_FILE_BYTES = 20 * 1024 * 1024
+MAX_UNPACKED_BYTES = 100 * 1024 * 1024
+MAX_RATIO = 200
+
+_REFUSED = {
+    ".doc": "This is an old-style Word file (.doc).",
+    ".docm": "This Word file contains macros (.docm), which senforms does not open.",
+    ".dotx": "This is a Word template (.dotx), not a filled-in form.",
+    ".odt": "This is an OpenDocument file (.odt).",
+    ".rtf": "This is a Rich Text file (.rtf).",
+    ".txt": "This is a plain text file.",
+    ".jpg": "This is a picture, not a form.",
+    ".jpeg": "This is a picture, not a form.",
+    ".png": "This is a picture, not a form.",
+    ".heic": "This is a picture, not a form.",
+    ".tif": "This is a scanned picture, not a form.",
+    ".tiff": "This is a scanned picture, not a form.",
+}
+
+
+def sniff(data: bytes) -> str:
+    """What the bytes are, whatever the file is called: "docx", "pdf" or "other"."""
+    if data[:4] == b"PK\x03\x04":
+        return "docx"
+    if b"%PDF-" in data[:1024]:
+        return "pdf"
+    return "other"
+
+
+def read_form(data: bytes, *, name: str = "", labels: dict[str, str] | None = None) -> RawForm:
+    """Read a Word or PDF form. ``labels`` adds a school's own wording of labels (folded) to paths."""
+    suffix = Path(name).suffix.lower()
+    if suffix in _REFUSED:
+        raise UnsupportedFileError(f"{_REFUSED[suffix]} senforms reads Word (.docx) and PDF forms only.")
+    if not data:
+        raise UnreadableFileError("The file is empty (0 bytes). It may not have finished copying.")
+    if len(data) > MAX_FILE_BYTES:
+        raise UnreadableFileError(
+            f"The file is too large ({len(data) // (1024 * 1024)} MB); a form is usually well under 1 MB.",
+            advice="Remove any large pictures pasted into the form, save it, and drop it in again.",
+        )
+    found = sniff(data)
+    if found == "docx":
+        from senforms.read.word import read_word
+
+        return read_word(data, labels=labels)
+    if found == "pdf":
+        from senforms.read.pdf import read_pdf
+
+        return read_pdf(data)
+    raise UnsupportedFileError("This file is not a Word (.docx) or PDF file, whatever its name says.")

@@ -1,0 +1,284 @@
+"""Reading a Word form: by content-control tags, or by labels and row positions when a word
+processor (LibreOffice 7.4) dropped the tags on save."""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from collections.abc import Iterator
+
+from lxml import etree
+
+from senforms.errors import NotAFormError, UnknownVersionError, UnreadableFileError
+from senforms.kinds import KINDS, FormKind
+from senforms.layout import Field, Grid, Section, Widget, blocks, fields, fold_label
+from senforms.read import MAX_RATIO, MAX_UNPACKED_BYTES, Answer, RawForm
+from senforms.wordml import (
+    CHECKED_GLYPHS,
+    CUSTOM_NS,
+    FOOTER_MARK_RE,
+    MC_NS,
+    PLACEHOLDERS,
+    PROP_KIND,
+    PROP_VERSION,
+    UNCHECKED,
+    w,
+    w14,
+)
+
+# A hostile file must not make the parser fetch, expand or recurse without bound.
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, remove_comments=True)
+_SKIP = {w("sdtPr"), w("rPr"), w("pPr"), w("delText"), w("instrText"), w("tblPr"), w("tcPr"), w("trPr")}
+_FALLBACK = f"{{{MC_NS}}}Fallback"
+
+
+def _unzip(data: bytes) -> zipfile.ZipFile:
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        infos = archive.infolist()
+    except (zipfile.BadZipFile, EOFError, ValueError) as exc:
+        raise UnreadableFileError(
+            "The Word file is damaged or was not completely copied, so it cannot be opened."
+        ) from exc
+    unpacked = sum(i.file_size for i in infos)
+    packed = max(1, sum(i.compress_size for i in infos))
+    if unpacked > MAX_UNPACKED_BYTES or unpacked / packed > MAX_RATIO or len(infos) > 2000:
+        raise UnreadableFileError(
+            "The Word file unpacks to far more than a form should (it may be a 'zip bomb'), so it was not opened.",
+            advice="Do not open this file. Ask whoever sent it for the form again, or fill in a new blank form.",
+        )
+    return archive
+
+
+def _xml(archive: zipfile.ZipFile, name: str) -> etree._Element | None:
+    try:
+        raw = archive.read(name)
+    except KeyError:
+        return None
+    except (zipfile.BadZipFile, EOFError, OSError, RuntimeError) as exc:
+        raise UnreadableFileError("Part of the Word file is damaged, so it cannot be read.") from exc
+    try:
+        return etree.fromstring(raw, _PARSER)
+    except etree.XMLSyntaxError as exc:
+        raise UnreadableFileError("Part of the Word file is damaged, so it cannot be read.") from exc
+
+
+# --- text ------------------------------------------------------------------------------------
+
+
+def _is_placeholder(sdt: etree._Element) -> bool:
+    content = sdt.find(w("sdtContent"))
+    return content is None or _text(content).strip().casefold() in PLACEHOLDERS
+
+
+def _collect(element: etree._Element, out: list[str]) -> None:
+    for child in element:
+        tag = child.tag
+        if not isinstance(tag, str) or tag in _SKIP or tag == _FALLBACK:
+            continue
+        if tag == w("t"):
+            out.append(child.text or "")
+        elif tag == w("tab"):
+            out.append("\t")
+        elif tag in (w("br"), w("cr")):
+            out.append("\n")
+        elif tag == w("sdt"):
+            if not _is_placeholder(child):
+                _collect(child, out)
+        elif tag == w("p"):
+            _collect(child, out)
+            out.append("\n")
+        else:
+            _collect(child, out)
+
+
+def _text(element: etree._Element) -> str:
+    out: list[str] = []
+    _collect(element, out)
+    return "".join(out)
+
+
+def _cell_answer(cell: etree._Element, widget: Widget) -> Answer:
+    if widget is Widget.check:
+        for state in cell.iter(w14("checked")):
+            return state.get(w14("val"), "0").lower() in ("1", "true", "on")
+        text = _text(cell)
+        return any(ch in CHECKED_GLYPHS for ch in text.replace(UNCHECKED, ""))
+    # Strip glyphs of any checkbox left in a text cell, and the trailing paragraph break.
+    return _text(cell).strip("\n")
+
+
+# --- kind and version ------------------------------------------------------------------------
+
+
+def _identify(archive: zipfile.ZipFile, body: etree._Element) -> tuple[FormKind, int]:
+    found: dict[str, str] = {}
+    props = _xml(archive, "docProps/custom.xml")
+    if props is not None:
+        for prop in props.iter(f"{{{CUSTOM_NS}}}property"):
+            name = prop.get("name", "")
+            if name in (PROP_KIND, PROP_VERSION):
+                found[name] = "".join(prop.itertext()).strip()
+    if PROP_KIND not in found:
+        # Custom properties lost (some tools drop them): fall back to the footer mark.
+        texts = [_text(body)]
+        texts += [
+            _text(x)
+            for n in archive.namelist()
+            if re.match(r"word/(footer|header)\d*\.xml$", n)
+            if (x := _xml(archive, n)) is not None
+        ]
+        for text in texts:
+            if m := FOOTER_MARK_RE.search(text):
+                found = {PROP_KIND: m[1].lower(), PROP_VERSION: m[2]}
+                break
+    if PROP_KIND not in found:
+        raise NotAFormError(
+            "This Word document is not a senforms form (it has none of the marks a senforms form carries)."
+        )
+    slug = found[PROP_KIND]
+    version = int(found.get(PROP_VERSION, "0") or 0) if found.get(PROP_VERSION, "").isdigit() else 0
+    kind = KINDS.get(slug)
+    if kind is None:
+        raise UnknownVersionError(f"This is a senforms form of a kind this installation does not know ({slug!r}).")
+    if version != kind.version:
+        raise UnknownVersionError(
+            f"This is version {version} of the {kind.title}; this installation reads version {kind.version} only."
+        )
+    return kind, version
+
+
+# --- reading by tags -------------------------------------------------------------------------
+
+
+def _ancestor_cell(element: etree._Element) -> etree._Element | None:
+    for parent in element.iterancestors(w("tc")):
+        return parent
+    return None
+
+
+def _tag(sdt: etree._Element) -> str | None:
+    tag = sdt.find(f"{w('sdtPr')}/{w('tag')}")
+    return None if tag is None else tag.get(w("val"))
+
+
+def _alias(sdt: etree._Element) -> str | None:
+    alias = sdt.find(f"{w('sdtPr')}/{w('alias')}")
+    return None if alias is None else alias.get(w("val"))
+
+
+def _by_controls(body: etree._Element, specs: dict[str, Field]) -> dict[str, Answer]:
+    """Answers from content controls named by tag, or by title (alias) where a word processor
+    kept the titles but dropped the tags, as LibreOffice 7.4 does."""
+    by_alias = {fold_label(f.label): path for path, f in specs.items()}
+    values: dict[str, Answer] = {}
+    for sdt in body.iter(w("sdt")):
+        path = _tag(sdt)
+        if path is None and (alias := _alias(sdt)):
+            path = by_alias.get(fold_label(alias))
+        if path not in specs or path in values:
+            continue
+        cell = _ancestor_cell(sdt)
+        tagged = [] if cell is None else [s for s in cell.iter(w("sdt")) if _tag(s) in specs or _alias(s)]
+        # Read the whole cell when the control is alone in it, so text typed beside the
+        # control instead of inside it is not lost.
+        scope = cell if cell is not None and len(tagged) == 1 else sdt
+        values[path] = _cell_answer(scope, specs[path].widget)
+    return values
+
+
+# --- reading by labels -----------------------------------------------------------------------
+
+
+def _rows(table: etree._Element) -> Iterator[list[etree._Element]]:
+    for row in table.iterchildren(w("tr")):
+        yield list(row.iterchildren(w("tc")))
+
+
+def _first_line(cell: etree._Element) -> str:
+    for para in cell.iter(w("p")):
+        if text := _text(para).strip():
+            return text
+    return ""
+
+
+def _grid_columns(grid: Grid, header: list[etree._Element]) -> dict[int, Field] | None:
+    by_label = {fold_label(c.label): c for c in grid.columns}
+    mapped = {i: by_label[f] for i, cell in enumerate(header) if (f := fold_label(_first_line(cell))) in by_label}
+    return mapped if len(mapped) * 2 >= len(grid.columns) else None
+
+
+def _item_columns(grid: Grid, header: list[etree._Element]) -> dict[int, int] | None:
+    pattern = re.compile(rf"^{re.escape(fold_label(grid.item_label))} (\d+)$")
+    mapped = {}
+    for i, cell in enumerate(header):
+        if (m := pattern.match(fold_label(_first_line(cell)))) and 1 <= int(m[1]) <= grid.count:
+            mapped[i] = int(m[1]) - 1
+    return mapped or None
+
+
+def _by_labels(body: etree._Element, kind: FormKind, extra: dict[str, str]) -> dict[str, Answer]:
+    specs = fields(kind)
+    singles = {fold_label(f.label): f for b in blocks(kind) if isinstance(b, Section) for f in b.fields}
+    singles.update({label: specs[path] for label, path in extra.items() if path in specs})
+    grids = [b for b in blocks(kind) if isinstance(b, Grid)]
+    values: dict[str, Answer] = {}
+    for table in body.iter(w("tbl")):
+        rows = list(_rows(table))
+        if not rows:
+            continue
+        grid_done = False
+        for grid in grids:
+            if grid.orientation == "rows" and (columns := _grid_columns(grid, rows[0])):
+                for cells in rows[1:]:
+                    number = _first_line(cells[0]) if cells else ""
+                    if number.isdigit() and 1 <= int(number) <= grid.count:
+                        for i, column in columns.items():
+                            if i < len(cells):
+                                f = grid.field(int(number) - 1, column)
+                                values.setdefault(f.path, _cell_answer(cells[i], f.widget))
+                grid_done = True
+            elif grid.orientation == "columns" and (items := _item_columns(grid, rows[0])):
+                by_label = {fold_label(c.label): c for c in grid.columns}
+                for cells in rows[1:]:
+                    column = by_label.get(fold_label(_first_line(cells[0]))) if cells else None
+                    if column is None:
+                        continue
+                    for i, index in items.items():
+                        if i < len(cells):
+                            f = grid.field(index, column)
+                            values.setdefault(f.path, _cell_answer(cells[i], f.widget))
+                grid_done = True
+            if grid_done:
+                break
+        if grid_done:
+            continue
+        for cells in rows:
+            if len(cells) >= 2 and (f := singles.get(fold_label(_first_line(cells[0])))):
+                values.setdefault(f.path, _cell_answer(cells[1], f.widget))
+    return values
+
+
+def read_word(data: bytes, *, labels: dict[str, str] | None = None) -> RawForm:
+    """Read a senforms Word form. ``labels`` maps a school's own (folded) label wording to paths."""
+    archive = _unzip(data)
+    root = _xml(archive, "word/document.xml")
+    if root is None:
+        raise NotAFormError("This file is a zip archive but not a Word document.")
+    body = root.find(w("body"))
+    if body is None:
+        raise UnreadableFileError("The Word file has no text in it.")
+    kind, version = _identify(archive, body)
+    specs = fields(kind)
+    values = _by_controls(body, specs)
+    method = "tags"
+    if len(values) < len(specs):
+        found = _by_labels(body, kind, labels or {})
+        if not any(_tag(sdt) in specs for sdt in body.iter(w("sdt"))):
+            method = "labels"
+        for path, value in found.items():
+            values.setdefault(path, value)
+    if not values:
+        raise NotAFormError(f"This looks like a {kind.title}, but none of its answer boxes could be found.")
+    return RawForm(kind=kind, version=version, values=values, method=method)

@@ -1,0 +1,244 @@
+"""Value types that forms share: dates as people in England type them, UPNs, need codes, choices.
+
+Each parser raises ``PydanticCustomError`` with a message an office worker can act on; the
+validation step prefixes it with the label printed on the form.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from functools import cache
+from importlib import resources
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BeforeValidator, PlainSerializer
+from pydantic_core import PydanticCustomError
+from stdnum.gb import upn as stdnum_upn
+
+
+def _problem(message: str) -> PydanticCustomError:
+    return PydanticCustomError("senforms", message)
+
+
+# --- dates -----------------------------------------------------------------------------------
+
+_MONTHS = {
+    name: number
+    for number, names in enumerate(
+        [
+            ("january", "jan"),
+            ("february", "feb"),
+            ("march", "mar"),
+            ("april", "apr"),
+            ("may",),
+            ("june", "jun"),
+            ("july", "jul"),
+            ("august", "aug"),
+            ("september", "sep", "sept"),
+            ("october", "oct"),
+            ("november", "nov"),
+            ("december", "dec"),
+        ],
+        start=1,
+    )
+    for name in names
+}
+_NUMERIC = re.compile(r"^(\d{1,2})\s*[/.\-]\s*(\d{1,2})\s*[/.\-]\s*(\d{2}|\d{4})$")
+_ISO = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:T[\d:.]+Z?)?$")
+_WORDS = re.compile(r"^(?:[a-z]+day,?\s+)?(\d{1,2})(?:st|nd|rd|th)?(?:\s+of)?\s+([a-z]+)\.?,?\s+(\d{2}|\d{4})$")
+
+
+def _full_year(text: str) -> int:
+    year = int(text)
+    if len(text) == 4:
+        return year
+    # Two-digit years on school forms are recent or near future (review dates), or a
+    # parent's date of birth from the last century.
+    this_year = date.today().year % 100
+    return 2000 + year if year <= this_year + 10 else 1900 + year
+
+
+def parse_uk_date(value: Any) -> date | None:
+    """Read a date the way people in England type it: day first."""
+    if value is None or isinstance(value, date):
+        return value
+    text = " ".join(str(value).strip().lower().split())
+    if not text:
+        return None
+    if m := _ISO.match(text):
+        year, month, day = int(m[1]), int(m[2]), int(m[3])
+    elif m := _NUMERIC.match(text):
+        day, month, year = int(m[1]), int(m[2]), _full_year(m[3])
+    elif (m := _WORDS.match(text)) and m[2] in _MONTHS:
+        day, month, year = int(m[1]), _MONTHS[m[2]], _full_year(m[3])
+    else:
+        raise _problem(f"{str(value).strip()!r} is not a date senforms can read; write it like 12/03/2026")
+    try:
+        return date(year, month, day)
+    except ValueError:
+        raise _problem(f"{str(value).strip()} is not a real date") from None
+
+
+def format_uk_date(value: date) -> str:
+    return value.strftime("%d/%m/%Y")
+
+
+UKDate = Annotated[date, BeforeValidator(parse_uk_date)]
+
+
+# --- UPN -------------------------------------------------------------------------------------
+
+_UPN = re.compile(r"^[A-Z]\d{11}[0-9A-Z]$")
+_CHECK_LETTERS = "ABCDEFGHJKLMNPQRTUVWXYZ"
+
+
+def upn_check_letter(upn: str) -> str:
+    """The check letter a UPN should start with (python-stdnum does the arithmetic)."""
+    return stdnum_upn.calc_check_digit(upn[1:])
+
+
+def is_temporary_upn(upn: str) -> bool:
+    return upn[-1].isalpha()
+
+
+def parse_upn(value: Any) -> str:
+    text = re.sub(r"[\s-]", "", str(value or "")).upper()
+    if not text:
+        raise _problem("this must be filled in")
+    if len(text) != 13 or not _UPN.match(text) or (text[-1].isalpha() and text[-1] not in _CHECK_LETTERS):
+        raise _problem(
+            f"{str(value).strip()} is not a UPN; a UPN is 13 characters: a letter, 11 digits, and a digit or letter"
+        )
+    expected = upn_check_letter(text)
+    if text[0] != expected:
+        raise _problem(
+            f"{text} has the wrong check letter, so one character is probably mistyped "
+            f"(with these digits the first letter would be {expected}); check it against the school's records"
+        )
+    return text
+
+
+def upn_warnings(upn: str) -> list[str]:
+    """Local-authority numbers change over time, so an unknown one is a warning, not an error."""
+    if int(upn[1:4]) not in stdnum_upn._la_numbers:
+        return [f"UPN {upn}: local authority number {upn[1:4]} is not on senforms' list; check it"]
+    return []
+
+
+UPN = Annotated[str, BeforeValidator(parse_upn)]
+
+
+# --- need codes: data a school can update ------------------------------------------------------
+
+
+@cache
+def need_codes() -> dict[str, str]:
+    """Census type-of-need codes and their descriptions, from data rather than code, since
+    the DfE adds categories (Down syndrome from January 2025)."""
+    text = resources.files("senforms.data").joinpath("need_codes.csv").read_text(encoding="utf-8")
+    return {row["code"]: row["description"] for row in csv.DictReader(text.splitlines())}
+
+
+def parse_need_code(value: Any) -> str | None:
+    if value is None or not str(value).strip():
+        return None
+    text = str(value).strip()
+    codes = need_codes()
+    code = text.split()[0].strip(" -:").upper()
+    if code in codes:
+        return code
+    for known, description in codes.items():
+        if text.casefold() == description.casefold():
+            return known
+    raise _problem(f"{text!r} is not a census need code; choose one of {', '.join(codes)}")
+
+
+NeedCode = Annotated[str, BeforeValidator(parse_need_code)]
+
+
+# --- choices: a dropdown's stored value and the words printed for it ---------------------------
+
+
+class Choice(StrEnum):
+    """A dropdown answer: the value is stored, the label is what the form shows."""
+
+    label: str
+
+    def __new__(cls, value: str, label: str) -> Choice:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.label = label
+        return member
+
+    @classmethod
+    def _missing_(cls, value: object) -> Choice | None:
+        wanted = _fold(str(value))
+        for member in cls:
+            if wanted in (_fold(member.value), _fold(member.label)):
+                return member
+        return None
+
+
+def _fold(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", " ", text.casefold()).strip()
+
+
+# --- small scalars ----------------------------------------------------------------------------
+
+
+def parse_money(value: Any) -> Decimal | None:
+    if value is None or not str(value).strip():
+        return None
+    text = str(value).strip().replace("£", "").replace(",", "").removesuffix("per week").strip()
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:
+        raise _problem(f"{str(value).strip()!r} is not an amount of money; write it like 12.50") from None
+    if amount < 0:
+        raise _problem("a cost cannot be negative")
+    return amount.quantize(Decimal("0.01"))
+
+
+Money = Annotated[Decimal, BeforeValidator(parse_money), PlainSerializer(lambda d: str(d), return_type=str)]
+
+
+def parse_whole_number(value: Any) -> int | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, int):
+        return value
+    text = str(value).strip()
+    if not re.fullmatch(r"\d+", text):
+        raise _problem(f"{text!r} is not a whole number")
+    return int(text)
+
+
+WholeNumber = Annotated[int, BeforeValidator(parse_whole_number)]
+
+
+def _clean_text(value: Any) -> Any:
+    if isinstance(value, str):
+        return clean_text(value)
+    return value
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def clean_text(text: str) -> str:
+    """Strip control characters other than tab and newline, and trailing spaces on each line."""
+    text = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    return "\n".join(line.rstrip() for line in text.split("\n")).strip()
+
+
+def _not_blank(value: str) -> str:
+    if not value:
+        raise _problem("this must be filled in")
+    return value
+
+
+Text = Annotated[str, BeforeValidator(_clean_text), AfterValidator(_not_blank)]

@@ -1,0 +1,332 @@
+"""Writing Word forms: blank or pre-filled, from a kind's declaration or a school's template.
+
+Every answer is an inline content control whose ``w:tag`` is the field's dotted path. Repeated
+items are pre-drawn numbered rows, never repeating sections, which LibreOffice drops.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import docx
+from docx.document import Document
+from docx.enum.section import WD_ORIENT
+from docx.enum.style import WD_STYLE_TYPE
+from docx.enum.table import WD_TABLE_ALIGNMENT
+from docx.opc.constants import RELATIONSHIP_TYPE as RT
+from docx.opc.packuri import PackURI
+from docx.opc.part import Part
+from docx.shared import Cm, Pt, RGBColor
+from lxml import etree
+
+from senforms.errors import TemplateError
+from senforms.kinds import FormKind
+from senforms.layout import Field, Grid, Section, Widget, blocks, fields
+from senforms.values import format_uk_date
+from senforms.wordml import (
+    CHECKED,
+    CUSTOM_NS,
+    FOOTER_MARK,
+    PLACEHOLDER_CHOICE,
+    PLACEHOLDER_DATE,
+    PLACEHOLDER_TEXT,
+    PROP_KIND,
+    PROP_VERSION,
+    UNCHECKED,
+    VT_NS,
+    W14_NS,
+    W_NS,
+    w,
+    w14,
+)
+
+SCHOOL_TAG = "school.name"
+_PLACEHOLDER_STYLE = "Placeholder Text"
+_GREY = RGBColor(0x59, 0x59, 0x59)
+
+
+# --- one content control -----------------------------------------------------------------------
+
+
+def _run(text: str, *, style: bool = False, font: str | None = None) -> etree._Element:
+    r = etree.Element(w("r"))
+    if style or font:
+        rpr = etree.SubElement(r, w("rPr"))
+        if style:
+            etree.SubElement(rpr, w("rStyle"), {w("val"): "PlaceholderText"})
+        if font:
+            etree.SubElement(rpr, w("rFonts"), {w(a): font for a in ("ascii", "eastAsia", "hAnsi")})
+    for i, line in enumerate(text.split("\n")):
+        if i:
+            etree.SubElement(r, w("br"))
+        if line:
+            t = etree.SubElement(r, w("t"))
+            t.text = line
+            if line != line.strip():
+                t.set("{http://www.w3.org/XML/1998/namespace}space", "preserve")
+    return r
+
+
+def control(field: Field, control_id: int) -> etree._Element:
+    """An empty inline content control for one answer."""
+    sdt = etree.Element(w("sdt"))
+    pr = etree.SubElement(sdt, w("sdtPr"))
+    etree.SubElement(pr, w("alias"), {w("val"): field.label[:255]})
+    etree.SubElement(pr, w("tag"), {w("val"): field.path})
+    etree.SubElement(pr, w("id"), {w("val"): str(control_id)})
+    if field.widget is Widget.check:
+        box = etree.SubElement(pr, w14("checkbox"))
+        etree.SubElement(box, w14("checked"), {w14("val"): "0"})
+        etree.SubElement(box, w14("checkedState"), {w14("val"): "2612", w14("font"): "MS Gothic"})
+        etree.SubElement(box, w14("uncheckedState"), {w14("val"): "2610", w14("font"): "MS Gothic"})
+    else:
+        etree.SubElement(pr, w("showingPlcHdr"))
+        if field.widget is Widget.date:
+            d = etree.SubElement(pr, w("date"))
+            etree.SubElement(d, w("dateFormat"), {w("val"): "dd/MM/yyyy"})
+            etree.SubElement(d, w("lid"), {w("val"): "en-GB"})
+            etree.SubElement(d, w("storeMappedDataAs"), {w("val"): "dateTime"})
+            etree.SubElement(d, w("calendar"), {w("val"): "gregorian"})
+        elif field.widget is Widget.choice:
+            dd = etree.SubElement(pr, w("dropDownList"))
+            etree.SubElement(dd, w("listItem"), {w("displayText"): PLACEHOLDER_CHOICE, w("value"): ""})
+            for value, shown in field.choices:
+                etree.SubElement(dd, w("listItem"), {w("displayText"): shown, w("value"): value})
+        else:
+            etree.SubElement(pr, w("text"), {w("multiLine"): "1"} if field.widget is Widget.lines else {})
+    content = etree.SubElement(sdt, w("sdtContent"))
+    if field.widget is Widget.check:
+        content.append(_run(UNCHECKED, font="MS Gothic"))
+    else:
+        placeholder = {Widget.date: PLACEHOLDER_DATE, Widget.choice: PLACEHOLDER_CHOICE}.get(
+            field.widget, PLACEHOLDER_TEXT
+        )
+        content.append(_run(placeholder, style=True))
+    return sdt
+
+
+def set_control(sdt: etree._Element, widget: Widget, value: Any, choices: Mapping[str, str] | None = None) -> None:
+    """Put a value in a content control as if a person had typed or chosen it."""
+    pr = sdt.find(w("sdtPr"))
+    content = sdt.find(w("sdtContent"))
+    assert pr is not None and content is not None
+    for mark in pr.findall(w("showingPlcHdr")):
+        pr.remove(mark)
+    for child in list(content):
+        content.remove(child)
+    if widget is Widget.check:
+        checked = bool(value)
+        box = pr.find(w14("checkbox"))
+        if box is not None and (state := box.find(w14("checked"))) is not None:
+            state.set(w14("val"), "1" if checked else "0")
+        content.append(_run(CHECKED if checked else UNCHECKED, font="MS Gothic"))
+        return
+    if isinstance(value, date):
+        if (d := pr.find(w("date"))) is not None:
+            d.set(w("fullDate"), f"{value:%Y-%m-%d}T00:00:00Z")
+        text = format_uk_date(value)
+    else:
+        text = str(value)
+        if choices is not None:
+            text = choices.get(text, text)
+    content.append(_run(text))
+
+
+# --- the document ------------------------------------------------------------------------------
+
+
+def _styles(document: Document) -> None:
+    styles = document.styles
+    if _PLACEHOLDER_STYLE not in [s.name for s in styles]:
+        style = styles.add_style(_PLACEHOLDER_STYLE, WD_STYLE_TYPE.CHARACTER)
+        style.element.set(w("styleId"), "PlaceholderText")
+        style.font.color.rgb = RGBColor(0x80, 0x80, 0x80)
+    normal = styles["Normal"]
+    normal.font.name = "Arial"
+    normal.font.size = Pt(10.5)
+
+
+def _label_cell(cell: Any, field: Field) -> None:
+    para = cell.paragraphs[0]
+    para.add_run(field.label + (" *" if field.required else "")).bold = True
+    if field.help:
+        note = cell.add_paragraph().add_run(field.help)
+        note.font.size = Pt(8.5)
+        note.font.color.rgb = _GREY
+
+
+def _answer_cell(cell: Any, field: Field, ids: list[int]) -> None:
+    ids.append(ids[-1] + 1)
+    cell.paragraphs[0]._p.append(control(field, ids[-1]))
+
+
+def _section(document: Document, section: Section, ids: list[int]) -> None:
+    table = document.add_table(rows=0, cols=2)
+    table.style = "Table Grid"
+    for field in section.fields:
+        row = table.add_row()
+        row.cells[0].width, row.cells[1].width = Cm(5.5), Cm(11.5)
+        _label_cell(row.cells[0], field)
+        _answer_cell(row.cells[1], field, ids)
+
+
+def _grid(document: Document, grid: Grid, ids: list[int]) -> None:
+    if grid.orientation == "rows":
+        table = document.add_table(rows=1, cols=len(grid.columns) + 1)
+        table.style = "Table Grid"
+        head = table.rows[0].cells
+        head[0].paragraphs[0].add_run("No.").bold = True
+        for cell, column in zip(head[1:], grid.columns, strict=True):
+            cell.paragraphs[0].add_run(column.label).bold = True
+        for index in range(grid.count):
+            cells = table.add_row().cells
+            cells[0].text = str(index + 1)
+            for cell, column in zip(cells[1:], grid.columns, strict=True):
+                _answer_cell(cell, grid.field(index, column), ids)
+    else:
+        table = document.add_table(rows=1, cols=grid.count + 1)
+        table.style = "Table Grid"
+        for index, cell in enumerate(table.rows[0].cells[1:]):
+            cell.paragraphs[0].add_run(f"{grid.item_label} {index + 1}").bold = True
+        for column in grid.columns:
+            cells = table.add_row().cells
+            _label_cell(cells[0], column)
+            for index, cell in enumerate(cells[1:]):
+                _answer_cell(cell, grid.field(index, column), ids)
+    table.alignment = WD_TABLE_ALIGNMENT.CENTER
+
+
+def build_template(kind: FormKind) -> Document:
+    """The default Word form for a kind, straight from its declaration."""
+    document = docx.Document()
+    _styles(document)
+    page = document.sections[0]
+    page.orientation = WD_ORIENT.PORTRAIT
+    page.page_width, page.page_height = Cm(21), Cm(29.7)
+    for side in ("left_margin", "right_margin"):
+        setattr(page, side, Cm(1.8))
+    page.top_margin = page.bottom_margin = Cm(1.5)
+
+    school = page.header.paragraphs[0]
+    school._p.append(control(Field(SCHOOL_TAG, "School", Widget.text), 1))
+
+    document.add_heading(kind.title, level=1)
+    guidance = document.add_paragraph(kind.guidance)
+    guidance.runs[0].font.color.rgb = _GREY
+    document.add_paragraph("Boxes marked * must be filled in.").runs[0].italic = True
+    ids = [100]
+    for block in blocks(kind):
+        document.add_heading(block.heading, level=2)
+        if isinstance(block, Section):
+            _section(document, block, ids)
+        else:
+            _grid(document, block, ids)
+    footer = page.footer.paragraphs[0]
+    mark = footer.add_run(f"{kind.title}. " + FOOTER_MARK.format(slug=kind.slug, version=kind.version))
+    mark.font.size = Pt(7.5)
+    mark.font.color.rgb = _GREY
+    _set_properties(document, kind)
+    return document
+
+
+def _set_properties(document: Document, kind: FormKind) -> None:
+    """Kind and version as custom document properties, which Word and LibreOffice both keep."""
+    xml = (
+        f'<Properties xmlns="{CUSTOM_NS}" xmlns:vt="{VT_NS}">'
+        f'<property fmtid="{{D5CDD505-2E9C-101B-9397-08002B2CF9AE}}" pid="2" name="{PROP_KIND}">'
+        f"<vt:lpwstr>{kind.slug}</vt:lpwstr></property>"
+        f'<property fmtid="{{D5CDD505-2E9C-101B-9397-08002B2CF9AE}}" pid="3" name="{PROP_VERSION}">'
+        f"<vt:lpwstr>{kind.version}</vt:lpwstr></property></Properties>"
+    ).encode()
+    package = document.part.package
+    for rel in list(package.rels.values()):
+        if rel.reltype == RT.CUSTOM_PROPERTIES:
+            rel.target_part._blob = xml
+            return
+    part = Part(
+        PackURI("/docProps/custom.xml"),
+        "application/vnd.openxmlformats-officedocument.custom-properties+xml",
+        xml,
+        package,
+    )
+    package.relate_to(part, RT.CUSTOM_PROPERTIES)
+    document.core_properties.title = kind.title
+
+
+def _controls(document: Document) -> list[etree._Element]:
+    found: list[etree._Element] = []
+    parts = [document.part] + [s.header.part for s in document.sections if s.header is not None]
+    for part in parts:
+        found += part.element.iter(w("sdt"))
+    return found
+
+
+def _tag(sdt: etree._Element) -> str | None:
+    tag = sdt.find(f"{w('sdtPr')}/{w('tag')}")
+    return None if tag is None else tag.get(w("val"))
+
+
+def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"pupil": {"upn": ...}}`` and lists as ``{"pupil.upn": ..., "outcomes.0.description": ...}``."""
+    flat: dict[str, Any] = {}
+    items = values.items() if isinstance(values, Mapping) else enumerate(values)
+    for key, value in items:
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping | list | tuple):
+            flat.update(flatten(value, f"{path}."))
+        elif value is not None:
+            flat[path] = value
+    return flat
+
+
+def make_form(
+    kind: FormKind,
+    *,
+    school: str,
+    values: Mapping[str, Any] | None = None,
+    template: Path | None = None,
+) -> bytes:
+    """A Word form, blank or pre-filled, as .docx bytes.
+
+    ``values`` has the same nested shape as ``senforms extract --json``; any subset will do.
+    ``template`` is a school's own copy of the form; without one the declaration is used.
+    """
+    document = _open_template(kind, template) if template else build_template(kind)
+    specs = fields(kind)
+    flat = flatten(values or {})
+    unknown = sorted(set(flat) - set(specs))
+    if unknown:
+        raise TemplateError(f"These values have no box on the {kind.title}: {', '.join(unknown)}")
+    for sdt in _controls(document):
+        tag = _tag(sdt)
+        if tag == SCHOOL_TAG:
+            set_control(sdt, Widget.text, school)
+        elif tag in flat:
+            spec = specs[tag]
+            set_control(sdt, spec.widget, flat[tag], dict(spec.choices) if spec.choices else None)
+    _set_properties(document, kind)
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()
+
+
+def _open_template(kind: FormKind, template: Path) -> Document:
+    try:
+        document = docx.Document(str(template))
+    except Exception as exc:  # python-docx raises many types for a damaged file
+        raise TemplateError(f"The form template {template.name} cannot be opened ({exc}).") from exc
+    tags = {_tag(sdt) for sdt in _controls(document)}
+    missing = [f.label for path, f in fields(kind).items() if path not in tags]
+    if missing:
+        raise TemplateError(
+            f"The form template {template.name} has lost the answer boxes for: {', '.join(missing[:8])}"
+            + (" and more" if len(missing) > 8 else "")
+        )
+    return document
+
+
+__all__ = ["SCHOOL_TAG", "W14_NS", "W_NS", "build_template", "control", "flatten", "make_form", "set_control"]
