@@ -60,3 +60,21 @@ def write_atomic(path: Path, data: bytes, *, overwrite: bool = False) -> Path:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def set_aside(source: Path, problems: Path, note: str) -> Path:
+    """Move a file that could not be processed into ``problems/`` with a note beside it.
+
+    The file is moved, never deleted or changed; if a file of that name is already set aside, the
+    new one gets a free name. The note (``<file>.txt``) is written first, so that a crash between
+    the two steps leaves a note without its file, never a file without a note.
+    """
+    problems.mkdir(parents=True, exist_ok=True)
+    target = problems / safe_name(source.name, limit=150)
+    n = 1
+    while target.exists() or target.with_name(target.name + ".txt").exists():
+        n += 1
+        target = problems / f"{Path(safe_name(source.name, 150)).stem} ({n}){source.suffix}"
+    write_atomic(target.with_name(target.name + ".txt"), (note.rstrip() + "\n").encode("utf-8"), overwrite=True)
+    os.replace(source, target)
+    return target
