@@ -22,11 +22,12 @@ from docx.opc.packuri import PackURI
 from docx.opc.part import Part
 from docx.shared import Cm, Pt, RGBColor
 from lxml import etree
+from pydantic_core import PydanticCustomError
 
 from senforms.errors import TemplateError
 from senforms.kinds import FormKind
 from senforms.layout import Field, Grid, Section, Widget, blocks, fields
-from senforms.values import format_uk_date
+from senforms.values import format_uk_date, parse_uk_date
 from senforms.wordml import (
     CHECKED,
     CUSTOM_NS,
@@ -307,11 +308,25 @@ def make_form(
             set_control(sdt, Widget.text, school)
         elif tag in flat:
             spec = specs[tag]
-            set_control(sdt, spec.widget, flat[tag], dict(spec.choices) if spec.choices else None)
+            value = flat[tag]
+            if spec.widget is Widget.date and isinstance(value, str):
+                value = _known_date(value, spec.label)
+            set_control(sdt, spec.widget, value, dict(spec.choices) if spec.choices else None)
     _set_properties(document, kind)
     out = io.BytesIO()
     document.save(out)
     return out.getvalue()
+
+
+def _known_date(text: str, label: str) -> date:
+    """A date from a values file (ISO as JSON has it, or as people type it)."""
+    try:
+        found = parse_uk_date(text)
+    except PydanticCustomError as exc:
+        raise TemplateError(f"{label}: {exc.message()}") from None
+    if found is None:
+        raise TemplateError(f"{label}: the date is empty")
+    return found
 
 
 def _open_template(kind: FormKind, template: Path) -> Document:
