@@ -1,0 +1,783 @@
+"""Write the letter templates in templates/letters/ that senforms ships.
+
+Run from the repository root: ``python scripts/make_letter_templates.py``. The .docx files are
+committed, so a school can open one in Word, reword or restyle it, and save it as
+``<home>/templates/letters/<name>.docx``; this script is only how the shipped copies are made.
+The names the tags use are listed in templates/letters/README.md.
+
+docxtpl tags used here: ``{{ name }}`` prints a value; ``{%p if ... %}`` / ``{%p for ... %}`` in a
+paragraph of its own keep or repeat the paragraphs up to ``{%p endif %}`` / ``{%p endfor %}``;
+``{%tr for ... %}`` in a table row of its own repeats the rows up to ``{%tr endfor %}``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from docx import Document
+from docx.document import Document as DocumentType
+from docx.enum.table import WD_TABLE_ALIGNMENT
+from docx.enum.text import WD_ALIGN_PARAGRAPH
+from docx.oxml import OxmlElement
+from docx.oxml.ns import qn
+from docx.shared import Cm, Pt, RGBColor
+
+OUT = Path(__file__).resolve().parent.parent / "templates" / "letters"
+ACCENT = RGBColor(0x1F, 0x3A, 0x5F)
+
+
+# --- building blocks --------------------------------------------------------------------------
+
+
+def new_document(title: str, margins_cm: float = 2.0) -> DocumentType:
+    doc = Document()
+    for section in doc.sections:
+        section.top_margin = section.bottom_margin = Cm(margins_cm)
+        section.left_margin = section.right_margin = Cm(margins_cm)
+    normal = doc.styles["Normal"]
+    normal.font.name = "Arial"
+    normal.font.size = Pt(11)
+    # East-Asian font slot too, or Word falls back to its own default for some characters.
+    normal.element.rPr.rFonts.set(qn("w:eastAsia"), "Arial")
+    normal.paragraph_format.space_after = Pt(6)
+    for name, size in (("Title", 18), ("Heading 1", 14), ("Heading 2", 12)):
+        style = doc.styles[name]
+        style.font.name = "Arial"
+        style.font.size = Pt(size)
+        style.font.color.rgb = ACCENT
+        style.font.bold = True
+        style.paragraph_format.space_before = Pt(10 if name != "Title" else 0)
+        style.paragraph_format.space_after = Pt(4)
+    doc.core_properties.title = title
+    doc.core_properties.author = "senforms"
+    doc.core_properties.comments = "A senforms letter template; see templates/letters/README.md"
+    return doc
+
+
+def para(doc: DocumentType, text: str = "", *, bold: bool = False, size: float | None = None, align: str = "") -> None:
+    p = doc.add_paragraph()
+    if text:
+        run = p.add_run(text)
+        run.bold = bold
+        if size:
+            run.font.size = Pt(size)
+    if align == "right":
+        p.alignment = WD_ALIGN_PARAGRAPH.RIGHT
+    elif align == "centre":
+        p.alignment = WD_ALIGN_PARAGRAPH.CENTER
+
+
+def rich(doc: DocumentType, *parts: tuple[str, bool], style: str | None = None) -> None:
+    """A paragraph of runs, some bold: ``rich(doc, ("Date: ", True), ("{{ today }}", False))``."""
+    p = doc.add_paragraph(style=style)
+    for text, bold in parts:
+        p.add_run(text).bold = bold
+
+
+def tag(doc: DocumentType, text: str) -> None:
+    """A paragraph holding only a {%p ... %} tag; docxtpl removes the paragraph itself."""
+    doc.add_paragraph(text)
+
+
+def bullet(doc: DocumentType, text: str) -> None:
+    doc.add_paragraph(text, style="List Bullet")
+
+
+def heading(doc: DocumentType, text: str, level: int = 1) -> None:
+    doc.add_heading(text, level=level)
+
+
+def _shade(cell, fill: str) -> None:
+    tc_pr = cell._tc.get_or_add_tcPr()
+    shd = OxmlElement("w:shd")
+    shd.set(qn("w:val"), "clear")
+    shd.set(qn("w:color"), "auto")
+    shd.set(qn("w:fill"), fill)
+    tc_pr.append(shd)
+
+
+def _cell_text(cell, text: str, *, bold: bool = False) -> None:
+    cell.text = ""
+    run = cell.paragraphs[0].add_run(text)
+    run.bold = bold
+    cell.paragraphs[0].paragraph_format.space_after = Pt(2)
+
+
+def loop_table(
+    doc: DocumentType, headers: Sequence[str], cells: Sequence[str], loop: str, widths_cm: Sequence[float]
+) -> None:
+    """A table with a header row and one row repeated for each item of ``loop`` ("o in form.outcomes")."""
+    table = doc.add_table(rows=4, cols=len(headers))
+    table.style = doc.styles["Table Grid"]
+    table.alignment = WD_TABLE_ALIGNMENT.LEFT
+    for i, text in enumerate(headers):
+        _cell_text(table.cell(0, i), text, bold=True)
+        _shade(table.cell(0, i), "DCE6F1")
+    # The loop rows: docxtpl keeps only the tag, so one cell each is enough.
+    _cell_text(table.cell(1, 0), f"{{%tr for {loop} %}}")
+    for i, text in enumerate(cells):
+        _cell_text(table.cell(2, i), text)
+    _cell_text(table.cell(3, 0), "{%tr endfor %}")
+    _repeat_header(table.rows[0])
+    for row in table.rows:
+        for cell, width in zip(row.cells, widths_cm, strict=False):
+            cell.width = Cm(width)
+    doc.add_paragraph().paragraph_format.space_after = Pt(2)
+
+
+def pairs_table(
+    doc: DocumentType, rows: Sequence[tuple[str, str]], widths_cm: tuple[float, float] = (5.0, 12.0)
+) -> None:
+    """Label and value, one pair a row: the record part of a note."""
+    table = doc.add_table(rows=len(rows), cols=2)
+    table.style = doc.styles["Table Grid"]
+    for r, (label, value) in enumerate(rows):
+        _cell_text(table.cell(r, 0), label, bold=True)
+        _shade(table.cell(r, 0), "F2F2F2")
+        _cell_text(table.cell(r, 1), value)
+        table.cell(r, 0).width = Cm(widths_cm[0])
+        table.cell(r, 1).width = Cm(widths_cm[1])
+    doc.add_paragraph().paragraph_format.space_after = Pt(2)
+
+
+def _repeat_header(row) -> None:
+    tr_pr = row._tr.get_or_add_trPr()
+    header = OxmlElement("w:tblHeader")
+    header.set(qn("w:val"), "true")
+    tr_pr.append(header)
+
+
+def footer(doc: DocumentType, text: str) -> None:
+    p = doc.sections[0].footer.paragraphs[0]
+    p.text = text
+    p.alignment = WD_ALIGN_PARAGRAPH.CENTER
+    for run in p.runs:
+        run.font.size = Pt(8)
+        run.font.color.rgb = RGBColor(0x59, 0x59, 0x59)
+
+
+# --- parts that letters share ------------------------------------------------------------------
+
+
+def letterhead(doc: DocumentType) -> None:
+    para(doc, "{{ school.name }}", bold=True, size=16, align="right")
+    para(doc, "{{ school.address }}", align="right")
+    para(doc, "Phone {{ school.phone }}   E-mail {{ school.email }}", align="right")
+    para(doc)
+    para(doc, "{{ today }}")
+    para(doc, "Private and confidential", bold=True)
+    corrected(doc)
+
+
+def corrected(doc: DocumentType) -> None:
+    tag(doc, "{%p if corrected %}")
+    rich(
+        doc,
+        ("Corrected copy. ", True),
+        ("This replaces the copy we sent you before, because the form it came from has been corrected. ", False),
+        ("Please use this one and throw the earlier copy away.", False),
+    )
+    tag(doc, "{%p endif %}")
+
+
+def about_line(doc: DocumentType) -> None:
+    rich(
+        doc,
+        ("About: ", True),
+        (
+            "{{ pupil.full_name }}, {{ pupil.year_group }}{% if pupil.class_name %}, {{ pupil.class_name }} class{% endif %}",
+            False,
+        ),
+    )
+
+
+def sendiass(doc: DocumentType) -> None:
+    heading(doc, "Free, independent advice", 2)
+    para(
+        doc,
+        "{{ sendiass.name }} gives free, confidential advice to parents and carers about special "
+        "educational needs. It is independent of the school and the council, so you can talk to them "
+        "about anything in this letter. Phone {{ sendiass.phone }} or visit {{ sendiass.website }}.",
+    )
+    para(
+        doc,
+        "The council's Local Offer describes the help available locally for children with special "
+        "educational needs: {{ sendiass.local_offer }}.",
+    )
+
+
+def sign_off(doc: DocumentType) -> None:
+    para(doc, "Yours sincerely")
+    para(doc)
+    para(doc)
+    para(doc, "{{ signatory.name }}", bold=True)
+    para(doc, "{{ signatory.role }}, {{ school.name }}")
+
+
+def contact_us(doc: DocumentType) -> None:
+    para(
+        doc,
+        "If you have any questions, or would like to talk about this, please contact me through the "
+        "school office on {{ school.phone }} or at {{ school.email }}.",
+    )
+
+
+# --- the documents -------------------------------------------------------------------------------
+
+
+def early_discussion_note() -> DocumentType:
+    doc = new_document("Note of our early discussion")
+    letterhead(doc)
+    about_line(doc)
+    para(doc, "{{ greeting }}")
+    para(
+        doc,
+        "Thank you for meeting us on {{ form.meeting_date }} to talk about {{ pupil.known_as }}. "
+        "This is a short note of what we discussed and what we agreed. A copy is kept in "
+        "{{ pupil.known_as }}'s school record.",
+    )
+    para(
+        doc,
+        "Please read it and let us know if anything is wrong or missing. Your knowledge of "
+        "{{ pupil.known_as }} matters to us, and so do your concerns.",
+    )
+    heading(doc, "What we talked about")
+    pairs_table(
+        doc,
+        [
+            ("Date of meeting", "{{ form.meeting_date }}"),
+            ("Who was there", "{{ form.attendees }}"),
+            ("What {{ pupil.known_as }} is good at", "{{ form.strengths }}"),
+            ("What {{ pupil.known_as }} finds hard", "{{ form.difficulties }}"),
+            ("Your concerns", "{{ form.parent_concerns or 'None written down' }}"),
+            ("What {{ pupil.known_as }} told us", "{{ form.pupil_views or 'Not asked this time' }}"),
+            ("Areas of need we talked about", "{{ form.areas | join(', ') if form.areas else 'None recorded' }}"),
+            ("What we hope for", "{{ form.outcomes_sought }}"),
+            ("Next steps we agreed", "{{ form.next_steps }}"),
+        ],
+    )
+    heading(doc, "What we decided")
+    tag(doc, '{%p if form.decision == "SEN support" %}')
+    para(
+        doc,
+        "We agreed that {{ pupil.known_as }} needs SEN support. This means help that is extra to, or "
+        "different from, what other children of the same age usually get. We will write to you "
+        "separately to confirm this, and we will plan the support together with you.",
+    )
+    tag(doc, '{%p elif form.decision == "Monitor and meet again" %}')
+    para(
+        doc,
+        "We agreed to keep a close eye on how {{ pupil.known_as }} is getting on in class and to meet "
+        "again before deciding whether extra support is needed.",
+    )
+    tag(doc, '{%p elif form.decision == "No SEN" %}')
+    para(
+        doc,
+        "We agreed that {{ pupil.known_as }} does not need special educational support at the moment. "
+        "Good teaching in class, adapted to {{ pupil.known_as }}, will continue. If you or we become "
+        "worried again, we will meet and look at this again.",
+    )
+    tag(doc, "{%p else %}")
+    para(doc, "{{ form.decision }}")
+    tag(doc, "{%p endif %}")
+    tag(doc, "{%p if form.next_meeting_date %}")
+    rich(doc, ("Our next meeting: ", True), ("{{ form.next_meeting_date }}", False))
+    tag(doc, "{%p endif %}")
+    contact_us(doc)
+    sendiass(doc)
+    sign_off(doc)
+    footer(doc, "Note of early discussion: {{ pupil.full_name }}, {{ form.meeting_date }}")
+    return doc
+
+
+def sen_notification() -> DocumentType:
+    doc = new_document("Notification of SEN support")
+    letterhead(doc)
+    about_line(doc)
+    para(doc, "{{ greeting }}")
+    heading(doc, "{{ pupil.known_as }} will receive SEN support")
+    para(
+        doc,
+        "Thank you for talking with us about {{ pupil.known_as }}"
+        "{% if form.meeting_date %} on {{ form.meeting_date }}{% endif %}. I am writing to tell you formally "
+        "that the school has decided to make special educational provision for {{ pupil.known_as }}. "
+        "This is called SEN support: help that is extra to, or different from, what other children of "
+        "the same age usually get.",
+    )
+    para(
+        doc,
+        "The law asks schools to tell parents in writing when they do this (section 68 of the Children "
+        "and Families Act 2014, and paragraph 6.48 of the SEND Code of Practice). It does not mean that "
+        "anything is wrong with the teaching {{ pupil.known_as }} has had, or that the support will "
+        "always be needed.",
+    )
+    heading(doc, "What the support is for", 2)
+    tag(doc, "{%p if form.areas %}")
+    para(doc, "We agreed that {{ pupil.known_as }} needs help in these areas:")
+    tag(doc, "{%p for area in form.areas %}")
+    bullet(doc, "{{ area }}")
+    tag(doc, "{%p endfor %}")
+    tag(doc, "{%p endif %}")
+    tag(doc, "{%p if form.primary_need_text %}")
+    para(
+        doc,
+        "On the school census this is recorded as: {{ form.primary_need_text }}. Schools use this "
+        "heading to plan support; it is not a medical diagnosis.",
+    )
+    tag(doc, "{%p endif %}")
+    heading(doc, "What this means", 2)
+    bullet(
+        doc,
+        "{{ pupil.known_as }}'s name is added to the school's SEN register. This is the school's list of "
+        "pupils who receive SEN support. It is kept confidential.",
+    )
+    bullet(
+        doc,
+        "We will agree a support plan with you and with {{ pupil.known_as }}"
+        "{% if form.next_meeting_date %}, at our next meeting on {{ form.next_meeting_date }}{% endif %}. "
+        "It will say what we are aiming for, what help {{ pupil.known_as }} will get, who will give it, "
+        "and when we will check how it is going.",
+    )
+    bullet(
+        doc,
+        "We will meet you at least three times a year to review how {{ pupil.known_as }} is getting on "
+        "and to plan the next steps together.",
+    )
+    bullet(
+        doc,
+        "The class teacher stays responsible for {{ pupil.known_as }}'s learning every day, with help "
+        "from me as {{ signatory.role }}.",
+    )
+    heading(doc, "Your part", 2)
+    para(
+        doc,
+        "You know {{ pupil.known_as }} best, and you have the right to be involved in every decision "
+        "about this support. Please tell us what you think, at meetings or at any time in between. If "
+        "you disagree with anything, talk to me or to the headteacher.",
+    )
+    contact_us(doc)
+    sendiass(doc)
+    sign_off(doc)
+    footer(doc, "Notification of SEN support: {{ pupil.full_name }}")
+    return doc
+
+
+def plan_parent_copy() -> DocumentType:
+    doc = new_document("SEN support plan: parent's copy")
+    letterhead(doc)
+    about_line(doc)
+    para(doc, "{{ greeting }}")
+    para(
+        doc,
+        "Here is your copy of {{ pupil.known_as }}'s SEN support plan, agreed on {{ form.plan_date }}. "
+        "It sets out what we are working towards, the help {{ pupil.known_as }} will have at school, "
+        "and how you can help at home.",
+    )
+    para(
+        doc,
+        "We will meet again on {{ form.review_date }} to look at how well the plan is working. If "
+        "anything in it is not right, or things change at home, please tell us before then.",
+    )
+    contact_us(doc)
+    sign_off(doc)
+    doc.add_page_break()
+    doc.add_heading("SEN support plan for {{ pupil.known_as }}", level=0)
+    pairs_table(
+        doc,
+        [
+            ("Pupil", "{{ pupil.full_name }}, {{ pupil.year_group }}"),
+            ("Date of plan", "{{ form.plan_date }}"),
+            ("Review date", "{{ form.review_date }}"),
+            ("Class teacher", "{{ form.class_teacher }}"),
+            ("SENCO", "{{ form.senco }}"),
+        ],
+    )
+    heading(doc, "What {{ pupil.known_as }} needs help with")
+    para(doc, "{{ form.needs }}")
+    heading(doc, "What we are working towards")
+    para(doc, "These are the outcomes we agreed. At the review we will look at each one together.")
+    loop_table(
+        doc,
+        ["", "Outcome", "How we will know"],
+        ["{{ loop.index }}", "{{ o.description }}", "{{ o.success_criteria }}"],
+        "o in form.outcomes",
+        (1.0, 8.0, 8.0),
+    )
+    heading(doc, "Help at school")
+    loop_table(
+        doc,
+        ["What", "Who gives it", "Group size", "How often", "From"],
+        ["{{ p.what }}", "{{ p.who }}", "{{ p.group_size }}", "{{ p.frequency }}", "{{ p.start_date }}"],
+        "p in form.provision",
+        (5.0, 3.5, 2.0, 3.5, 3.0),
+    )
+    heading(doc, "How all staff will help in class")
+    para(doc, "{{ form.strategies }}")
+    tag(doc, "{%p if form.home %}")
+    heading(doc, "What you will do at home")
+    para(doc, "{{ form.home }}")
+    tag(doc, "{%p endif %}")
+    tag(doc, "{%p if form.pupil_views %}")
+    heading(doc, "What {{ pupil.known_as }} said")
+    para(doc, "{{ form.pupil_views }}")
+    tag(doc, "{%p endif %}")
+    heading(doc, "What we expect the help to change")
+    para(doc, "{{ form.expected_impact }}")
+    heading(doc, "Agreement")
+    tag(doc, '{%p if form.parents_agree == "Yes" %}')
+    para(doc, "Parents or carers agreed this plan{% if form.agreed_by %} ({{ form.agreed_by }}){% endif %}.")
+    tag(doc, "{%p else %}")
+    para(doc, "Your agreement to this plan is not recorded yet. Please let us know whether you agree.")
+    tag(doc, "{%p endif %}")
+    footer(doc, "SEN support plan: {{ pupil.full_name }}, {{ form.plan_date }}")
+    return doc
+
+
+def staff_briefing() -> DocumentType:
+    doc = new_document("Staff briefing", margins_cm=1.5)
+    doc.styles["Normal"].font.size = Pt(10)
+    doc.styles["Normal"].paragraph_format.space_after = Pt(3)
+    doc.add_heading("Staff briefing: {{ pupil.known_as }} {{ pupil.surname }}", level=0)
+    corrected(doc)
+    para(
+        doc,
+        "For staff who teach or support {{ pupil.known_as }}. Confidential: keep it with your planning, "
+        "not on display, and do not share it outside school.",
+    )
+    pairs_table(
+        doc,
+        [
+            ("Pupil", "{{ pupil.full_name }} (known as {{ pupil.known_as }})"),
+            ("Year and class", "{{ pupil.year_group }}{% if pupil.class_name %}, {{ pupil.class_name }}{% endif %}"),
+            ("Plan dated", "{{ form.plan_date }}; next review {{ form.review_date }}"),
+            ("Ask", "{{ form.senco }} (SENCO) or {{ form.class_teacher }} (class teacher)"),
+        ],
+        widths_cm=(4.0, 14.0),
+    )
+    heading(doc, "Needs", 2)
+    para(doc, "{{ form.needs }}")
+    heading(doc, "Outcomes we are working towards", 2)
+    tag(doc, "{%p for o in form.outcomes %}")
+    doc.add_paragraph("{{ o.description }}", style="List Number")
+    tag(doc, "{%p endfor %}")
+    heading(doc, "Support in place", 2)
+    loop_table(
+        doc,
+        ["What", "Who", "How often"],
+        ["{{ p.what }}", "{{ p.who }}", "{{ p.frequency }}"],
+        "p in form.provision",
+        (8.0, 5.0, 5.0),
+    )
+    heading(doc, "What helps in every lesson", 2)
+    para(doc, "{{ form.strategies }}")
+    tag(doc, "{%p if form.pupil_views %}")
+    heading(doc, "In {{ pupil.known_as }}'s words", 2)
+    para(doc, "{{ form.pupil_views }}")
+    tag(doc, "{%p endif %}")
+    footer(doc, "{{ school.name }}: staff briefing, {{ pupil.full_name }}, {{ today }}. Confidential.")
+    return doc
+
+
+def review_outcome() -> DocumentType:
+    doc = new_document("SEN support review: outcome")
+    letterhead(doc)
+    about_line(doc)
+    para(doc, "{{ greeting }}")
+    para(
+        doc,
+        "Thank you for coming to {{ pupil.known_as }}'s review on {{ form.review_date }}. This letter "
+        "sets out what we found and what we agreed, so that you have a clear record of how the "
+        "support is working. The full record of our discussion follows.",
+    )
+    heading(doc, "What we agreed", 2)
+    tag(doc, '{%p if form.decision == "Continue the plan" %}')
+    para(doc, "The support is working, so we will carry on with the plan as it is.")
+    tag(doc, '{%p elif form.decision == "Revise outcomes or provision" %}')
+    para(
+        doc,
+        "We will change some of the outcomes or some of the support, as we discussed. The new plan "
+        "will be shared with you.",
+    )
+    tag(doc, '{%p elif form.decision == "Involve a specialist" %}')
+    para(
+        doc,
+        "We would like to ask a specialist for advice. We will only do this with your agreement, and we "
+        "will write to you about it separately.",
+    )
+    tag(doc, '{%p elif form.decision == "Request an EHC needs assessment" %}')
+    para(
+        doc,
+        "We agreed to ask the local council for an Education, Health and Care (EHC) needs assessment. "
+        "This is a detailed look at {{ pupil.known_as }}'s needs, which can lead to an EHC plan. We will "
+        "talk with you about the request before it is sent, and SEN support continues meanwhile.",
+    )
+    tag(doc, '{%p elif form.decision == "End SEN support" %}')
+    para(
+        doc,
+        "{{ pupil.known_as }} has made enough progress that SEN support can end. We will write to you "
+        "separately about this.",
+    )
+    tag(doc, "{%p else %}")
+    para(doc, "{{ form.decision }}")
+    tag(doc, "{%p endif %}")
+    tag(doc, "{%p if form.next_review_date %}")
+    rich(doc, ("Next review: ", True), ("{{ form.next_review_date }}", False))
+    tag(doc, "{%p endif %}")
+    contact_us(doc)
+    sendiass(doc)
+    sign_off(doc)
+    doc.add_page_break()
+    doc.add_heading("Record of the review for {{ pupil.known_as }}", level=0)
+    pairs_table(
+        doc,
+        [
+            ("Pupil", "{{ pupil.full_name }}, {{ pupil.year_group }}"),
+            ("Date of review", "{{ form.review_date }}"),
+            ("Plan reviewed", "The plan of {{ form.plan_date }}"),
+            ("Who was there", "{{ form.attendees }}"),
+        ],
+    )
+    heading(doc, "Progress on each outcome")
+    loop_table(
+        doc,
+        ["Outcome", "Progress", "What shows it"],
+        ["{{ o.description }}", "{{ o.rating }}", "{{ o.evidence }}"],
+        "o in form.outcomes",
+        (7.5, 3.0, 6.5),
+    )
+    tag(doc, "{%p if form.provision %}")
+    heading(doc, "How well the support worked")
+    loop_table(
+        doc,
+        ["Support", "What difference it made"],
+        ["{{ p.what }}", "{{ p.impact }}"],
+        "p in form.provision",
+        (7.0, 10.0),
+    )
+    tag(doc, "{%p endif %}")
+    heading(doc, "Views")
+    pairs_table(
+        doc,
+        [
+            ("{{ pupil.known_as }}", "{{ form.pupil_views or 'Not recorded' }}"),
+            ("Parents or carers", "{{ form.parent_views or 'Not recorded' }}"),
+            ("School staff", "{{ form.staff_views or 'Not recorded' }}"),
+        ],
+    )
+    heading(doc, "Decision")
+    para(doc, "{{ form.decision }}{% if form.next_review_date %}. Next review: {{ form.next_review_date }}{% endif %}.")
+    footer(doc, "Review of SEN support: {{ pupil.full_name }}, {{ form.review_date }}")
+    return doc
+
+
+def specialist_letter() -> DocumentType:
+    doc = new_document("Asking a specialist for advice")
+    letterhead(doc)
+    about_line(doc)
+    para(doc, "{{ greeting }}")
+    para(
+        doc,
+        "At {{ pupil.known_as }}'s review on {{ form.review_date }} we talked about the progress "
+        "{{ pupil.known_as }} has made. Some of it has been slower than we all hoped, even with the "
+        "extra help in place.",
+    )
+    para(
+        doc,
+        "We would like to ask a specialist for advice. This could be, for example, an educational "
+        "psychologist, a specialist teacher, or a speech and language therapist, depending on what "
+        "{{ pupil.known_as }} needs. We will only go ahead if you agree, and we will talk with you "
+        "about which specialist would help most.",
+    )
+    heading(doc, "What would happen", 2)
+    bullet(doc, "The specialist may watch {{ pupil.known_as }} in class, talk with them, or do some assessments.")
+    bullet(doc, "They will usually want to hear from you too, about how things are at home.")
+    bullet(
+        doc,
+        "Their advice will be shared with you. We will meet to talk it through and to change the "
+        "support plan if needed.",
+    )
+    bullet(doc, "We keep a record of what the specialist advised and what we agreed, and share it with you.")
+    heading(doc, "What we need from you", 2)
+    para(
+        doc,
+        "Please fill in the slip below and return it to the school office, or reply by e-mail to "
+        "{{ school.email }}. If you would like to talk about it first, please ring me on {{ school.phone }}.",
+    )
+    sendiass(doc)
+    sign_off(doc)
+    para(doc, "✂ - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - -", align="centre")
+    heading(doc, "Reply: asking a specialist for advice about {{ pupil.full_name }}", 2)
+    para(doc, "☐  I agree to the school asking a specialist for advice about my child.")
+    para(doc, "☐  I do not agree at the moment. I would like to talk about it first.")
+    para(doc, "Name: ____________________________   Signed: ____________________   Date: ____________")
+    footer(doc, "Asking a specialist for advice: {{ pupil.full_name }}")
+    return doc
+
+
+def sen_support_ended() -> DocumentType:
+    doc = new_document("SEN support has ended")
+    letterhead(doc)
+    about_line(doc)
+    para(doc, "{{ greeting }}")
+    para(
+        doc,
+        "At {{ pupil.known_as }}'s review on {{ form.review_date }} we agreed together that "
+        "{{ pupil.known_as }} has made good progress and no longer needs SEN support. Thank you for "
+        "everything you have done to help.",
+    )
+    heading(doc, "What this means", 2)
+    bullet(
+        doc,
+        "{{ pupil.known_as }}'s name comes off the school's SEN register, the list of pupils who receive SEN support.",
+    )
+    bullet(
+        doc,
+        "{{ pupil.known_as }}'s teachers will keep adapting their teaching, as they do for every child, "
+        "and will keep an eye on how things go.",
+    )
+    bullet(doc, "The records of the support are kept safely in {{ pupil.known_as }}'s school file.")
+    heading(doc, "Progress at the last review", 2)
+    loop_table(
+        doc,
+        ["Outcome", "Progress"],
+        ["{{ o.description }}", "{{ o.rating }}"],
+        "o in form.outcomes",
+        (12.0, 5.0),
+    )
+    heading(doc, "If you become worried again", 2)
+    para(
+        doc,
+        "Please get in touch straight away if you have any concerns. We will meet you, look at what is "
+        "happening, and start SEN support again if {{ pupil.known_as }} needs it. We will do the same if "
+        "we notice anything at school.",
+    )
+    contact_us(doc)
+    sendiass(doc)
+    sign_off(doc)
+    footer(doc, "SEN support has ended: {{ pupil.full_name }}")
+    return doc
+
+
+def evidence_summary() -> DocumentType:
+    doc = new_document("Evidence of SEN support", margins_cm=1.8)
+    doc.add_heading("Evidence of SEN support: {{ pupil.full_name }}", level=0)
+    corrected(doc)
+    para(
+        doc,
+        "For the SENCO. Every cycle of assess, plan, do and review on record, for a request for an "
+        "Education, Health and Care needs assessment (SEND Code of Practice 6.63). Check it against the "
+        "pupil's file before it is sent.",
+    )
+    pairs_table(
+        doc,
+        [
+            ("Pupil", "{{ pupil.full_name }} (known as {{ pupil.known_as }})"),
+            ("UPN", "{{ pupil.upn }}"),
+            ("Date of birth", "{{ pupil.date_of_birth }}"),
+            ("Year and class", "{{ pupil.year_group }}{% if pupil.class_name %}, {{ pupil.class_name }}{% endif %}"),
+            ("Latest review", "{{ form.review_date }}: {{ form.decision }}"),
+            ("School", "{{ school.name }}"),
+            ("Prepared", "{{ today }}"),
+        ],
+    )
+    tag(doc, "{%p if not cycles %}")
+    para(doc, "No cycles of SEN support are on record for this pupil yet.")
+    tag(doc, "{%p endif %}")
+    tag(doc, "{%p for c in cycles %}")
+    heading(
+        doc,
+        "Cycle {{ c.cycle }}: plan of {{ c.plan_date }}, "
+        "{% if c.review_date %}reviewed {{ c.review_date }}{% else %}not yet reviewed{% endif %}",
+    )
+    loop_table(
+        doc,
+        ["Outcome", "Success criteria", "Progress at each review"],
+        ["{{ o.description }}", "{{ o.success_criteria }}", "{{ o.ratings | join(', ') }}"],
+        "o in c.outcomes",
+        (7.0, 5.5, 4.5),
+    )
+    loop_table(
+        doc,
+        ["Provision", "Delivered by", "How often, how long", "Weekly cost"],
+        ["{{ p.what }}", "{{ p.who }}", "{{ p.frequency }}", "{% if p.weekly_cost %}£{{ p.weekly_cost }}{% endif %}"],
+        "p in c.provision",
+        (6.0, 4.0, 4.5, 2.5),
+    )
+    rich(doc, ("Decision at review: ", True), ("{{ c.decision or 'Not yet reviewed' }}", False))
+    tag(doc, "{%p endfor %}")
+    tag(doc, "{%p if flags %}")
+    heading(doc, "Outcomes not achieved at two reviews in a row")
+    loop_table(
+        doc,
+        ["Outcome", "Ratings"],
+        ["{{ f.description }}", "{{ f.ratings | join(', ') }}"],
+        "f in flags",
+        (12.0, 5.0),
+    )
+    tag(doc, "{%p endif %}")
+    footer(doc, "Evidence of SEN support: {{ pupil.full_name }}, prepared {{ today }}. Confidential.")
+    return doc
+
+
+def specialist_prompt() -> DocumentType:
+    doc = new_document("Consider specialist involvement")
+    doc.add_heading("Consider asking a specialist: {{ pupil.full_name }}", level=0)
+    corrected(doc)
+    para(
+        doc,
+        "For the SENCO. At the review on {{ form.review_date }}, these outcomes for {{ pupil.full_name }} "
+        "({{ pupil.year_group }}) were rated \u201cNot achieved\u201d for the second review running:",
+    )
+    tag(doc, "{%p if flags %}")
+    loop_table(
+        doc,
+        ["Outcome", "Ratings, earliest first"],
+        ["{{ f.description }}", "{{ f.ratings | join(', ') }}"],
+        "f in flags",
+        (12.0, 5.0),
+    )
+    tag(doc, "{%p else %}")
+    para(doc, "(No outcomes are flagged.)")
+    tag(doc, "{%p endif %}")
+    para(
+        doc,
+        "The SEND Code of Practice (6.58-6.59) asks schools to consider involving specialists when a "
+        "pupil keeps making less than expected progress despite well-matched support, and to always "
+        "involve one where progress stays little or none. Parents must be involved in that decision.",
+    )
+    heading(doc, "To consider", 2)
+    bullet(doc, "Is the support matched to the need, delivered as planned and by trained staff?")
+    bullet(doc, "Which specialist would help: educational psychologist, specialist teacher, therapist, CAMHS?")
+    bullet(doc, "Talk with the parents and the pupil; record what is agreed and share it with them.")
+    bullet(doc, "If the specialist is agreed, senforms can write the letter asking the parents' agreement.")
+    rich(doc, ("Decision recorded at this review: ", True), ("{{ form.decision }}", False))
+    footer(doc, "{{ school.name }}: prompt for the SENCO, {{ pupil.full_name }}, {{ today }}. Confidential.")
+    return doc
+
+
+DOCUMENTS = {
+    "early-discussion-note": early_discussion_note,
+    "sen-notification": sen_notification,
+    "plan-parent-copy": plan_parent_copy,
+    "staff-briefing": staff_briefing,
+    "review-outcome": review_outcome,
+    "specialist-letter": specialist_letter,
+    "sen-support-ended": sen_support_ended,
+    "evidence-summary": evidence_summary,
+    "specialist-prompt": specialist_prompt,
+}
+
+
+def main(argv: Sequence[str] = ()) -> int:
+    OUT.mkdir(parents=True, exist_ok=True)
+    for name, build in DOCUMENTS.items():
+        path = OUT / f"{name}.docx"
+        build().save(path)
+        print(f"Wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,531 @@
+"""Letters and documents from docxtpl templates that a school may restyle and reword.
+
+A template is a Word document with Jinja tags (``{{ pupil.known_as }}``, ``{%p if ... %}``,
+``{%tr for ... %}``). The names a template may use are listed in ``templates/letters/README.md``;
+``sample_context`` builds a context of exactly that shape.
+
+Safety: the values come from forms that parents and staff typed, so they are data and never
+template code. Jinja does not re-read the text of a value, autoescape keeps ``& < >`` from
+breaking the XML, the sandbox keeps an edited template from reaching Python internals, and
+braces in values are written as character references so docxtpl's own ``{_{`` post-processing
+cannot touch them. Every document written is opened again before it is handed back.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import threading
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from docx import Document
+from docx.opc.exceptions import PackageNotFoundError
+from docx.oxml.ns import qn
+from docx.text.paragraph import Paragraph
+from docxtpl import DocxTemplate
+from jinja2 import StrictUndefined, Template
+from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
+from jinja2.sandbox import SandboxedEnvironment
+from jinja2.utils import missing
+from lxml.etree import XMLSyntaxError
+from markupsafe import Markup, escape
+
+import senforms
+from senforms.config import Settings
+from senforms.errors import TemplateError
+from senforms.values import clean_text
+
+TEMPLATES = Path(senforms.__file__).parent.parent / "templates"
+LETTERS = "letters"
+README_HINT = "templates/letters/README.md"
+
+# Which form's fields each template receives as ``form``.
+TEMPLATE_FORMS: dict[str, str] = {
+    "early-discussion-note": "early-discussion",
+    "sen-notification": "early-discussion",
+    "plan-parent-copy": "support-plan",
+    "staff-briefing": "support-plan",
+    "review-outcome": "review",
+    "specialist-letter": "review",
+    "sen-support-ended": "review",
+    "evidence-summary": "review",
+    "specialist-prompt": "review",
+}
+
+_MARKERS = ("{{", "}}", "{%", "%}")
+
+
+# --- the Jinja environment ----------------------------------------------------------------------
+
+
+class _Node(dict):
+    """A context mapping that knows where it sits, so an unknown name can be reported in full
+    (``pupil.nickname`` rather than Jinja's "'dict object' has no attribute")."""
+
+    senforms_path: str = ""
+
+
+class _UnknownName(UndefinedError):
+    """A name the template uses that the context does not have; its message is the dotted path."""
+
+
+class _Undefined(StrictUndefined):
+    __slots__ = ()
+
+    def __init__(self, hint: str | None = None, obj: Any = None, name: str | None = None, exc: Any = None) -> None:
+        super().__init__(hint, missing if obj is None else obj, name, _UnknownName)
+
+    @property
+    def _undefined_message(self) -> str:
+        name = str(self._undefined_name)
+        owner = getattr(self._undefined_obj, "senforms_path", "")
+        return f"{owner}.{name}" if owner else name
+
+
+def _finalize(value: Any) -> Any:
+    """Every ``{{ }}`` value on its way into the XML: escaped, with braces and per cent signs as
+    character references, because docxtpl rewrites ``{_{`` to ``{{`` after rendering."""
+    if value is None:
+        return Markup("")
+    # Markup here comes from a filter over data (``join``), already escaped; braces still apply.
+    text = str(value) if isinstance(value, Markup) else str(escape(str(value)))
+    return Markup(text.replace("{", "&#123;").replace("}", "&#125;").replace("%", "&#37;"))
+
+
+class _Environment(SandboxedEnvironment):
+    """Compiles each template part once: docxtpl asks for ``from_string`` on every render, and
+    compiling a letter's XML is most of its cost."""
+
+    def __init__(self) -> None:
+        super().__init__(autoescape=True, undefined=_Undefined, finalize=_finalize)
+        self._compiled: dict[str, Template] = {}
+        self._lock = threading.Lock()
+
+    def from_string(self, source: Any, globals: Any = None, template_class: Any = None) -> Template:  # type: ignore[override]
+        if globals is not None or template_class is not None or not isinstance(source, str):
+            return super().from_string(source, globals, template_class)
+        with self._lock:
+            found = self._compiled.get(source)
+        if found is None:
+            found = super().from_string(source)
+            with self._lock:
+                if len(self._compiled) > 256:  # a school edits templates rarely; stay bounded anyway
+                    self._compiled.clear()
+                self._compiled[source] = found
+        return found
+
+
+_ENV = _Environment()
+
+
+# --- the context --------------------------------------------------------------------------------
+
+
+def _prepare(value: Any, path: str) -> Any:
+    """Clean every string (docxtpl turns \\a into a paragraph break and drops \\x00) and give
+    every mapping its path for error messages."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, Mapping):
+        node = _Node()
+        node.senforms_path = path
+        for key, item in value.items():
+            node[str(key)] = _prepare(item, f"{path}.{key}" if path else str(key))
+        return node
+    if isinstance(value, (list, tuple)):
+        return [_prepare(item, f"{path}[{i}]") for i, item in enumerate(value)]
+    return value
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Mapping):
+        return [s for item in value.values() for s in _strings(item)]
+    if isinstance(value, list):
+        return [s for item in value for s in _strings(item)]
+    return []
+
+
+# --- the template cache -----------------------------------------------------------------------
+
+_CACHE: dict[Path, tuple[tuple[int, int], bytes]] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def _template_bytes(template: Path) -> bytes:
+    """The template's bytes, read again only when the file changes. Each render opens a fresh
+    DocxTemplate on them, because a DocxTemplate keeps its rendered state."""
+    try:
+        stat = template.stat()
+    except OSError as exc:
+        raise TemplateError(f"The template {_label(template)} cannot be opened: {exc.strerror or exc}.") from exc
+    key = (stat.st_mtime_ns, stat.st_size)
+    with _CACHE_LOCK:
+        cached = _CACHE.get(template)
+    if cached and cached[0] == key:
+        return cached[1]
+    try:
+        data = template.read_bytes()
+    except OSError as exc:
+        raise TemplateError(f"The template {_label(template)} cannot be opened: {exc.strerror or exc}.") from exc
+    with _CACHE_LOCK:
+        _CACHE[template] = (key, data)
+    return data
+
+
+def _label(template: Path) -> str:
+    try:
+        template.relative_to(TEMPLATES)
+    except ValueError:
+        return f"{template.name} (the school's copy, {template})"
+    return f"{template.name} (the copy that comes with senforms)"
+
+
+# --- rendering ----------------------------------------------------------------------------------
+
+
+def render_docx(template: Path, context: Mapping[str, Any]) -> bytes:
+    """Fill in a letter template and return the .docx bytes, checked by opening them again."""
+    template = Path(template).resolve()
+    data = _template_bytes(template)
+    prepared = _prepare(context, "")
+    where = f"The template {_label(template)}"
+    try:
+        doc = DocxTemplate(io.BytesIO(data))
+        doc.render(prepared, _ENV)
+        out = io.BytesIO()
+        doc.save(out)
+    except _UnknownName as exc:
+        raise TemplateError(
+            f"{where}: the template uses {{{{ {_as_written(data, str(exc))} }}}}, which senforms does not "
+            f"provide; the names you can use are listed in {README_HINT}."
+        ) from None
+    except TemplateSyntaxError as exc:
+        raise TemplateError(f"{where}: {_syntax_problem(exc)}") from None
+    except SecurityError as exc:
+        raise TemplateError(f"{where}: the template asks for something senforms does not allow ({exc}).") from None
+    except (PackageNotFoundError, zipfile.BadZipFile, KeyError, XMLSyntaxError) as exc:
+        raise TemplateError(f"{where} cannot be opened as a Word document ({exc}).") from None
+    except Exception as exc:
+        # An edited template can fail in many small ways (a filter on the wrong kind of value,
+        # a loop over a name that is not a list); the school needs the message, not a traceback.
+        raise TemplateError(f"{where} could not be filled in: {exc}.") from None
+    result = out.getvalue()
+    _check_output(result, where, prepared)
+    return result
+
+
+def _as_written(data: bytes, expression: str) -> str:
+    """The name as the template writes it (``item.nickname`` inside a loop), else its full path."""
+    name = expression.rsplit(".", 1)[-1]
+    for tag in _tags(data):
+        for found in re.findall(r"[A-Za-z_][\w.\[\]]*", tag):
+            if found == name or found.endswith("." + name):
+                return found
+    return re.sub(r"\[\d+\]", "[…]", expression)
+
+
+def _tags(data: bytes) -> list[str]:
+    try:
+        text = " ".join(_document_text(Document(io.BytesIO(data))))
+    except Exception:
+        return []
+    return re.findall(r"\{[{%](.*?)[%}]\}", text)
+
+
+def _syntax_problem(exc: TemplateSyntaxError) -> str:
+    lines = [line.strip() for line in getattr(exc, "docx_context", [])]
+    text = ""
+    if lines and exc.lineno:
+        here = (exc.lineno - 1) - max(exc.lineno - 4, 0)
+        for index in [here, *range(here - 1, -1, -1), *range(here + 1, len(lines))]:
+            if 0 <= index < len(lines) and lines[index]:
+                text = lines[index]
+                break
+    place = f' in or near the paragraph "{text[:120]}"' if text else ""
+    return (
+        f"a {{{{ }}}} or {{% %}} tag is written wrongly{place} ({exc.message}). "
+        "Every {{ needs a matching }}, every {% if %} an {% endif %}, every {% for %} an {% endfor %}."
+    )
+
+
+def _document_text(doc: Any) -> list[str]:
+    """Text of every paragraph: body, tables (nested too), headers and footers."""
+    texts = [Paragraph(p, doc.part).text for p in doc.element.body.iter(qn("w:p"))]
+    for section in doc.sections:
+        for part in (section.header, section.footer, section.first_page_header, section.first_page_footer):
+            if not part.is_linked_to_previous:
+                texts += [p.text for p in part.paragraphs]
+                texts += [c.text for t in part.tables for r in t.rows for c in r.cells]
+    return texts
+
+
+def _check_output(result: bytes, where: str, context: Any) -> None:
+    try:
+        doc = Document(io.BytesIO(result))
+    except Exception as exc:
+        raise TemplateError(f"{where} produced a document that Word could not open ({exc}).") from None
+    texts = _document_text(doc)
+    text = "\n".join(texts)
+    if not text.strip():
+        raise TemplateError(f"{where} produced an empty document.")
+    # Braces a parent typed are data; only braces left over from the template are a problem.
+    typed = sorted({s for s in _strings(context) if any(m in s for m in _MARKERS)}, key=len, reverse=True)
+    for line in texts:
+        rest = line
+        for value in typed:
+            rest = rest.replace(value, "")
+        if any(marker in rest for marker in _MARKERS):
+            raise TemplateError(
+                f'{where}: a tag was left unfilled in the paragraph "{line.strip()[:120]}". '
+                "Check that each tag is typed with both braces, like {{ pupil.known_as }}."
+            )
+
+
+# --- which template, and checking them all ---------------------------------------------------------
+
+
+def letter_template(settings: Settings, name: str) -> Path:
+    """The school's copy in the home folder if there is one, else the one senforms ships."""
+    own = settings.templates / LETTERS / f"{name}.docx"
+    if own.is_file():
+        return own
+    shipped = TEMPLATES / LETTERS / f"{name}.docx"
+    if not shipped.is_file():
+        raise TemplateError(f"There is no letter template called {name}.docx.")
+    return shipped
+
+
+def check_templates(settings: Settings) -> list[str]:
+    """Every problem with the letter templates in use, in plain English; empty when all is well."""
+    problems: list[str] = []
+    for name, kind in TEMPLATE_FORMS.items():
+        try:
+            render_docx(letter_template(settings, name), sample_context(kind))
+        except TemplateError as exc:
+            problems.append(exc.message)
+    own = settings.templates / LETTERS
+    if own.is_dir():
+        for path in sorted(own.glob("*.docx")):
+            if path.stem not in TEMPLATE_FORMS and not path.name.startswith(("~$", ".~")):
+                problems.append(
+                    f"{path} is not one of the letters senforms writes, so it is never used. "
+                    f"Letter templates are named {', '.join(f'{n}.docx' for n in TEMPLATE_FORMS)}."
+                )
+    return problems
+
+
+# --- a realistic context --------------------------------------------------------------------------
+
+
+def _pupil() -> dict[str, Any]:
+    return {
+        "upn": "H801200001001",
+        "forename": "Oliver",
+        "surname": "Hart",
+        "known_as": "Ollie",
+        "full_name": "Oliver Hart",
+        "date_of_birth": "4 May 2018",
+        "year_group": "Year 3",
+        "class_name": "Willow",
+        "parents": [
+            {
+                "name": "Ms Rachel Hart",
+                "relationship": "Mother",
+                "address": "12 Beech Lane\nOakfield\nOK1 2AB",
+                "email": "rachel.hart@example.org",
+                "phone": "07700 900123",
+                "preferred_contact": "E-mail",
+            },
+            {
+                "name": "Mr Daniel Hart",
+                "relationship": "Father",
+                "address": "",
+                "email": "",
+                "phone": "07700 900456",
+                "preferred_contact": "Phone",
+            },
+        ],
+    }
+
+
+def _early_form() -> dict[str, Any]:
+    return {
+        "meeting_date": "3 November 2026",
+        "attendees": "Ms Hart (mother), Mrs Patel (class teacher), Mr Okafor (SENCO), Ollie for the last ten minutes",
+        "strengths": "Ollie is curious and kind. He loves science and building models, and explains his ideas well out loud.",
+        "difficulties": "Reading and spelling are well behind his classmates. He finds copying from the board slow\nand tires quickly when writing.",
+        "parent_concerns": "Ollie has started saying he is 'stupid' and does not want to read at home.",
+        "pupil_views": "I like making things. Reading makes my head hurt.",
+        "areas": ["Cognition and learning"],
+        "primary_need": "SPLD",
+        "primary_need_text": "Specific learning difficulty",
+        "secondary_need": "",
+        "outcomes_sought": "Ollie reads simple books aloud with confidence and feels better about himself as a learner.",
+        "next_steps": "Mr Okafor to assess Ollie's phonics and spelling. A support plan to be agreed at the next meeting.",
+        "decision": "SEN support",
+        "next_meeting_date": "24 November 2026",
+        "completed_by": "Mrs Patel",
+    }
+
+
+def _plan_form() -> dict[str, Any]:
+    return {
+        "plan_date": "24 November 2026",
+        "cycle": 1,
+        "needs": "Ollie has difficulty linking letters and sounds, which makes reading and spelling slow. "
+        "He can lose confidence quickly.",
+        "primary_need": "SPLD",
+        "primary_need_text": "Specific learning difficulty",
+        "secondary_need": "",
+        "outcomes": [
+            {
+                "description": "Ollie will read a book at his phonics level aloud with fewer than five errors a page.",
+                "success_criteria": "Checked by his teacher reading with him each Friday.",
+            },
+            {
+                "description": "Ollie will spell 20 common words correctly in his own writing.",
+                "success_criteria": "Seen in three pieces of independent writing.",
+            },
+        ],
+        "provision": [
+            {
+                "what": "Daily phonics catch-up",
+                "who": "Mrs Lee (teaching assistant)",
+                "group_size": "3",
+                "frequency": "15 minutes, 5 times a week",
+                "start_date": "1 December 2026",
+                "weekly_cost": "18.75",
+            },
+            {
+                "what": "Coloured overlay and a word mat",
+                "who": "Class teacher",
+                "group_size": "1",
+                "frequency": "Every lesson",
+                "start_date": "1 December 2026",
+                "weekly_cost": "",
+            },
+        ],
+        "strategies": "Give instructions one at a time and check he has understood.\nDo not ask him to read aloud in front of the class without warning.",
+        "home": "Read together for ten minutes most evenings; Ollie chooses the book.",
+        "pupil_views": "I want to read the dinosaur books by myself.",
+        "expected_impact": "Faster, more confident reading and less worry about writing.",
+        "review_date": "10 March 2027",
+        "class_teacher": "Mrs Patel",
+        "senco": "Mr Okafor",
+        "parents_agree": "Yes",
+        "agreed_by": "Ms Hart",
+    }
+
+
+def _review_form() -> dict[str, Any]:
+    return {
+        "review_date": "10 March 2027",
+        "plan_date": "24 November 2026",
+        "cycle": 1,
+        "attendees": "Ms Hart, Mrs Patel, Mr Okafor, Ollie",
+        "outcomes": [
+            {
+                "description": "Ollie will read a book at his phonics level aloud with fewer than five errors a page.",
+                "rating": "Partly achieved",
+                "evidence": "Down from about twelve errors a page to seven.",
+            },
+            {
+                "description": "Ollie will spell 20 common words correctly in his own writing.",
+                "rating": "Not achieved",
+                "evidence": "Eight words spelt correctly in independent writing.",
+            },
+        ],
+        "provision": [
+            {"what": "Daily phonics catch-up", "impact": "Good progress with letter sounds; he enjoys the group."},
+            {"what": "Coloured overlay and a word mat", "impact": "He uses the word mat without being reminded."},
+        ],
+        "pupil_views": "Reading is getting easier. Spelling is still hard.",
+        "parent_views": "Ollie reads to us more often now and is happier about school.",
+        "staff_views": "More confident in class; still avoids writing.",
+        "decision": "Involve a specialist",
+        "next_review_date": "9 June 2027",
+    }
+
+
+_FORMS = {"early-discussion": _early_form, "support-plan": _plan_form, "review": _review_form}
+
+
+def sample_context(kind: str = "support-plan") -> dict[str, Any]:
+    """A realistic context in the shape the pipeline builds, with ``form`` of the given kind."""
+    if kind not in _FORMS:
+        raise ValueError(f"unknown form kind {kind!r}")
+    return {
+        "school": {
+            "name": "Oakfield Primary School",
+            "address": "Church Road\nOakfield\nOK1 4CD",
+            "phone": "01632 960000",
+            "email": "office@oakfield.example.sch.uk",
+        },
+        "signatory": {"name": "Mr Samuel Okafor", "role": "SENCO"},
+        "sendiass": {
+            "name": "Oakshire SENDIASS",
+            "phone": "01632 960111",
+            "website": "www.oakshiresendiass.example.org",
+            "local_offer": "www.oakshire.example.gov.uk/localoffer",
+        },
+        "today": "22 November 2026",
+        "corrected": False,
+        "pupil": _pupil(),
+        "greeting": "Dear Ms Hart",
+        "form": _FORMS[kind](),
+        "cycles": [
+            {
+                "cycle": 1,
+                "plan_date": "24 November 2026",
+                "review_date": "10 March 2027",
+                "outcomes": [
+                    {
+                        "description": "Ollie will spell 20 common words correctly in his own writing.",
+                        "success_criteria": "Seen in three pieces of independent writing.",
+                        "ratings": ["Not achieved"],
+                    }
+                ],
+                "provision": [
+                    {
+                        "what": "Daily phonics catch-up",
+                        "who": "Mrs Lee (teaching assistant)",
+                        "frequency": "15 minutes, 5 times a week",
+                        "weekly_cost": "18.75",
+                    }
+                ],
+                "decision": "Revise outcomes or provision",
+            },
+            {
+                "cycle": 2,
+                "plan_date": "10 March 2027",
+                "review_date": "9 June 2027",
+                "outcomes": [
+                    {
+                        "description": "Ollie will spell 20 common words correctly in his own writing.",
+                        "success_criteria": "Seen in three pieces of independent writing.",
+                        "ratings": ["Not achieved", "Not achieved"],
+                    }
+                ],
+                "provision": [
+                    {
+                        "what": "Precision teaching of spellings",
+                        "who": "Mrs Lee (teaching assistant)",
+                        "frequency": "10 minutes daily",
+                        "weekly_cost": "12.50",
+                    }
+                ],
+                "decision": "Request an EHC needs assessment",
+            },
+        ],
+        "flags": [
+            {
+                "description": "Ollie will spell 20 common words correctly in his own writing.",
+                "ratings": ["Not achieved", "Not achieved"],
+            }
+        ],
+    }
