@@ -78,6 +78,11 @@ def _collect(element: etree._Element, out: list[str]) -> None:
         if not isinstance(tag, str) or tag in _SKIP or tag == _FALLBACK:
             continue
         if tag == w("t"):
+            # LibreOffice 7.4 saves a line typed in a text box (an input field to it) as a new
+            # w:t in the same run with no w:br between; Word never puts two w:t side by side.
+            previous = child.getprevious()
+            if previous is not None and previous.tag == w("t"):
+                out.append("\n")
             out.append(child.text or "")
         elif tag == w("tab"):
             out.append("\t")
