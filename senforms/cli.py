@@ -82,6 +82,31 @@ def _print_model(data: Any, indent: str = "") -> None:
             print(f"{indent}{key}: {value}")
 
 
+@command("process")
+def _process(args: argparse.Namespace) -> int:
+    from senforms.pipeline import process_files
+
+    settings = _settings(args)
+    report = process_files([Path(f) for f in args.files], settings)
+    for path, done in report.processed:
+        print(f"{path.name}: {done.status} ({done.kind}, UPN {done.upn}, {len(done.documents)} documents)")
+        for warning in done.warnings:
+            print(f"  Warning: {warning}")
+    for path, target, error in report.set_aside:
+        print(f"{path.name}: set aside in {target.parent} with a note.\n  {error.message}", file=sys.stderr)
+    return int(report.exit_code)
+
+
+@command("init")
+def _init(args: argparse.Namespace) -> int:
+    from senforms.pipeline import init_home
+
+    settings = _settings(args)
+    for line in init_home(settings) or [f"{settings.home} is ready; nothing needed doing."]:
+        print(line)
+    return ExitCode.ok
+
+
 def build_parser() -> argparse.ArgumentParser:
     from senforms.kinds import KINDS
 
@@ -102,6 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("--json", action="store_true", help="print JSON")
 
+    p = sub.add_parser("process", help="process completed forms: file them and write the next documents")
+    p.add_argument("files", nargs="+", metavar="FILE")
+
+    sub.add_parser("init", help="set up the home folder: inbox, outbox, archive, senforms.toml, blank forms")
+
     for extend in _EXTENSIONS:
         extend(sub)
     return parser
@@ -110,6 +140,84 @@ def build_parser() -> argparse.ArgumentParser:
 # Modules that add commands (pipeline, watcher) register a function here, so this file stays
 # the one place that knows about argument parsing.
 _EXTENSIONS: list[Callable[[Any], None]] = []
+
+
+# --- the watched folder -------------------------------------------------------------------------
+
+
+@command("watch")
+def _watch(args: argparse.Namespace) -> int:
+    from senforms.config import CONFIG_NAME
+    from senforms.intake import Watcher
+
+    settings = _settings(args)
+    if not (settings.home / CONFIG_NAME).exists() or not settings.inbox.is_dir():
+        # The first run in an empty folder sets it up, so "senforms watch" is the one command needed.
+        from senforms.config import load_settings
+        from senforms.pipeline import init_home
+
+        for line in init_home(settings):
+            print(line)
+        settings = load_settings(settings.home, archive_url=getattr(args, "archive", None))
+    if args.poll is not None and args.poll <= 0:
+        raise SenformsError("--poll needs a number of seconds greater than 0, for example --poll 10.")
+    watcher = Watcher(settings, poll=args.poll)
+    for line in watcher.describe():
+        print(line)
+    if not args.once:
+        print("Press Ctrl-C to stop (the file in hand is finished first).")
+    sys.stdout.flush()
+    summary = watcher.run(once=args.once)
+    print(f"Stopped: {summary.processed} processed, {summary.set_aside} set aside.")
+    return int(ExitCode.ok if summary.ok or not args.once else ExitCode.some_files_failed)
+
+
+@command("status")
+def _status(args: argparse.Namespace) -> int:
+    from senforms.intake import status_lines
+
+    for line in status_lines(_settings(args)):
+        print(line)
+    return ExitCode.ok
+
+
+def _watch_commands(sub: Any) -> None:
+    p = sub.add_parser("watch", help="watch the inbox and process each form dropped in it")
+    p.add_argument("--once", action="store_true", help="process what is in the inbox now, then stop")
+    p.add_argument(
+        "--poll",
+        type=float,
+        metavar="SECONDS",
+        help="look for new files every SECONDS instead of using file events (network shares are polled anyway)",
+    )
+    sub.add_parser("status", help="how many forms are waiting, done today and set aside today")
+
+
+_EXTENSIONS.append(_watch_commands)
+
+
+# --- letter templates ----------------------------------------------------------------------------
+
+
+@command("check-templates")
+def _check_templates(args: argparse.Namespace) -> int:
+    from senforms.render import check_templates
+
+    problems = check_templates(_settings(args))
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        from senforms.errors import TemplateError
+
+        print(f"\nWhat to do: {TemplateError.advice}", file=sys.stderr)
+        return int(TemplateError.exit_code)
+    print("All letter templates can be filled in.")
+    return ExitCode.ok
+
+
+_EXTENSIONS.append(
+    lambda sub: sub.add_parser("check-templates", help="check that every letter template can be filled in")
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

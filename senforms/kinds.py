@@ -170,6 +170,8 @@ class BroadAreas(FormModel):
 class Outcome(FormModel):
     description: Text = field("Outcome", lines=2)
     success_criteria: OptText = field("Success criteria", lines=2, default=None)
+    # Filled in by senforms when an outcome is carried forward from a review.
+    last_rating: Rating | None = field("Progress at last review", default=None)
 
 
 class ProvisionRow(FormModel):

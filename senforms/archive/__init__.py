@@ -1,0 +1,1 @@
+"""The record archive: every form received, every document written, and the pupil's record."""
