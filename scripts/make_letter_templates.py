@@ -121,9 +121,7 @@ def loop_table(
         _cell_text(table.cell(2, i), text)
     _cell_text(table.cell(3, 0), "{%tr endfor %}")
     _repeat_header(table.rows[0])
-    for row in table.rows:
-        for cell, width in zip(row.cells, widths_cm, strict=False):
-            cell.width = Cm(width)
+    _widths(table, widths_cm)
     doc.add_paragraph().paragraph_format.space_after = Pt(2)
 
 
@@ -137,9 +135,18 @@ def pairs_table(
         _cell_text(table.cell(r, 0), label, bold=True)
         _shade(table.cell(r, 0), "F2F2F2")
         _cell_text(table.cell(r, 1), value)
-        table.cell(r, 0).width = Cm(widths_cm[0])
-        table.cell(r, 1).width = Cm(widths_cm[1])
+    _widths(table, widths_cm)
     doc.add_paragraph().paragraph_format.space_after = Pt(2)
+
+
+def _widths(table, widths_cm: Sequence[float]) -> None:
+    """Column widths in the grid as well as the cells: LibreOffice reads the grid, Word the cells."""
+    table.autofit = False
+    for col, width in zip(table._tbl.tblGrid.findall(qn("w:gridCol")), widths_cm, strict=False):
+        col.set(qn("w:w"), str(int(Cm(width).twips)))
+    for row in table.rows:
+        for cell, width in zip(row.cells, widths_cm, strict=False):
+            cell.width = Cm(width)
 
 
 def _repeat_header(row) -> None:
@@ -194,18 +201,25 @@ def about_line(doc: DocumentType) -> None:
 
 
 def sendiass(doc: DocumentType) -> None:
+    # Guarded so that a school that has not yet filled in [sendiass] gets no half-empty sentence.
+    tag(doc, "{%p if sendiass.name %}")
     heading(doc, "Free, independent advice", 2)
     para(
         doc,
         "{{ sendiass.name }} gives free, confidential advice to parents and carers about special "
         "educational needs. It is independent of the school and the council, so you can talk to them "
-        "about anything in this letter. Phone {{ sendiass.phone }} or visit {{ sendiass.website }}.",
+        "about anything in this letter."
+        "{% if sendiass.phone %} Phone {{ sendiass.phone }}.{% endif %}"
+        "{% if sendiass.website %} Website: {{ sendiass.website }}.{% endif %}",
     )
+    tag(doc, "{%p endif %}")
+    tag(doc, "{%p if sendiass.local_offer %}")
     para(
         doc,
         "The council's Local Offer describes the help available locally for children with special "
         "educational needs: {{ sendiass.local_offer }}.",
     )
+    tag(doc, "{%p endif %}")
 
 
 def sign_off(doc: DocumentType) -> None:
@@ -449,7 +463,7 @@ def staff_briefing() -> DocumentType:
     pairs_table(
         doc,
         [
-            ("Pupil", "{{ pupil.full_name }} (known as {{ pupil.known_as }})"),
+            ("Pupil", "{{ pupil.forename }} {{ pupil.surname }} (known as {{ pupil.known_as }})"),
             ("Year and class", "{{ pupil.year_group }}{% if pupil.class_name %}, {{ pupil.class_name }}{% endif %}"),
             ("Plan dated", "{{ form.plan_date }}; next review {{ form.review_date }}"),
             ("Ask", "{{ form.senco }} (SENCO) or {{ form.class_teacher }} (class teacher)"),
@@ -673,7 +687,7 @@ def evidence_summary() -> DocumentType:
     pairs_table(
         doc,
         [
-            ("Pupil", "{{ pupil.full_name }} (known as {{ pupil.known_as }})"),
+            ("Pupil", "{{ pupil.forename }} {{ pupil.surname }} (known as {{ pupil.known_as }})"),
             ("UPN", "{{ pupil.upn }}"),
             ("Date of birth", "{{ pupil.date_of_birth }}"),
             ("Year and class", "{{ pupil.year_group }}{% if pupil.class_name %}, {{ pupil.class_name }}{% endif %}"),

@@ -220,6 +220,30 @@ _EXTENSIONS.append(
 )
 
 
+# --- letter templates ----------------------------------------------------------------------------
+
+
+@command("check-templates")
+def _check_templates(args: argparse.Namespace) -> int:
+    from senforms.render import check_templates
+
+    problems = check_templates(_settings(args))
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        from senforms.errors import TemplateError
+
+        print(f"\nWhat to do: {TemplateError.advice}", file=sys.stderr)
+        return int(TemplateError.exit_code)
+    print("All letter templates can be filled in.")
+    return ExitCode.ok
+
+
+_EXTENSIONS.append(
+    lambda sub: sub.add_parser("check-templates", help="check that every letter template can be filled in")
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -328,7 +328,7 @@ def _pupil() -> dict[str, Any]:
         "forename": "Oliver",
         "surname": "Hart",
         "known_as": "Ollie",
-        "full_name": "Oliver Hart",
+        "full_name": "Ollie Hart",
         "date_of_birth": "4 May 2018",
         "year_group": "Year 3",
         "class_name": "Willow",
@@ -353,8 +353,24 @@ def _pupil() -> dict[str, Any]:
     }
 
 
+def _form_pupil() -> dict[str, Any]:
+    """The form's own copy of the pupil, as the form names its fields; templates use ``pupil``."""
+    pupil = _pupil()
+    return {
+        "upn": pupil["upn"],
+        "legal_forename": pupil["forename"],
+        "legal_surname": pupil["surname"],
+        "preferred_name": pupil["known_as"],
+        "date_of_birth": pupil["date_of_birth"],
+        "year_group": pupil["year_group"],
+        "class_name": pupil["class_name"],
+        "parents": pupil["parents"],
+    }
+
+
 def _early_form() -> dict[str, Any]:
     return {
+        "pupil": _form_pupil(),
         "meeting_date": "3 November 2026",
         "attendees": "Ms Hart (mother), Mrs Patel (class teacher), Mr Okafor (SENCO), Ollie for the last ten minutes",
         "strengths": "Ollie is curious and kind. He loves science and building models, and explains his ideas well out loud.",
@@ -365,6 +381,7 @@ def _early_form() -> dict[str, Any]:
         "primary_need": "SPLD",
         "primary_need_text": "Specific learning difficulty",
         "secondary_need": "",
+        "secondary_need_text": "",
         "outcomes_sought": "Ollie reads simple books aloud with confidence and feels better about himself as a learner.",
         "next_steps": "Mr Okafor to assess Ollie's phonics and spelling. A support plan to be agreed at the next meeting.",
         "decision": "SEN support",
@@ -375,6 +392,7 @@ def _early_form() -> dict[str, Any]:
 
 def _plan_form() -> dict[str, Any]:
     return {
+        "pupil": _form_pupil(),
         "plan_date": "24 November 2026",
         "cycle": 1,
         "needs": "Ollie has difficulty linking letters and sounds, which makes reading and spelling slow. "
@@ -382,6 +400,7 @@ def _plan_form() -> dict[str, Any]:
         "primary_need": "SPLD",
         "primary_need_text": "Specific learning difficulty",
         "secondary_need": "",
+        "secondary_need_text": "",
         "outcomes": [
             {
                 "description": "Ollie will read a book at his phonics level aloud with fewer than five errors a page.",
@@ -424,6 +443,7 @@ def _plan_form() -> dict[str, Any]:
 
 def _review_form() -> dict[str, Any]:
     return {
+        "pupil": _form_pupil(),
         "review_date": "10 March 2027",
         "plan_date": "24 November 2026",
         "cycle": 1,
