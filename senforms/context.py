@@ -44,8 +44,17 @@ def display(value: Any) -> Any:
     return "" if value is None else value
 
 
-def _settings_part(values: dict[str, str]) -> dict[str, str]:
-    return {k: ("" if v == PLACEHOLDER else v) for k, v in values.items()}
+# Every name a template may use is always present, even before senforms.toml is filled in.
+_SETTINGS_KEYS = {
+    "school": ("name", "address", "phone", "email"),
+    "signatory": ("name", "role"),
+    "sendiass": ("name", "phone", "website", "local_offer"),
+}
+
+
+def _settings_part(section: str, values: dict[str, str]) -> dict[str, str]:
+    shown = dict.fromkeys(_SETTINGS_KEYS[section], "") | values
+    return {k: ("" if v == PLACEHOLDER else v) for k, v in shown.items()}
 
 
 def pupil_context(pupil: Pupil) -> dict[str, Any]:
@@ -127,9 +136,9 @@ def letter_context(
 ) -> dict[str, Any]:
     pupil: Pupil = form.pupil  # type: ignore[attr-defined]
     return {
-        "school": _settings_part(settings.school),
-        "signatory": _settings_part(settings.signatory),
-        "sendiass": _settings_part(settings.sendiass),
+        "school": _settings_part("school", settings.school),
+        "signatory": _settings_part("signatory", settings.signatory),
+        "sendiass": _settings_part("sendiass", settings.sendiass),
         "today": long_date(today),
         "corrected": corrected,
         "pupil": pupil_context(pupil),

@@ -1,0 +1,97 @@
+"""A crash at any point, followed by processing the same file again, gives exactly one set of
+records and one set of documents (issue: "A crash loses nothing")."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, func, select
+
+from senforms.archive import tables as t
+from senforms.config import load_settings
+from senforms.pipeline import Pipeline
+from tests.pipeline_helpers import filled, values
+
+TODAY = date(2026, 11, 22)
+
+
+class Crash(BaseException):
+    """Not an Exception, so nothing in senforms can catch it: as abrupt as a power cut."""
+
+
+def run(home: Path, data: bytes, crash_at: tuple[str, int] | None = None) -> None:
+    with Pipeline(load_settings(home), today=lambda: TODAY) as pipeline:
+        seen: Counter[str] = Counter()
+
+        def checkpoint(step: str) -> None:
+            seen[step] += 1
+            if crash_at == (step, seen[step]):
+                raise Crash(step)
+
+        pipeline.checkpoint = checkpoint
+        pipeline.process_bytes(data, name="early.docx")
+
+
+def state(home: Path) -> tuple[list[str], dict[str, int]]:
+    outbox = home / "outbox"
+    files = sorted(p.relative_to(outbox).as_posix() for p in outbox.rglob("*") if p.is_file())
+    engine = create_engine(load_settings(home).database_url)
+    with engine.connect() as conn:
+        counts = {
+            table.__tablename__: conn.execute(select(func.count()).select_from(table)).scalar_one()
+            for table in (t.Pupil, t.ReceivedForm, t.Document, t.SenStatus, t.Parent)
+        }
+        counts["undelivered"] = conn.execute(
+            select(func.count()).select_from(t.Document).where(t.Document.delivered_at.is_(None))
+        ).scalar_one()
+        counts["not done"] = conn.execute(
+            select(func.count()).select_from(t.ReceivedForm).where(t.ReceivedForm.state != "done")
+        ).scalar_one()
+    engine.dispose()
+    return files, counts
+
+
+@pytest.fixture(scope="module")
+def form() -> bytes:
+    return filled("early-discussion", values("early-discussion"))
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory, form: bytes) -> tuple[list[str], dict[str, int]]:
+    home = tmp_path_factory.mktemp("reference")
+    run(home, form)
+    files, counts = state(home)
+    assert counts["documents"] == len(files) >= 4
+    return files, counts
+
+
+# Every step of processing, and every document write and mark (the early discussion note
+# produces four documents: note, notification, pre-filled plan and the SEND register).
+STEPS = [("read", 1), ("filed", 1), ("committed", 1)] + [(s, n) for n in (1, 2, 4) for s in ("wrote", "marked")]
+
+
+@pytest.mark.parametrize("step", STEPS, ids=[f"{s}-{n}" for s, n in STEPS])
+def test_crash_then_again_gives_one_set(home: Path, form: bytes, reference, step: tuple[str, int]) -> None:
+    with pytest.raises(Crash):
+        run(home, form, crash_at=step)
+    run(home, form)
+    files, counts = state(home)
+    assert files == reference[0]
+    assert counts == reference[1]
+    assert counts["undelivered"] == 0 and counts["not done"] == 0
+    # And a third time changes nothing.
+    run(home, form)
+    assert state(home) == (files, counts)
+
+
+def test_a_half_written_document_is_never_visible(home: Path, form: bytes) -> None:
+    with pytest.raises(Crash):
+        run(home, form, crash_at=("wrote", 2))
+    outbox = home / "outbox"
+    visible = [p for p in outbox.rglob("*") if p.is_file()]
+    # Temporary files start with a dot and end .part; they are never taken for documents.
+    assert all(not p.name.startswith(".~senforms-") for p in visible)
+    assert len(visible) == 2
