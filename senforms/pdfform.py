@@ -25,6 +25,7 @@ from pypdf.generic import DictionaryObject, NameObject, TextStringObject
 from reportlab.lib.colors import Color
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.utils import simpleSplit
+from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen.canvas import Canvas
 
 from senforms.errors import TemplateError
@@ -50,6 +51,7 @@ GREY = Color(0.35, 0.35, 0.35)
 BOX_FILL = Color(0.93, 0.93, 0.93)
 BOX_BORDER = Color(0.6, 0.6, 0.6)
 CHECK_SIZE = 12.0
+NARROW = 150.0
 # The metadata keys, as PDF names in the document information dictionary.
 META_KIND = f"/{PROP_KIND}"
 META_VERSION = f"/{PROP_VERSION}"
@@ -82,7 +84,7 @@ class Pages:
     kind: FormKind
     y: float = TOP
     page: int = 1
-    repeat: list[Any] = field(default_factory=list)  # what to redraw at the top of a new page
+    widths: dict[str, float] = field(default_factory=dict)  # each text box's width, for fitting values
 
     def need(self, height: float) -> bool:
         """Make room for ``height`` points; True if that meant a new page."""
@@ -181,13 +183,15 @@ def _widget(pages: Pages, f: Field, x: float, top: float, width: float, value: A
     else:
         tooltip = f"{f.label} (dd/mm/yyyy)" if f.widget is Widget.date else f.label
         multi = f.widget is Widget.lines
+        pages.widths[f.path] = width
         form.textfield(
             value="",  # filled afterwards by pypdf, see the module docstring
             tooltip=tooltip,
             width=width,
             height=height,
             fontName=FONT,
-            fontSize=ANSWER_SIZE,
+            # A narrow one-line box (a grid cell) is "auto" size, so viewers shrink long text to fit.
+            fontSize=ANSWER_SIZE if multi or width >= NARROW else 0,
             fieldFlags="multiline" if multi else "",
             maxlen=0,
             **common,
@@ -283,7 +287,7 @@ def _grid_columns(pages: Pages, grid: Grid, values: Mapping[str, Any]) -> None:
         pages.y -= height
 
 
-def _draw(kind: FormKind, school: str, values: Mapping[str, Any]) -> bytes:
+def _draw(kind: FormKind, school: str, values: Mapping[str, Any]) -> tuple[bytes, dict[str, float]]:
     out = io.BytesIO()
     canvas = Canvas(out, pagesize=A4, pageCompression=1)
     canvas.setTitle(kind.title)
@@ -306,7 +310,7 @@ def _draw(kind: FormKind, school: str, values: Mapping[str, Any]) -> bytes:
     pages.footer()
     canvas.showPage()
     canvas.save()
-    return out.getvalue()
+    return out.getvalue(), pages.widths
 
 
 # --- values ------------------------------------------------------------------------------------
@@ -371,7 +375,13 @@ def _widgets(writer: PdfWriter) -> dict[str, DictionaryObject]:
     return found
 
 
-def _fill_texts(writer: PdfWriter, texts: dict[str, str], multi_line: set[str]) -> None:
+def _fitted(text: str, width: float) -> float:
+    """The size at which a one-line value fits its box: the usual size, smaller if it must."""
+    natural = stringWidth(text, FONT, 1) or 1
+    return max(5.0, min(float(ANSWER_SIZE), round((width - 6) / natural, 1)))
+
+
+def _fill_texts(writer: PdfWriter, texts: dict[str, str], multi_line: set[str], widths: dict[str, float]) -> None:
     """Put text values in with appearance streams drawn by pypdf.
 
     pypdf wraps a multi-line value only when the box's font size is "auto" (0), so those boxes
@@ -382,16 +392,19 @@ def _fill_texts(writer: PdfWriter, texts: dict[str, str], multi_line: set[str]) 
     fixed = f"/{_FONT_RESOURCE} {ANSWER_SIZE} Tf 0 g"
     for path in multi_line & set(texts):
         widgets[path][NameObject("/DA")] = TextStringObject(f"/{_FONT_RESOURCE} 0 Tf 0 g")
-    writer.update_page_form_field_values(None, texts, auto_regenerate=True)
+    sized: dict[str, Any] = {
+        p: t if p in multi_line else (t, f"/{_FONT_RESOURCE}", _fitted(t, widths[p])) for p, t in texts.items()
+    }
+    writer.update_page_form_field_values(None, sized, auto_regenerate=True)
     for path in multi_line:
         widgets[path][NameObject("/DA")] = TextStringObject(fixed)
 
 
-def _finish(drawn: bytes, kind: FormKind, texts: dict[str, str]) -> bytes:
+def _finish(drawn: bytes, widths: dict[str, float], kind: FormKind, texts: dict[str, str]) -> bytes:
     writer = PdfWriter(clone_from=PdfReader(io.BytesIO(drawn)))
     multi_line = {p for p, f in fields(kind).items() if f.widget is Widget.lines}
     if texts:
-        _fill_texts(writer, texts, multi_line)
+        _fill_texts(writer, texts, multi_line, widths)
     writer.set_need_appearances_writer(True)
     _zapf_resource(writer)
     writer.add_metadata({META_KIND: kind.slug, META_VERSION: str(kind.version)})
@@ -427,8 +440,8 @@ def make_pdf_form(kind: FormKind, *, school: str, values: Mapping[str, Any] | No
     prepared = _prepared(kind, values)
     specs = fields(kind)
     texts = {p: v for p, v in prepared.items() if specs[p].widget not in (Widget.check, Widget.choice) and v}
-    drawn = _draw(kind, school, prepared)
-    return _finish(drawn, kind, texts)
+    drawn, widths = _draw(kind, school, prepared)
+    return _finish(drawn, widths, kind, texts)
 
 
 __all__ = ["META_KIND", "META_VERSION", "make_pdf_form"]

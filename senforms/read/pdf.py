@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from pypdf import PdfReader
-from pypdf.errors import FileNotDecryptedError, PdfReadError, PyPdfError
+from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError, PyPdfError
 from pypdf.generic import ArrayObject, DictionaryObject
 
 from senforms.errors import NotAFormError, SenformsError, UnknownVersionError, UnreadableFileError
@@ -63,11 +63,8 @@ def _open(data: bytes) -> PdfReader:
         )
     try:
         reader = PdfReader(io.BytesIO(data), strict=False)
-        if reader.is_encrypted and not _decrypts_without_password(reader):
-            raise UnreadableFileError(
-                "The PDF file is protected by a password, so senforms cannot open it.",
-                advice="Open it, remove the password (or save an unprotected copy), and drop that in again.",
-            )
+        if reader.is_encrypted:
+            _unlock(reader)
         size = int(reader.trailer.get("/Size", 0) or 0)
         pages = len(reader.pages)
     except SenformsError:
@@ -83,12 +80,26 @@ def _open(data: bytes) -> PdfReader:
     return reader
 
 
-def _decrypts_without_password(reader: PdfReader) -> bool:
+_UNLOCK_ADVICE = "Open it, save a copy without the password or protection, and drop that in again."
+
+
+def _unlock(reader: PdfReader) -> None:
     """Many PDFs are 'encrypted' only to restrict editing, with an empty password to open them."""
     try:
-        return bool(reader.decrypt(""))
+        opened = bool(reader.decrypt(""))
+    except DependencyError as exc:
+        # AES needs the optional 'cryptography' package, which pypdf does not require.
+        raise UnreadableFileError(
+            "The PDF file is encrypted (protected), and this installation of senforms cannot open "
+            "that kind of protection.",
+            advice=_UNLOCK_ADVICE + " (Whoever looks after senforms can install the 'cryptography' package.)",
+        ) from exc
     except (PdfReadError, PyPdfError, NotImplementedError, ValueError):
-        return False
+        opened = False
+    if not opened:
+        raise UnreadableFileError(
+            "The PDF file is protected by a password, so senforms cannot open it.", advice=_UNLOCK_ADVICE
+        )
 
 
 def _damaged() -> UnreadableFileError:
