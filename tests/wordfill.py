@@ -303,3 +303,54 @@ def resave_in_libreoffice(path: Path, outdir: Path) -> Path:
     if done.returncode != 0 or not out.exists():
         raise RuntimeError(f"LibreOffice re-save failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     return out
+
+
+# --- a school's own copy of a form -------------------------------------------------------------
+
+
+def tiny_png(width: int = 16, height: int = 8) -> bytes:
+    """A small school-crest-coloured PNG, made by hand (no imaging library needed)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    rows = b"".join(b"\x00" + bytes((0x1F, 0x4E, 0x79)) * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+SCHOOL_LABELS = {"pupil.date_of_birth": "Pupil's date of birth", "pupil.year_group": "School year"}
+SCHOOL_GUIDANCE = "Oakfield's SEN support plan. Please complete with the family and return to the office."
+
+
+def make_school_template(blank: bytes) -> bytes:
+    """What a SENCO does to a blank form in Word to make it the school's own: a logo in the
+    header, new guidance, two labels reworded (a date and a list, whose titles LibreOffice 7.4
+    drops), and two rows of "About the pupil" swapped."""
+    import docx
+    from docx.shared import Cm
+
+    document = docx.Document(io.BytesIO(blank))
+    header = document.sections[0].header
+    header.paragraphs[0].insert_paragraph_before().add_run().add_picture(io.BytesIO(tiny_png()), width=Cm(2.5))
+    for para in document.paragraphs:
+        if para.text.startswith("Agree this plan"):
+            para.runs[0].text = SCHOOL_GUIDANCE
+            for extra in para.runs[1:]:
+                extra.text = ""
+    pupil_table = document.tables[0]
+    defaults = {fields(KINDS["support-plan"])[p].label: wording for p, wording in SCHOOL_LABELS.items()}
+    rows: dict[str, Any] = {}
+    for row in pupil_table.rows:
+        first = row.cells[0].paragraphs[0]
+        label = first.text.removesuffix(" *")
+        rows[label] = row
+        if label in defaults:
+            first.runs[0].text = first.runs[0].text.replace(label, defaults[label])
+    # Year group above date of birth.
+    rows["Date of birth"]._tr.addprevious(rows["Year group"]._tr)
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()
