@@ -76,10 +76,14 @@ class _Undefined(StrictUndefined):
     __slots__ = ()
 
     def __init__(self, hint: str | None = None, obj: Any = None, name: str | None = None, exc: Any = None) -> None:
-        super().__init__(hint, missing if obj is None else obj, name, _UnknownName)
+        # The sandbox passes SecurityError for a forbidden attribute; keep that one.
+        exc = exc if exc is not None and exc is not UndefinedError else _UnknownName
+        super().__init__(hint, missing if obj is None else obj, name, exc)
 
     @property
     def _undefined_message(self) -> str:
+        if self._undefined_hint:
+            return self._undefined_hint
         name = str(self._undefined_name)
         owner = getattr(self._undefined_obj, "senforms_path", "")
         return f"{owner}.{name}" if owner else name

@@ -1,0 +1,365 @@
+"""Letters from docxtpl templates, checked on the real .docx they produce."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from docx import Document
+from docx.oxml.ns import qn
+from docx.text.paragraph import Paragraph
+
+from senforms.cli import main
+from senforms.config import Settings
+from senforms.errors import ExitCode, TemplateError
+from senforms.render import (
+    TEMPLATE_FORMS,
+    TEMPLATES,
+    check_templates,
+    letter_template,
+    render_docx,
+    sample_context,
+)
+
+
+def texts(data: bytes) -> list[str]:
+    """Every paragraph's text, tables and footers included, line breaks as \\n."""
+    doc = Document(io.BytesIO(data))
+    found = [Paragraph(p, doc.part).text for p in doc.element.body.iter(qn("w:p"))]
+    for section in doc.sections:
+        found += [p.text for p in section.footer.paragraphs]
+    return found
+
+
+def text(data: bytes) -> str:
+    return "\n".join(texts(data))
+
+
+def render(name: str, context: dict[str, Any] | None = None) -> str:
+    data = render_docx(TEMPLATES / "letters" / f"{name}.docx", context or sample_context(TEMPLATE_FORMS[name]))
+    return text(data)
+
+
+def own_template(settings: Settings, name: str, *paragraphs: str) -> Path:
+    """A school's edited copy of a letter, in the home folder."""
+    folder = settings.templates / "letters"
+    folder.mkdir(parents=True, exist_ok=True)
+    doc = Document()
+    for line in paragraphs:
+        doc.add_paragraph(line)
+    path = folder / f"{name}.docx"
+    doc.save(path)
+    return path
+
+
+# --- every shipped template -----------------------------------------------------------------------
+
+KEY_SENTENCES = {
+    "early-discussion-note": ["Thank you for meeting us on 3 November 2026", "We agreed that Ollie needs SEN support"],
+    "sen-notification": [
+        "the school has decided to make special educational provision for Ollie",
+        "section 68 of the Children and Families Act 2014",
+        "SEN register",
+        "at least three times a year",
+        "Cognition and learning",
+        "Specific learning difficulty",
+        "Oakshire SENDIASS gives free, confidential advice",
+        "independent of the school",
+    ],
+    "plan-parent-copy": [
+        "Here is your copy of Ollie's SEN support plan",
+        "We will meet again on 10 March 2027",
+        "Checked by his teacher reading with him each Friday.",
+        "Daily phonics catch-up",
+        "Read together for ten minutes most evenings",
+    ],
+    "staff-briefing": ["Staff briefing: Ollie Hart", "Give instructions one at a time", "Daily phonics catch-up"],
+    "review-outcome": [
+        "Thank you for coming to Ollie's review on 10 March 2027",
+        "Partly achieved",
+        "Down from about twelve errors a page to seven.",
+        "We would like to ask a specialist for advice",
+        "Next review: 9 June 2027",
+    ],
+    "specialist-letter": ["We will only go ahead if you agree", "I agree to the school asking a specialist"],
+    "sen-support-ended": [
+        "no longer needs SEN support",
+        "comes off the school's SEN register",
+        "If you become worried",
+    ],
+    "evidence-summary": [
+        "Cycle 1: plan of 24 November 2026, reviewed 10 March 2027",
+        "Cycle 2: plan of 10 March 2027, reviewed 9 June 2027",
+        "£18.75",
+        "Not achieved, Not achieved",
+        "Request an EHC needs assessment",
+        "H801200001001",
+    ],
+    "specialist-prompt": ["Not achieved, Not achieved", "6.58-6.59", "Parents must be involved"],
+}
+
+PARENT_LETTERS = [n for n in TEMPLATE_FORMS if n not in ("staff-briefing", "evidence-summary", "specialist-prompt")]
+
+
+def test_every_template_has_a_form_kind_and_a_shipped_file() -> None:
+    assert set(TEMPLATE_FORMS) == set(KEY_SENTENCES)
+    for name in TEMPLATE_FORMS:
+        assert (TEMPLATES / "letters" / f"{name}.docx").is_file()
+
+
+@pytest.mark.parametrize("name", list(TEMPLATE_FORMS))
+def test_template_renders_with_the_sample_context(name: str) -> None:
+    out = render(name)
+    assert "Ollie" in out
+    assert "Oakfield Primary School" in out
+    for sentence in KEY_SENTENCES[name]:
+        assert sentence in out, f"{name}: {sentence!r} missing"
+    for marker in ("{{", "}}", "{%", "%}"):
+        assert marker not in out
+
+
+@pytest.mark.parametrize("name", PARENT_LETTERS)
+def test_parent_letters_are_on_letterhead_and_signed(name: str) -> None:
+    lines = [
+        line
+        for line in texts(render_docx(TEMPLATES / "letters" / f"{name}.docx", sample_context(TEMPLATE_FORMS[name])))
+        if line
+    ]
+    assert lines[0] == "Oakfield Primary School"
+    # The address keeps its lines as line breaks inside one paragraph.
+    assert "Church Road\nOakfield\nOK1 4CD" in lines
+    assert "22 November 2026" in lines
+    assert "Dear Ms Hart" in lines
+    assert "Mr Samuel Okafor" in lines
+    assert "SENCO, Oakfield Primary School" in lines
+    assert "01632 960000" in "\n".join(lines)
+
+
+def test_the_corrected_line_appears_only_on_a_corrected_copy() -> None:
+    context = sample_context("support-plan")
+    assert "Corrected copy" not in render("plan-parent-copy", context)
+    context["corrected"] = True
+    for name in TEMPLATE_FORMS:
+        context = sample_context(TEMPLATE_FORMS[name])
+        context["corrected"] = True
+        assert "Corrected copy" in render(name, context), name
+
+
+def test_empty_optional_values_and_empty_lists_still_render() -> None:
+    plan = sample_context("support-plan")
+    plan["form"]["home"] = ""
+    plan["form"]["pupil_views"] = ""
+    plan["sendiass"] = {"name": "", "phone": "", "website": "", "local_offer": ""}
+    out = render("plan-parent-copy", plan)
+    assert "What you will do at home" not in out
+    review = sample_context("review")
+    review["cycles"] = []
+    review["flags"] = []
+    assert "No cycles of SEN support are on record" in render("evidence-summary", review)
+    assert "No outcomes are flagged" in render("specialist-prompt", review)
+    early = sample_context("early-discussion")
+    early["form"]["areas"] = []
+    early["form"]["next_meeting_date"] = ""
+    early["greeting"] = "Dear parent or carer"
+    out = render("sen-notification", early)
+    assert "Dear parent or carer" in out
+    assert "SENDIASS" in out
+
+
+@pytest.mark.parametrize(
+    ("decision", "words"),
+    [
+        ("Continue the plan", "carry on with the plan"),
+        ("Revise outcomes or provision", "change some of the outcomes"),
+        ("Request an EHC needs assessment", "Education, Health and Care (EHC) needs assessment"),
+        ("End SEN support", "SEN support can end"),
+    ],
+)
+def test_review_letter_explains_the_decision(decision: str, words: str) -> None:
+    context = sample_context("review")
+    context["form"]["decision"] = decision
+    assert words in render("review-outcome", context)
+
+
+# --- values are data -----------------------------------------------------------------------------
+
+HOSTILE = "Zoë & <b>Ann</b> \"quoted\" 'single' {{ 7*7 }} {% if %} {_{ x %} \x00\a café"
+SHOWN = "Zoë & <b>Ann</b> \"quoted\" 'single' {{ 7*7 }} {% if %} {_{ x %}  café"
+
+
+@pytest.mark.parametrize("name", list(TEMPLATE_FORMS))
+def test_values_come_out_literally(name: str) -> None:
+    context = sample_context(TEMPLATE_FORMS[name])
+    context["pupil"]["known_as"] = HOSTILE
+    context["pupil"]["full_name"] = HOSTILE
+    context["school"]["name"] = "St Mary & St John's <Primary>"
+    context["form"]["decision"] = HOSTILE
+    for key in ("strengths", "needs", "attendees"):
+        if key in context["form"]:
+            context["form"][key] = HOSTILE + "\nsecond line"
+    data = render_docx(TEMPLATES / "letters" / f"{name}.docx", context)
+    out = text(data)
+    assert SHOWN in out
+    assert "49" not in out.replace("2026", "").replace("2027", "")
+    assert "St Mary & St John's <Primary>" in out
+    assert "\x00" not in out and "\a" not in out
+    Document(io.BytesIO(data))  # still a valid document
+
+
+def test_a_line_break_in_a_value_is_a_line_break_not_a_new_paragraph() -> None:
+    context = sample_context("support-plan")
+    context["form"]["needs"] = "First line\nSecond line"
+    lines = texts(render_docx(TEMPLATES / "letters" / "staff-briefing.docx", context))
+    assert "First line\nSecond line" in lines
+
+
+# --- a school's own templates ------------------------------------------------------------------------
+
+
+def test_the_school_copy_overrides_the_shipped_one(settings: Settings) -> None:
+    assert letter_template(settings, "sen-notification") == TEMPLATES / "letters" / "sen-notification.docx"
+    path = own_template(settings, "sen-notification", "Our own words for {{ pupil.known_as }} at {{ school.name }}.")
+    assert letter_template(settings, "sen-notification") == path
+    out = text(render_docx(letter_template(settings, "sen-notification"), sample_context("early-discussion")))
+    assert out.strip() == "Our own words for Ollie at Oakfield Primary School."
+    assert check_templates(settings) == []
+
+
+def test_an_edited_template_is_read_again(settings: Settings) -> None:
+    path = own_template(settings, "staff-briefing", "Version one {{ pupil.known_as }}")
+    assert "Version one" in text(render_docx(path, sample_context()))
+    own_template(settings, "staff-briefing", "Version two {{ pupil.known_as }}, now longer")
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    assert "Version two" in text(render_docx(path, sample_context()))
+
+
+def test_unknown_name_is_a_plain_template_error(settings: Settings) -> None:
+    path = own_template(settings, "sen-notification", "Dear {{ pupil.nickname }}")
+    with pytest.raises(TemplateError) as caught:
+        render_docx(path, sample_context("early-discussion"))
+    message = caught.value.message
+    assert "the template uses {{ pupil.nickname }}, which senforms does not provide" in message
+    assert "templates/letters/README.md" in message
+    assert "sen-notification.docx" in message
+    assert caught.value.exit_code == ExitCode.template_error
+
+
+def test_unknown_name_inside_a_loop_is_named_as_written(settings: Settings) -> None:
+    path = own_template(
+        settings, "plan-parent-copy", "{%p for o in form.outcomes %}", "{{ o.nickname }}", "{%p endfor %}"
+    )
+    with pytest.raises(TemplateError, match=r"\{\{ o\.nickname \}\}"):
+        render_docx(path, sample_context("support-plan"))
+
+
+def test_unknown_top_level_name(settings: Settings) -> None:
+    path = own_template(settings, "plan-parent-copy", "Hello {{ headteacher }}")
+    with pytest.raises(TemplateError, match=r"uses \{\{ headteacher \}\}"):
+        render_docx(path, sample_context("support-plan"))
+
+
+def test_syntax_error_names_the_paragraph(settings: Settings) -> None:
+    path = own_template(
+        settings,
+        "review-outcome",
+        "Dear {{ greeting }}",
+        "Ollie did well {% if form.decision %} and more",
+        "The end",
+    )
+    with pytest.raises(TemplateError) as caught:
+        render_docx(path, sample_context("review"))
+    message = caught.value.message
+    assert "review-outcome.docx" in message
+    assert "written wrongly" in message
+    assert "Ollie did well" in message or "The end" in message
+
+
+def test_unbalanced_braces_are_reported(settings: Settings) -> None:
+    path = own_template(settings, "review-outcome", "Dear {{ greeting }", "More text")
+    with pytest.raises(TemplateError, match="written wrongly"):
+        render_docx(path, sample_context("review"))
+
+
+def test_a_tag_left_unfilled_is_reported(settings: Settings) -> None:
+    path = own_template(settings, "review-outcome", "Dear { {greeting}}")
+    with pytest.raises(TemplateError, match="left unfilled"):
+        render_docx(path, sample_context("review"))
+
+
+def test_a_document_that_comes_out_empty_is_reported(settings: Settings) -> None:
+    path = own_template(settings, "review-outcome", "{%p if corrected %}", "Corrected", "{%p endif %}")
+    with pytest.raises(TemplateError, match="empty"):
+        render_docx(path, sample_context("review"))
+
+
+def test_the_sandbox_refuses_python_internals(settings: Settings) -> None:
+    path = own_template(settings, "review-outcome", "{{ pupil.__class__.__mro__ }}")
+    with pytest.raises(TemplateError):
+        render_docx(path, sample_context("review"))
+
+
+def test_a_file_that_is_not_a_word_document(settings: Settings) -> None:
+    folder = settings.templates / "letters"
+    folder.mkdir(parents=True)
+    (folder / "staff-briefing.docx").write_bytes(b"not a zip at all")
+    with pytest.raises(TemplateError, match="cannot be opened as a Word document"):
+        render_docx(letter_template(settings, "staff-briefing"), sample_context())
+
+
+def test_check_templates_lists_every_problem(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    assert check_templates(settings) == []
+    assert main(["--home", str(settings.home), "check-templates"]) == 0
+    own_template(settings, "sen-notification", "Dear {{ pupil.nickname }}")
+    own_template(settings, "review-outcome", "Oops {% if form.decision %}")
+    own_template(settings, "sen-notifcation", "A misspelt name {{ pupil.known_as }}")
+    problems = check_templates(settings)
+    assert len(problems) == 3
+    assert any("{{ pupil.nickname }}" in p for p in problems)
+    assert any("review-outcome.docx" in p and "written wrongly" in p for p in problems)
+    assert any("sen-notifcation.docx" in p and "never used" in p for p in problems)
+    capsys.readouterr()
+    assert main(["--home", str(settings.home), "check-templates"]) == ExitCode.template_error
+    err = capsys.readouterr().err
+    assert "pupil.nickname" in err
+    assert "What to do" in err
+
+
+# --- never another pupil's details -------------------------------------------------------------------
+
+
+def _swap(value: Any) -> Any:
+    """The same letter for another pupil: every mention of Ollie Hart becomes Amira Begum."""
+    if isinstance(value, str):
+        for old, new in (
+            ("Oliver", "Amira"),
+            ("Ollie", "Amira"),
+            ("Hart", "Begum"),
+            ("H801200001001", "B801200005001"),
+        ):
+            value = value.replace(old, new)
+        return value
+    if isinstance(value, dict):
+        return {key: _swap(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_swap(item) for item in value]
+    return value
+
+
+@pytest.mark.parametrize("name", list(TEMPLATE_FORMS))
+def test_no_output_contains_another_pupils_name(name: str) -> None:
+    ollie = sample_context(TEMPLATE_FORMS[name])
+    amira = _swap(ollie)
+    amira["pupil"]["date_of_birth"] = "19 January 2017"
+    # Interleaved, so that a template object reused between renders would show.
+    first = render(name, ollie)
+    second = render(name, amira)
+    third = render(name, ollie)
+    assert first == third
+    assert "Amira" not in first and "Begum" not in first
+    for detail in ("Ollie", "Oliver", "Hart", "H801200001001", "4 May 2018"):
+        assert detail not in second
+    assert "Amira" in second
