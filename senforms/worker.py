@@ -1,0 +1,290 @@
+"""One form at a time in a separate process, so a file that makes a parser hang or eat memory
+costs that file, not the watcher.
+
+The worker process is persistent: it imports senforms and opens the archive once, then takes
+files one by one over a pipe, so isolation costs a few milliseconds a file rather than a
+process start. If a file takes longer than its time limit, or the worker dies, the watcher
+kills it and starts another for the next file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, Protocol
+
+from senforms.config import Settings
+from senforms.errors import ExitCode, SenformsError
+
+
+class Processor(Protocol):
+    """What the worker calls for each file: returns a small picklable summary, raises
+    ``SenformsError`` for a problem with the file. ``close`` is optional."""
+
+    def __call__(self, path: Path, name: str) -> dict[str, Any]: ...
+
+
+ProcessorFactory = Callable[[Settings], Processor]
+
+
+class PipelineProcessor:
+    """The real work: ``senforms.pipeline.Pipeline.process_file``."""
+
+    def __init__(self, settings: Settings) -> None:
+        from senforms.pipeline import Pipeline
+
+        self.pipeline = Pipeline(settings)
+
+    def __call__(self, path: Path, name: str) -> dict[str, Any]:
+        done = self.pipeline.process_file(path, name=name)
+        return {
+            "kind": str(done.kind),
+            "upn": str(done.upn),
+            "status": str(done.status),
+            "documents": [str(p) for p in done.documents],
+        }
+
+    def close(self) -> None:
+        self.pipeline.close()
+
+
+@dataclass
+class Outcome:
+    """What happened to one file in the worker."""
+
+    status: str  # "ok", "problem", "timeout", "crash"
+    result: dict[str, Any] = field(default_factory=dict)
+    error: SenformsError | None = None
+    detail: str = ""  # a traceback, for the log only
+
+
+def error_info(exc: SenformsError) -> dict[str, Any]:
+    return {"type": type(exc).__name__, "exit_code": int(exc.exit_code), "message": exc.message, "note": exc.note()}
+
+
+class ReportedError(SenformsError):
+    """A ``SenformsError`` raised in the worker, carried back as its message, advice and code
+    (exception classes with their own constructor arguments do not all pickle)."""
+
+    def __init__(self, info: dict[str, Any]) -> None:
+        super().__init__(info["message"])
+        self.type_name = str(info.get("type", "SenformsError"))
+        self.exit_code = ExitCode(info.get("exit_code", ExitCode.bad_args))
+        self._note = str(info.get("note", info["message"]))
+
+    def note(self) -> str:
+        return self._note
+
+
+def _limit_memory(extra_mb: int) -> None:
+    """Cap the worker's address space at what it uses now plus ``extra_mb``.
+
+    Counting from the current size (not from zero) keeps the limit meaning "memory for one file"
+    whatever the interpreter and its libraries already reserve on this machine. ``resource``
+    exists on POSIX only; on Windows the time limit is the only guard.
+    """
+    try:
+        import resource
+    except ImportError:
+        return
+    current = 0
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("VmSize:"):
+                    current = int(line.split()[1]) * 1024
+    except OSError:
+        current = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    limit = current + extra_mb * 1024 * 1024
+    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    # Some systems (macOS) refuse RLIMIT_AS; the time limit still applies there.
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def _worker_main(conn: Connection, settings: Settings, factory: ProcessorFactory, memory_mb: int) -> None:
+    # Ctrl-C in a terminal (and systemd's SIGTERM to the whole group) reach this process too; the
+    # watcher decides when to stop, so that the file in hand is finished, not cut off half-way.
+    for name in ("SIGINT", "SIGTERM", "SIGBREAK"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
+    try:
+        processor = factory(settings)
+    except SenformsError as exc:
+        conn.send(("fatal", error_info(exc)))
+        return
+    except BaseException:
+        conn.send(("fatal", {"type": "crash", "message": traceback.format_exc(), "exit_code": 1}))
+        return
+    _limit_memory(memory_mb)
+    conn.send(("ready", os.getpid()))
+    try:
+        while True:
+            try:
+                request = conn.recv()
+            except EOFError:
+                break
+            if request is None:
+                break
+            path, name = request
+            try:
+                conn.send(("ok", processor(Path(path), name)))
+            except SenformsError as exc:
+                conn.send(("problem", error_info(exc)))
+            except MemoryError:
+                conn.send(("memory", ""))
+            except Exception:
+                conn.send(("crash", traceback.format_exc()))
+    finally:
+        close = getattr(processor, "close", None)
+        if close is not None:
+            close()
+
+
+class WorkerError(SenformsError):
+    """The worker could not start (the archive cannot be opened, a setting is wrong)."""
+
+
+class Worker:
+    """The watcher's side of the worker process: ``run(path, name)`` with a time limit."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        factory: ProcessorFactory = PipelineProcessor,
+        *,
+        seconds: float | None = None,
+        memory_mb: int | None = None,
+        start_timeout: float = 120.0,
+    ) -> None:
+        self.settings = settings
+        self.factory = factory
+        self.seconds = float(seconds if seconds is not None else settings.seconds_per_file)
+        self.memory_mb = int(memory_mb if memory_mb is not None else settings.memory_mb_per_file)
+        self.start_timeout = start_timeout
+        # "spawn" everywhere: forking a process that runs watchdog threads is unsafe, and it is
+        # what Windows does anyway, so both platforms behave the same.
+        self._ctx = multiprocessing.get_context("spawn")
+        self._proc: Any = None
+        self._conn: Connection | None = None
+        self.restarts = 0
+
+    def start(self) -> None:
+        if self._proc is not None and self._proc.is_alive():
+            return
+        parent, child = self._ctx.Pipe()
+        proc = self._ctx.Process(
+            target=_worker_main,
+            args=(child, self.settings, self.factory, self.memory_mb),
+            name="senforms-worker",
+            daemon=True,
+        )
+        proc.start()
+        child.close()
+        if not parent.poll(self.start_timeout):
+            proc.kill()
+            proc.join(5)
+            raise WorkerError(f"The senforms worker did not start within {self.start_timeout:.0f} seconds.")
+        try:
+            kind, payload = parent.recv()
+        except EOFError:
+            proc.join(5)
+            raise WorkerError(f"The senforms worker stopped as it started (exit code {proc.exitcode}).") from None
+        if kind == "fatal":
+            proc.join(5)
+            raise ReportedError(payload)
+        self._proc, self._conn = proc, parent
+
+    def run(self, path: Path, name: str, *, tick: Callable[[], None] | None = None) -> Outcome:
+        """Process one file; ``tick`` is called about once a second while waiting."""
+        self.start()
+        assert self._conn is not None
+        try:
+            self._conn.send((str(path), name))
+        except (OSError, EOFError):
+            self._discard()
+            self.start()
+            self._conn.send((str(path), name))
+        deadline = time.monotonic() + self.seconds
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self._discard()
+                return Outcome("timeout")
+            try:
+                if self._conn.poll(min(left, 1.0)):
+                    kind, payload = self._conn.recv()
+                    break
+            except (EOFError, OSError):
+                code = self._proc.exitcode if self._proc is not None else None
+                self._discard()
+                return Outcome("crash", detail=f"the worker process ended (exit code {code})")
+            if tick is not None:
+                tick()
+        if kind == "ok":
+            return Outcome("ok", result=payload)
+        if kind == "problem":
+            return Outcome("problem", error=ReportedError(payload))
+        if kind == "memory":
+            # The interpreter may be in a poor state after running out of memory: start afresh.
+            self._discard()
+            return Outcome("memory")
+        return Outcome("crash", detail=str(payload))
+
+    def _discard(self) -> None:
+        proc, conn = self._proc, self._conn
+        self._proc = self._conn = None
+        self.restarts += 1
+        if conn is not None:
+            conn.close()
+        if proc is not None:
+            proc.kill()
+            proc.join(10)
+
+    def close(self) -> None:
+        """Ask the worker to finish (closing the archive cleanly); kill it if it does not."""
+        proc, conn = self._proc, self._conn
+        self._proc = self._conn = None
+        if proc is None or conn is None:
+            return
+        with contextlib.suppress(OSError, EOFError):
+            conn.send(None)
+        proc.join(10)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(5)
+        conn.close()
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+
+def in_process(settings: Settings, factory: ProcessorFactory = PipelineProcessor) -> Callable[[Path, str], Outcome]:
+    """The same contract without a subprocess, for debugging (no time or memory limit)."""
+    processor = factory(settings)
+
+    def run(path: Path, name: str, *, tick: Callable[[], None] | None = None) -> Outcome:
+        try:
+            return Outcome("ok", result=processor(path, name))
+        except SenformsError as exc:
+            return Outcome("problem", error=exc)
+        except Exception:
+            return Outcome("crash", detail=traceback.format_exc())
+
+    return run
+
+
+if __name__ == "__main__":  # pragma: no cover - the worker is started through multiprocessing
+    sys.exit("senforms.worker is started by 'senforms watch', not run directly.")
