@@ -7,8 +7,11 @@ items are pre-drawn numbered rows, never repeating sections, which LibreOffice d
 from __future__ import annotations
 
 import io
+import re
+import zipfile
 from collections.abc import Mapping
 from datetime import date
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -97,8 +100,10 @@ def control(field: Field, control_id: int) -> etree._Element:
             etree.SubElement(dd, w("listItem"), {w("displayText"): PLACEHOLDER_CHOICE, w("value"): ""})
             for value, shown in field.choices:
                 etree.SubElement(dd, w("listItem"), {w("displayText"): shown, w("value"): value})
-        else:
-            etree.SubElement(pr, w("text"), {w("multiLine"): "1"} if field.widget is Widget.lines else {})
+        elif field.widget is Widget.text:
+            etree.SubElement(pr, w("text"))
+        # A box of several lines is a rich-text control (no w:text): LibreOffice 7.4 opens a
+        # plain-text control as an input field and loses the line breaks typed in it in Word.
     content = etree.SubElement(sdt, w("sdtContent"))
     if field.widget is Widget.check:
         content.append(_run(UNCHECKED, font="MS Gothic"))
@@ -296,25 +301,48 @@ def make_form(
     ``values`` has the same nested shape as ``senforms extract --json``; any subset will do.
     ``template`` is a school's own copy of the form; without one the declaration is used.
     """
-    document = _open_template(kind, template) if template else build_template(kind)
     specs = fields(kind)
     flat = flatten(values or {})
     unknown = sorted(set(flat) - set(specs))
     if unknown:
         raise TemplateError(f"These values have no box on the {kind.title}: {', '.join(unknown)}")
-    for sdt in _controls(document):
-        tag = _tag(sdt)
-        if tag == SCHOOL_TAG:
-            set_control(sdt, Widget.text, school)
-        elif tag in flat:
-            spec = specs[tag]
-            value = flat[tag]
-            if spec.widget is Widget.date and isinstance(value, str):
-                value = _known_date(value, spec.label)
-            set_control(sdt, spec.widget, value, dict(spec.choices) if spec.choices else None)
+    answers: dict[str, tuple[Widget, Any, dict[str, str] | None]] = {SCHOOL_TAG: (Widget.text, school, None)}
+    for path, value in flat.items():
+        spec = specs[path]
+        if spec.widget is Widget.date and isinstance(value, str):
+            value = _known_date(value, spec.label)
+        answers[path] = (spec.widget, value, dict(spec.choices) if spec.choices else None)
+    stamp = template.stat().st_mtime_ns if template else 0
+    return _fill_package(_template_bytes(kind, str(template) if template else None, stamp), answers)
+
+
+@lru_cache(maxsize=16)
+def _template_bytes(kind: FormKind, template: str | None, _stamp: int) -> bytes:
+    """The empty form as .docx bytes, built (or checked) once: python-docx is far too slow to
+    build a form for every pre-filled document the pipeline writes."""
+    document = _open_template(kind, Path(template)) if template else build_template(kind)
     _set_properties(document, kind)
     out = io.BytesIO()
     document.save(out)
+    return out.getvalue()
+
+
+_FILLED_PARTS = re.compile(r"^word/(document|header\d*)\.xml$")
+
+
+def _fill_package(source: bytes, answers: Mapping[str, tuple[Widget, Any, dict[str, str] | None]]) -> bytes:
+    """Copy the package, putting each answer in the control tagged with its path."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(source)) as zin, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            if _FILLED_PARTS.match(info.filename):
+                root = etree.fromstring(data, etree.XMLParser(resolve_entities=False))
+                for sdt in list(root.iter(w("sdt"))):
+                    if (tag := _tag(sdt)) in answers:
+                        set_control(sdt, *answers[tag])
+                data = etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)
+            zout.writestr(info, data)
     return out.getvalue()
 
 

@@ -280,6 +280,12 @@ def fill_in_libreoffice(docx_path: Path, answers: Mapping[str, str | bool], out_
 
 def resave_in_libreoffice(path: Path, outdir: Path) -> Path:
     """Open a .docx in LibreOffice and save it again as .docx, as someone who only looked at it."""
+    return resave_many_in_libreoffice([path], outdir)[0]
+
+
+def resave_many_in_libreoffice(paths: Iterable[Path], outdir: Path) -> list[Path]:
+    """Several re-saves in one LibreOffice start; the files must have different names."""
+    paths = [Path(p) for p in paths]
     outdir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="senforms-lo-") as tmp:
         done = subprocess.run(
@@ -292,17 +298,17 @@ def resave_in_libreoffice(path: Path, outdir: Path) -> Path:
                 "docx:MS Word 2007 XML",
                 "--outdir",
                 str(outdir),
-                str(path),
+                *map(str, paths),
             ],
             capture_output=True,
             text=True,
             timeout=LO_TIMEOUT,
             check=False,
         )
-    out = outdir / (Path(path).stem + ".docx")
-    if done.returncode != 0 or not out.exists():
+    outs = [outdir / (p.stem + ".docx") for p in paths]
+    if done.returncode != 0 or not all(o.exists() for o in outs):
         raise RuntimeError(f"LibreOffice re-save failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    return out
+    return outs
 
 
 # --- a school's own copy of a form -------------------------------------------------------------
