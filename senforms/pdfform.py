@@ -386,18 +386,17 @@ def _fill_texts(writer: PdfWriter, texts: dict[str, str], multi_line: set[str], 
 
     pypdf wraps a multi-line value only when the box's font size is "auto" (0), so those boxes
     are auto while pypdf draws, then set back to the fixed size that viewers redrawing the
-    field (NeedAppearances) should use.
+    field (NeedAppearances) should use. A one-line value is drawn at the size that fits its box,
+    and that size is kept for viewers that redraw, so every viewer shows the same thing.
     """
     widgets = _widgets(writer)
-    fixed = f"/{_FONT_RESOURCE} {ANSWER_SIZE} Tf 0 g"
+    sizes = {p: float(ANSWER_SIZE) if p in multi_line else _fitted(t, widths[p]) for p, t in texts.items()}
     for path in multi_line & set(texts):
         widgets[path][NameObject("/DA")] = TextStringObject(f"/{_FONT_RESOURCE} 0 Tf 0 g")
-    sized: dict[str, Any] = {
-        p: t if p in multi_line else (t, f"/{_FONT_RESOURCE}", _fitted(t, widths[p])) for p, t in texts.items()
-    }
+    sized: dict[str, Any] = {p: t if p in multi_line else (t, f"/{_FONT_RESOURCE}", sizes[p]) for p, t in texts.items()}
     writer.update_page_form_field_values(None, sized, auto_regenerate=True)
-    for path in multi_line:
-        widgets[path][NameObject("/DA")] = TextStringObject(fixed)
+    for path, size in sizes.items():
+        widgets[path][NameObject("/DA")] = TextStringObject(f"/{_FONT_RESOURCE} {size:g} Tf 0 g")
 
 
 def _finish(drawn: bytes, widths: dict[str, float], kind: FormKind, texts: dict[str, str]) -> bytes:
