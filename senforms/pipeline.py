@@ -262,24 +262,26 @@ class Pipeline:
                 .order_by(t.Document.id)
             ).all()
             jobs = [(d.id, d.path, d.content, d.content_hash) for d in pending]
+        delivered: dict[int, str] = {}
         for doc_id, relative, content, digest in jobs:
             target = self.settings.outbox / relative
+            # Already there from a run that crashed before marking it: the hash proves it.
             if not (target.exists() and sha256(target.read_bytes()) == digest):
                 target = write_atomic(target, content)
+            delivered[doc_id] = target.relative_to(self.settings.outbox).as_posix()
+            written.append(target)
             self.checkpoint("wrote")
-            with self.archive.session() as session:
+        with self.archive.session() as session:
+            for doc_id, relative in delivered.items():
                 doc = session.get(t.Document, doc_id)
                 assert doc is not None
-                doc.delivered_at = now()
-                doc.path = target.relative_to(self.settings.outbox).as_posix()
-            written.append(target)
-            self.checkpoint("marked")
-        with self.archive.session() as session:
+                doc.delivered_at, doc.path = now(), relative
             form = session.get(t.ReceivedForm, form_id)
             assert form is not None
             form.state = "done"
             upn = session.get(t.Pupil, form.pupil_id).upn  # type: ignore[union-attr]
             log(session, "delivered", f"{len(jobs)} documents to the outbox", upn=upn, form_id=form_id)
+            self.checkpoint("marked")
         return written
 
 
