@@ -13,13 +13,15 @@ cannot touch them. Every document written is opened again before it is handed ba
 
 from __future__ import annotations
 
+import copy
 import io
 import re
 import threading
 import zipfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from docx import Document
 from docx.opc.exceptions import PackageNotFoundError
@@ -156,34 +158,61 @@ def _strings(value: Any) -> list[str]:
 
 # --- the template cache -----------------------------------------------------------------------
 
-_CACHE: dict[Path, tuple[tuple[int, int], bytes]] = {}
+
+@dataclass(frozen=True)
+class _Parsed:
+    key: tuple[int, int]
+    data: bytes
+    # Never rendered itself: docxtpl changes the document it renders, so each render works on a
+    # deep copy, which costs less than opening the .docx again.
+    document: Any
+
+
+_CACHE: dict[Path, _Parsed] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def _template_bytes(template: Path) -> bytes:
-    """The template's bytes, read again only when the file changes. Each render opens a fresh
-    DocxTemplate on them, because a DocxTemplate keeps its rendered state."""
+def _parsed(template: Path, where: str) -> _Parsed:
+    """The template opened once, and again only when the file changes (mtime or size)."""
     try:
         stat = template.stat()
-    except OSError as exc:
-        raise TemplateError(f"The template {_label(template)} cannot be opened: {exc.strerror or exc}.") from exc
-    key = (stat.st_mtime_ns, stat.st_size)
-    with _CACHE_LOCK:
-        cached = _CACHE.get(template)
-    if cached and cached[0] == key:
-        return cached[1]
-    try:
+        key = (stat.st_mtime_ns, stat.st_size)
+        with _CACHE_LOCK:
+            cached = _CACHE.get(template)
+        if cached and cached.key == key:
+            return cached
         data = template.read_bytes()
     except OSError as exc:
-        raise TemplateError(f"The template {_label(template)} cannot be opened: {exc.strerror or exc}.") from exc
+        raise TemplateError(f"{where} cannot be opened: {exc.strerror or exc}.") from None
+    try:
+        document = Document(io.BytesIO(data))
+    except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError, XMLSyntaxError) as exc:
+        raise TemplateError(f"{where} cannot be opened as a Word document ({exc}).") from None
+    parsed = _Parsed(key, data, document)
     with _CACHE_LOCK:
-        _CACHE[template] = (key, data)
-    return data
+        _CACHE[template] = parsed
+    return parsed
+
+
+class _Template(DocxTemplate):
+    """docxtpl's clean-up of the XML (joining tags that Word split across runs) depends only on
+    the XML, so it is done once per template part rather than on every render."""
+
+    _patched: ClassVar[dict[str, str]] = {}
+
+    def patch_xml(self, src_xml: str) -> str:
+        found = self._patched.get(src_xml)
+        if found is None:
+            found = super().patch_xml(src_xml)
+            if len(self._patched) > 256:
+                self._patched.clear()
+            self._patched[src_xml] = found
+        return found
 
 
 def _label(template: Path) -> str:
     try:
-        template.relative_to(TEMPLATES)
+        template.relative_to(TEMPLATES.resolve())
     except ValueError:
         return f"{template.name} (the school's copy, {template})"
     return f"{template.name} (the copy that comes with senforms)"
@@ -195,11 +224,13 @@ def _label(template: Path) -> str:
 def render_docx(template: Path, context: Mapping[str, Any]) -> bytes:
     """Fill in a letter template and return the .docx bytes, checked by opening them again."""
     template = Path(template).resolve()
-    data = _template_bytes(template)
-    prepared = _prepare(context, "")
     where = f"The template {_label(template)}"
+    parsed = _parsed(template, where)
+    data = parsed.data
+    prepared = _prepare(context, "")
     try:
-        doc = DocxTemplate(io.BytesIO(data))
+        doc = _Template(io.BytesIO(data))
+        doc.docx = copy.deepcopy(parsed.document)
         doc.render(prepared, _ENV)
         out = io.BytesIO()
         doc.save(out)
