@@ -209,31 +209,11 @@ def _check_templates(args: argparse.Namespace) -> int:
     if problems:
         from senforms.errors import TemplateError
 
-        print(f"\nWhat to do: {TemplateError.advice}", file=sys.stderr)
-        return int(TemplateError.exit_code)
-    print("All letter templates can be filled in.")
-    return ExitCode.ok
-
-
-_EXTENSIONS.append(
-    lambda sub: sub.add_parser("check-templates", help="check that every letter template can be filled in")
-)
-
-
-# --- letter templates ----------------------------------------------------------------------------
-
-
-@command("check-templates")
-def _check_templates(args: argparse.Namespace) -> int:
-    from senforms.render import check_templates
-
-    problems = check_templates(_settings(args))
-    for problem in problems:
-        print(problem, file=sys.stderr)
-    if problems:
-        from senforms.errors import TemplateError
-
-        print(f"\nWhat to do: {TemplateError.advice}", file=sys.stderr)
+        print(
+            "\nWhat to do: correct each template named above in Word and save it, or delete the school's "
+            "copy to go back to the original; then run senforms check-templates again.",
+            file=sys.stderr,
+        )
         return int(TemplateError.exit_code)
     print("All letter templates can be filled in.")
     return ExitCode.ok
