@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -28,12 +27,12 @@ from sqlalchemy.orm import Session
 
 from senforms import forms, rules
 from senforms.archive import tables as t
-from senforms.archive.store import Archive, History, find_pupil, history, log, now, save_pupil
+from senforms.archive.store import Archive, History, current_forms, find_pupil, history, log, now, save_pupil
 from senforms.config import Settings, write_default_settings
 from senforms.context import letter_context
 from senforms.deliver import safe_name, set_aside, write_atomic
 from senforms.errors import ExitCode, SenformsError
-from senforms.kinds import KINDS, EarlyDiscussion, ReviewRecord, SupportPlan
+from senforms.kinds import KINDS, EarlyDiscussion, FormModel, ReviewRecord, SupportPlan
 from senforms.layout import fold_label
 from senforms.read import RawForm
 from senforms.validate import validate
@@ -140,7 +139,8 @@ class Pipeline:
                     t.ReceivedForm.superseded_by_id.is_(None),
                 )
             )
-            past = history(session, pupil.id, excluding=previous.id if previous else None)
+            earlier = current_forms(session, pupil.id)
+            past = history(earlier, excluding=previous.id if previous else None)
             row = t.ReceivedForm(
                 content_hash=digest,
                 pupil_id=pupil.id,
@@ -172,7 +172,8 @@ class Pipeline:
                 upn=pupil.upn,
                 form_id=row.id,
             )
-            register_changed = rebuild_record(session, pupil)
+            now_current = [(r, m) for r, m in earlier if r is not previous] + [(row, form)]
+            register_changed = rebuild_record(session, pupil, now_current)
             decided = rules.what_next(form, past)
             for flag in decided.flags:
                 log(
@@ -288,10 +289,11 @@ class Pipeline:
 # --- the record: derived from the current forms ------------------------------------------------
 
 
-def rebuild_record(session: Session, pupil: t.Pupil) -> bool:
+def rebuild_record(session: Session, pupil: t.Pupil, forms: list[tuple[t.ReceivedForm, FormModel]]) -> bool:
     """Rebuild the pupil's SEN status, cycles, outcomes and provision from their current forms,
     oldest first. Deriving the record rather than patching it is what lets a corrected form
-    simply replace the one it corrects. Returns whether the SEN register changed."""
+    simply replace the one it corrects. ``forms`` are the current forms with their models, as
+    ``current_forms`` gives them. Returns whether the SEN register changed."""
     before = _status_key(session, pupil.id)
     for row in session.scalars(select(t.SenStatus).where(t.SenStatus.pupil_id == pupil.id)):
         session.delete(row)
@@ -300,13 +302,7 @@ def rebuild_record(session: Session, pupil: t.Pupil) -> bool:
     session.flush()
     status: t.SenStatus | None = None
     cycles: dict[int, t.Cycle] = {}
-    received = session.scalars(
-        select(t.ReceivedForm)
-        .where(t.ReceivedForm.pupil_id == pupil.id, t.ReceivedForm.superseded_by_id.is_(None))
-        .order_by(t.ReceivedForm.meeting_date, t.ReceivedForm.id)
-    ).all()
-    for row in received:
-        form = KINDS[row.kind].model.model_validate(json.loads(row.data))
+    for row, form in sorted(forms, key=lambda f: (f[0].meeting_date, f[0].id)):
         current = (
             None
             if status is None

@@ -7,7 +7,6 @@ authority. The schema is created and upgraded by Alembic migrations when the arc
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import threading
 from collections.abc import Iterator
@@ -221,23 +220,21 @@ class History:
         return [c.review for n, c in sorted(self.cycles.items()) if n < cycle and c.review]
 
 
-def history(session: Session, pupil_id: int, *, excluding: int | None = None) -> History:
-    found = History()
+def current_forms(session: Session, pupil_id: int) -> list[tuple[t.ReceivedForm, kinds.FormModel]]:
+    """A pupil's forms that no correction has replaced, oldest meeting first, with their models."""
     rows = session.scalars(
         select(t.ReceivedForm)
         .where(t.ReceivedForm.pupil_id == pupil_id, t.ReceivedForm.superseded_by_id.is_(None))
         .order_by(t.ReceivedForm.meeting_date, t.ReceivedForm.id)
     ).all()
-    for row in rows:
-        if row.id == excluding:
-            continue
-        model = kinds.KINDS[row.kind].model.model_validate(json.loads(row.data))
-        if isinstance(model, kinds.EarlyDiscussion):
-            found.early.append(model)
-        elif isinstance(model, kinds.SupportPlan):
-            found.cycles.setdefault(model.cycle, CycleRecord(model.cycle)).plan = model
-        elif isinstance(model, kinds.ReviewRecord):
-            found.cycles.setdefault(model.cycle, CycleRecord(model.cycle)).review = model
+    return [(row, kinds.KINDS[row.kind].model.model_validate_json(row.data)) for row in rows]
+
+
+def history(forms: list[tuple[t.ReceivedForm, kinds.FormModel]], *, excluding: int | None = None) -> History:
+    found = History()
+    for row, model in forms:
+        if row.id != excluding:
+            found = found.with_form(model)
     return found
 
 
