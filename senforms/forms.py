@@ -50,15 +50,16 @@ def blank_form(settings: Settings, slug: str, *, values: dict[str, Any] | None =
     return make_form(kind, school=settings.school_name, values=values, template=form_template(settings, kind))
 
 
-def school_labels(settings: Settings | None) -> dict[str, str]:
-    """Label wording learned from the school's own form templates: folded label to path."""
+def school_labels(settings: Settings | None) -> dict[str, dict[str, str]]:
+    """Label wording learned from the school's own form templates: per kind, folded label to
+    path. Per kind, because two forms may use the same words for different answers."""
     if settings is None:
         return {}
-    learned: dict[str, str] = {}
-    for kind in KINDS.values():
-        if path := form_template(settings, kind):
-            learned.update(_labels_in(str(path), path.stat().st_mtime_ns))
-    return learned
+    return {
+        kind.slug: _labels_in(str(path), path.stat().st_mtime_ns)
+        for kind in KINDS.values()
+        if (path := form_template(settings, kind))
+    }
 
 
 @lru_cache(maxsize=16)

@@ -55,8 +55,9 @@ def sniff(data: bytes) -> str:
     return "other"
 
 
-def read_form(data: bytes, *, name: str = "", labels: dict[str, str] | None = None) -> RawForm:
-    """Read a Word or PDF form. ``labels`` adds a school's own wording of labels (folded) to paths."""
+def read_form(data: bytes, *, name: str = "", labels: dict[str, dict[str, str]] | None = None) -> RawForm:
+    """Read a Word or PDF form. ``labels`` adds, per form kind, a school's own wording of labels
+    (folded) to paths."""
     suffix = Path(name).suffix.lower()
     if suffix in _REFUSED:
         raise UnsupportedFileError(f"{_REFUSED[suffix]} senforms reads Word (.docx) and PDF forms only.")

@@ -265,8 +265,9 @@ def _by_labels(body: etree._Element, kind: FormKind, extra: dict[str, str]) -> d
     return values
 
 
-def read_word(data: bytes, *, labels: dict[str, str] | None = None) -> RawForm:
-    """Read a senforms Word form. ``labels`` maps a school's own (folded) label wording to paths."""
+def read_word(data: bytes, *, labels: dict[str, dict[str, str]] | None = None) -> RawForm:
+    """Read a senforms Word form. ``labels`` maps, per form kind, a school's own (folded) label
+    wording to paths."""
     archive = _unzip(data)
     root = _xml(archive, "word/document.xml")
     if root is None:
@@ -279,7 +280,7 @@ def read_word(data: bytes, *, labels: dict[str, str] | None = None) -> RawForm:
     values = _by_controls(body, specs)
     method = "tags"
     if len(values) < len(specs):
-        found = _by_labels(body, kind, labels or {})
+        found = _by_labels(body, kind, (labels or {}).get(kind.slug, {}))
         if not any(_tag(sdt) in specs for sdt in body.iter(w("sdt"))):
             method = "labels"
         for path, value in found.items():
