@@ -161,7 +161,7 @@ def _watch(args: argparse.Namespace) -> int:
         settings = load_settings(settings.home, archive_url=getattr(args, "archive", None))
     if args.poll is not None and args.poll <= 0:
         raise SenformsError("--poll needs a number of seconds greater than 0, for example --poll 10.")
-    watcher = Watcher(settings, poll=args.poll)
+    watcher = Watcher(settings, poll=args.poll, give_up_seconds=args.give_up)
     for line in watcher.describe():
         print(line)
     if not args.once:
@@ -189,6 +189,13 @@ def _watch_commands(sub: Any) -> None:
         type=float,
         metavar="SECONDS",
         help="look for new files every SECONDS instead of using file events (network shares are polled anyway)",
+    )
+    p.add_argument(
+        "--give-up",
+        type=float,
+        default=15 * 60,
+        metavar="SECONDS",
+        help="set aside a file that is still not complete after SECONDS (default 900)",
     )
     sub.add_parser("status", help="how many forms are waiting, done today and set aside today")
 

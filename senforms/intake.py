@@ -488,6 +488,8 @@ class Watcher:
 
     def _shutdown(self) -> None:
         if self._observer is not None:
+            # watchdog logs a harmless error from its inotify thread as it is stopped.
+            logging.getLogger("watchdog.observers.inotify").setLevel(logging.CRITICAL)
             with contextlib.suppress(Exception):
                 self._observer.stop()
                 self._observer.join(5)
@@ -555,7 +557,7 @@ class Watcher:
     def _scan(self, now: float, once: bool) -> list[Path]:
         """Look at every file in the inbox; return those ready to take, oldest first."""
         present: set[Path] = set()
-        ready: list[tuple[float, Path]] = []
+        ready: list[tuple[float, int, Path]] = []
         limit = self.settings.max_file_mb * 1024 * 1024
         for path, st in self._walk():
             present.add(path)
@@ -583,11 +585,13 @@ class Watcher:
                 else:
                     seen.checked = now
                 continue
-            ready.append((seen.first, path))
+            # In the order they arrived (then were last written), so a plan dropped after its
+            # early discussion note is processed after it.
+            ready.append((seen.first, st.st_mtime_ns, path))
         for gone in set(self._seen) - present:
             del self._seen[gone]
         ready.sort()
-        return [path for _, path in ready]
+        return [path for _, _, path in ready]
 
     @property
     def waiting(self) -> int:

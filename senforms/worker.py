@@ -113,12 +113,31 @@ def _limit_memory(extra_mb: int) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
+def _die_with_parent() -> None:
+    """On Linux, have the kernel kill this worker if the watcher dies (even by SIGKILL), so a
+    restarted watcher never works on the same file as an orphaned worker. Elsewhere the worker
+    finishes its file and stops when the pipe from the dead watcher closes."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+    parent = multiprocessing.parent_process()
+    if parent is not None and os.getppid() != parent.pid:  # the watcher died before the request
+        os._exit(1)
+
+
 def _worker_main(conn: Connection, settings: Settings, factory: ProcessorFactory, memory_mb: int) -> None:
     # Ctrl-C in a terminal (and systemd's SIGTERM to the whole group) reach this process too; the
     # watcher decides when to stop, so that the file in hand is finished, not cut off half-way.
     for name in ("SIGINT", "SIGTERM", "SIGBREAK"):
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), signal.SIG_IGN)
+    _die_with_parent()
     try:
         processor = factory(settings)
     except SenformsError as exc:

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import case
 
 from senforms.config import Settings
 from senforms.deliver import write_atomic
@@ -40,6 +39,7 @@ from senforms.intake import (
 from senforms.kinds import KINDS
 from senforms.values import upn_check_letter
 from senforms.wordform import make_form
+from tests.conftest import case
 
 
 class FakePipeline:
