@@ -250,10 +250,24 @@ class Office:
         # way on Windows (where select() does not work on pipes) as on Linux.
         self._replies = queue.Queue()
         threading.Thread(target=_pump, args=(self._client.stdout, self._replies), daemon=True).start()
-        reply = self._reply(self.start_timeout + 5)
+        reply = self._await_start()
         if not reply.get("ok"):
             self._stop_processes()
-            raise OfficeError(f"LibreOffice did not start: {reply.get('error', 'no answer')}")
+            raise OfficeError(f"LibreOffice did not start. {reply.get('error', '')}".strip())
+
+    def _await_start(self) -> dict[str, Any]:
+        # Watch the office while the client connects, so an office that cannot start at all
+        # (a broken installation) is reported at once rather than after the whole timeout.
+        deadline = time.monotonic() + self.start_timeout + 5
+        while time.monotonic() < deadline:
+            try:
+                return self._reply(0.25)
+            except _NoAnswer:
+                if self._soffice_proc is not None and self._soffice_proc.poll() is not None:
+                    return {"ok": False, "error": f"It stopped with exit code {self._soffice_proc.returncode}."}
+            except OfficeError as exc:
+                return {"ok": False, "error": exc.message}
+        return {"ok": False, "error": f"It did not answer within {self.start_timeout:g} seconds."}
 
     def _stop_processes(self, *, grace: float = 0.0) -> None:
         """End the client and the office, waiting up to ``grace`` seconds for them to quit."""

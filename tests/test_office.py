@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -161,3 +163,35 @@ def test_without_libreoffice_the_message_is_plain(monkeypatch: pytest.MonkeyPatc
     assert caught.value.message == MISSING_MESSAGE
     assert "Word documents (.docx)" in caught.value.message
     assert "Install LibreOffice" in caught.value.note()
+
+
+@pytest.mark.libreoffice
+@needs_office
+def test_the_benchmark_runs_in_quick_mode(capsys: pytest.CaptureFixture[str]) -> None:
+    bench = Path(__file__).resolve().parent.parent / "bench" / "pdf.py"
+    spec = importlib.util.spec_from_file_location("bench_pdf", bench)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "one LibreOffice start per letter (baseline)" in out
+    assert "faster than the baseline" in out
+    assert "senforms.forms.extract" in out
+
+
+@pytest.mark.libreoffice
+@needs_office
+@pytest.mark.skipif(sys.platform == "win32", reason="the stand-in office is a shell script")
+def test_an_office_that_cannot_start_is_reported_at_once(tmp_path: Path) -> None:
+    broken = tmp_path / "soffice"
+    broken.write_text("#!/bin/sh\nexit 3\n", encoding="utf-8")
+    broken.chmod(0o755)
+    office = Office(soffice=broken, start_timeout=60)
+    if office.engine != "uno":
+        pytest.skip("LibreOffice's Python bridge (python3-uno) is not installed")
+    started = time.monotonic()
+    with pytest.raises(OfficeError, match=r"did not start\. It stopped with exit code 3"):
+        office.start()
+    assert time.monotonic() - started < 15  # not the whole minute of start_timeout
+    office.close()
