@@ -138,7 +138,8 @@ def windows_network(path: str) -> str | None:
 def network_filesystem(path: Path) -> str | None:
     """Why native events cannot be trusted for ``path``, or None if it looks local."""
     if sys.platform == "win32":
-        return windows_network(str(path))
+        # resolve(): an inbox that is a link to \\server\share is on the share.
+        return windows_network(str(path.resolve()))
     kind = linux_filesystem(path.resolve()) if sys.platform.startswith("linux") else None
     if kind and (kind in NETWORK_FILESYSTEMS or kind.split(".")[-1] in NETWORK_FILESYSTEMS):
         return kind
