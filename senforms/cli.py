@@ -87,7 +87,7 @@ def _process(args: argparse.Namespace) -> int:
     from senforms.pipeline import process_files
 
     settings = _settings(args)
-    report = process_files([Path(f) for f in args.files], settings)
+    report = process_files([Path(f) for f in args.files], settings, notify=lambda line: print(line, file=sys.stderr))
     for path, done in report.processed:
         print(f"{path.name}: {done.status} ({done.kind}, UPN {done.upn}, {len(done.documents)} documents)")
         for warning in done.warnings:

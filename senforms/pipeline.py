@@ -15,6 +15,7 @@ import csv
 import hashlib
 import io
 import logging
+import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
@@ -31,9 +32,10 @@ from senforms.archive.store import Archive, History, current_forms, find_pupil, 
 from senforms.config import Settings, write_default_settings
 from senforms.context import letter_context
 from senforms.deliver import safe_name, set_aside, write_atomic
-from senforms.errors import ExitCode, SenformsError
+from senforms.errors import ExitCode, OfficeError, SenformsError
 from senforms.kinds import KINDS, EarlyDiscussion, FormModel, ReviewRecord, SupportPlan
 from senforms.layout import fold_label
+from senforms.office import MISSING_MESSAGE, ConversionFailed, Office, office_available
 from senforms.read import RawForm
 from senforms.validate import validate
 
@@ -69,11 +71,21 @@ class Pipeline:
         self.settings = settings
         self.archive = Archive(settings.database_url)
         self.today = today
+        # Plain sentences for whoever starts senforms (the watcher and `process` print them).
+        self.notices: list[str] = []
+        self.pdf_forms = settings.document_format == "pdf"
+        self.pdf_letters = self.pdf_forms and office_available()
+        if self.pdf_forms and not self.pdf_letters:
+            self.notices.append(MISSING_MESSAGE)
+        self._office: Office | None = None
+        self._warnings: list[str] = []
         # Called with the name of each step as it completes; tests use it to interrupt
         # processing at every point and prove that nothing is lost or doubled.
         self.checkpoint: Callable[[str], None] = lambda step: None
 
     def close(self) -> None:
+        if self._office is not None:
+            self._office.close()
         self.archive.close()
 
     def __enter__(self) -> Pipeline:
@@ -99,6 +111,7 @@ class Pipeline:
             return known
         raw = forms.read(data, name=name, settings=self.settings)
         model, warnings = validate(raw)
+        self._warnings = warnings
         self.checkpoint("read")
         try:
             form_id, corrected = self._file(raw, model, data, digest, name)
@@ -109,7 +122,7 @@ class Pipeline:
         written = self._deliver(form_id)
         status = "corrected" if corrected else "processed"
         logger.info("%s %s for UPN %s: %d documents", status, raw.kind.slug, model.pupil.upn, len(written))  # type: ignore[attr-defined]
-        return Processed(raw.kind.slug, model.pupil.upn, status, written, warnings)  # type: ignore[attr-defined]
+        return Processed(raw.kind.slug, model.pupil.upn, status, written, self._warnings)  # type: ignore[attr-defined]
 
     def _known(self, digest: str) -> Processed | None:
         """A form already received: finish its delivery if a crash interrupted it."""
@@ -199,8 +212,9 @@ class Pipeline:
         today = self.today()
         for doc in decided.documents:
             if isinstance(doc, rules.Prefilled):
-                content = forms.blank_form(self.settings, doc.kind, values=doc.values)
-                out.append(_Rendered(doc.audience, doc.title, f"form:{doc.kind}", content, ".docx"))
+                content = forms.blank_form(self.settings, doc.kind, values=doc.values, pdf=self.pdf_forms)
+                suffix = ".pdf" if self.pdf_forms else ".docx"
+                out.append(_Rendered(doc.audience, doc.title, f"form:{doc.kind}", content, suffix))
                 continue
             context = letter_context(
                 self.settings,
@@ -217,7 +231,36 @@ class Pipeline:
                     doc.audience, doc.title + (" (corrected)" if corrected else ""), doc.template, content, ".docx"
                 )
             )
+        if self.pdf_letters:
+            self._to_pdf([r for r in out if r.suffix == ".docx"])
         return out
+
+    def _to_pdf(self, letters: list[_Rendered]) -> None:
+        """Convert a form's letters to PDF in one batch through one running LibreOffice. If
+        LibreOffice fails, the letters stay Word documents: a parent still gets their letter."""
+        if not letters:
+            return
+        with tempfile.TemporaryDirectory(prefix="senforms-pdf-") as tmp:
+            sources = []
+            for i, letter in enumerate(letters):
+                sources.append(Path(tmp) / f"{i}.docx")
+                sources[-1].write_bytes(letter.content)
+            try:
+                if self._office is None:
+                    self._office = Office(timeout=self.settings.seconds_per_file)
+                    self._office.start()
+                pdfs = self._office.convert(sources, Path(tmp) / "pdf")
+            except ConversionFailed as exc:
+                pdfs = [Path(tmp) / "pdf" / f"{s.stem}.pdf" for s in sources]
+                self._warnings.append(
+                    f"{len(exc.failed)} letters could not be made into PDFs and are Word documents instead"
+                )
+            except OfficeError as exc:
+                self._warnings.append(f"Letters are Word documents, not PDFs: {exc.message}")
+                return
+            for letter, pdf in zip(letters, pdfs, strict=True):
+                if pdf.exists():
+                    letter.content, letter.suffix = pdf.read_bytes(), ".pdf"
 
     # --- deliver ---------------------------------------------------------------------------
 
@@ -423,10 +466,12 @@ class Report:
         return ExitCode.ok if not self.set_aside else ExitCode.some_files_failed
 
 
-def process_files(paths: Iterable[Path], settings: Settings) -> Report:
+def process_files(paths: Iterable[Path], settings: Settings, *, notify: Callable[[str], None] = logger.info) -> Report:
     """Process each file; a file with a problem is moved to ``problems/`` beside a note."""
     report = Report()
     with Pipeline(settings) as pipeline:
+        for notice in pipeline.notices:
+            notify(notice)
         for path in paths:
             try:
                 report.processed.append((path, pipeline.process_file(path)))
