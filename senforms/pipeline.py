@@ -42,6 +42,7 @@ from senforms.validate import validate
 logger = logging.getLogger("senforms")
 
 Form = EarlyDiscussion | SupportPlan | ReviewRecord
+REGISTER = "senco/SEND register.csv"
 
 
 @dataclass
@@ -271,17 +272,17 @@ class Pipeline:
         crash during delivery is finished by writing to exactly the same names."""
         today = self.today().isoformat()
         folder = safe_name(f"{pupil.legal_surname} {pupil.legal_forename} ({pupil.upn})")
-        taken = set(session.scalars(select(t.Document.path)).all())
+        taken = set(session.scalars(select(t.Document.path).where(t.Document.pupil_id == pupil.id)).all())
         for doc in rendered:
             if doc.template == "register":
-                base = f"{doc.audience}/{today} {doc.title}"
+                path = REGISTER
             else:
                 base = f"{doc.audience}/{folder}/{today} {safe_name(doc.title)}"
-            path, n = f"{base}{doc.suffix}", 1
-            while path in taken or (self.settings.outbox / path).exists():
-                n += 1
-                path = f"{base} ({n}){doc.suffix}"
-            taken.add(path)
+                path, n = f"{base}{doc.suffix}", 1
+                while path in taken or (self.settings.outbox / path).exists():
+                    n += 1
+                    path = f"{base} ({n}){doc.suffix}"
+                taken.add(path)
             session.add(
                 t.Document(
                     pupil_id=None if doc.template == "register" else pupil.id,
@@ -305,7 +306,14 @@ class Pipeline:
                 .where(t.Document.form_id == form_id, t.Document.delivered_at.is_(None))
                 .order_by(t.Document.id)
             ).all()
-            jobs = [(d.id, d.path, d.content, d.content_hash) for d in pending]
+            jobs = [(d.id, d.path, d.content, d.content_hash) for d in pending if d.template != "register"]
+            registers = [d.id for d in pending if d.template == "register"]
+            if registers:
+                # The register is the one living file in the outbox: rewritten from the archive as
+                # it is now (never from a stored copy, so finishing an old form's delivery cannot
+                # bring back an older register). Every version is kept in the archive.
+                write_atomic(self.settings.outbox / REGISTER, register_csv(session), overwrite=True)
+                written.append(self.settings.outbox / REGISTER)
         delivered: dict[int, str] = {}
         for doc_id, relative, content, digest in jobs:
             target = self.settings.outbox / relative
@@ -315,6 +323,7 @@ class Pipeline:
             delivered[doc_id] = target.relative_to(self.settings.outbox).as_posix()
             written.append(target)
             self.checkpoint("wrote")
+        delivered |= dict.fromkeys(registers, REGISTER)
         with self.archive.session() as session:
             for doc_id, relative in delivered.items():
                 doc = session.get(t.Document, doc_id)
@@ -324,7 +333,7 @@ class Pipeline:
             assert form is not None
             form.state = "done"
             upn = session.get(t.Pupil, form.pupil_id).upn  # type: ignore[union-attr]
-            log(session, "delivered", f"{len(jobs)} documents to the outbox", upn=upn, form_id=form_id)
+            log(session, "delivered", f"{len(delivered)} documents to the outbox", upn=upn, form_id=form_id)
             self.checkpoint("marked")
         return written
 
