@@ -39,7 +39,7 @@ from typing import IO, Any
 
 from senforms.config import Settings
 from senforms.deliver import set_aside, write_atomic
-from senforms.errors import ConfigError, SenformsError, UnreadableFileError, UnsupportedFileError
+from senforms.errors import ConfigError, ExitCode, SenformsError, UnreadableFileError, UnsupportedFileError
 from senforms.read import _REFUSED
 from senforms.worker import Outcome, PipelineProcessor, ProcessorFactory, Worker, in_process
 
@@ -376,6 +376,7 @@ class Watcher:
         self._run_file: Callable[..., Outcome] | None = None
         self._observer: Any = None
         self._seq = 0
+        self._archive_pause = 0.0
         self._today = _Today()
         self._status_written = 0.0
         self._status_text = ""
@@ -634,7 +635,17 @@ class Watcher:
                 return
         except OSError:
             return
-        self._process(claimed)
+        if self._process(claimed) == "retry":
+            # The archive could not be reached: not the file's fault, so it goes back where it was
+            # and is tried again after a pause that grows while the archive stays away.
+            self._unclaim(claimed, path)
+            self._archive_pause = min(60.0, max(2.0, self._archive_pause * 2))
+            log.error(
+                "The archive cannot be reached; the file stays in the inbox. Trying again in %g s.", self._archive_pause
+            )
+            self._stop.wait(self._archive_pause)
+        else:
+            self._archive_pause = 0.0
 
     def _unclaim(self, claimed: Path, original: Path) -> None:
         try:
@@ -644,7 +655,8 @@ class Watcher:
         except OSError:
             pass
 
-    def _process(self, claimed: Path) -> None:
+    def _process(self, claimed: Path) -> str | None:
+        """Process a claimed file; returns "retry" when the archive could not be reached."""
         name = claimed.name
         assert self._run_file is not None
         try:
@@ -652,7 +664,13 @@ class Watcher:
         except Exception:
             log.exception("The worker could not be asked to process %s", _ref(claimed))
             self._set_aside(claimed, None, "unexpected error")
-            return
+            return None
+        if (
+            outcome.status == "problem"
+            and outcome.error is not None
+            and outcome.error.exit_code == ExitCode.archive_error
+        ):
+            return "retry"
         if outcome.status == "ok":
             result = outcome.result
             ref = _ref(claimed)

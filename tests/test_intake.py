@@ -488,3 +488,28 @@ def test_status_file_and_status_lines(fast: Settings, forms: list[bytes]) -> Non
     assert "Done today: 1" in lines
     state = json.loads((fast.home / ".senforms-watch.json").read_text(encoding="utf-8"))
     assert state["done"] == 1
+
+
+class ArchiveDownPipeline(FakePipeline):
+    """The archive is unreachable while the file ``archive-down`` exists in the home folder."""
+
+    def __call__(self, path: Path, name: str) -> dict[str, Any]:
+        from senforms.errors import ArchiveError
+
+        if (self.settings.home / "archive-down").exists():
+            raise ArchiveError("The archive database cannot be opened (connection refused).")
+        return super().__call__(path, name)
+
+
+def test_an_archive_outage_keeps_files_in_the_inbox_until_it_is_back(
+    fast: Settings, running, forms: list[bytes]
+) -> None:
+    (fast.home / "archive-down").write_text("down", encoding="utf-8")
+    running(factory=ArchiveDownPipeline)
+    (fast.inbox / "early.docx").write_bytes(forms[0])
+    time.sleep(3)
+    assert not list(fast.problems.glob("*")), "an archive outage is not the file's fault"
+    assert (fast.inbox / "early.docx").exists()
+    (fast.home / "archive-down").unlink()
+    assert wait_for(lambda: processed_names(fast) == ["early.docx"], 90)
+    assert not (fast.inbox / "early.docx").exists()
