@@ -40,6 +40,7 @@ from typing import IO, Any
 from senforms.config import Settings
 from senforms.deliver import set_aside, write_atomic
 from senforms.errors import ConfigError, ExitCode, SenformsError, UnreadableFileError, UnsupportedFileError
+from senforms.office import MISSING_MESSAGE, office_available
 from senforms.read import _REFUSED
 from senforms.worker import Outcome, PipelineProcessor, ProcessorFactory, Worker, in_process
 
@@ -400,11 +401,19 @@ class Watcher:
             if self.mode == "events"
             else f"polling every {self.poll_seconds:g} s: {self.reason}"
         )
-        return [
+        lines = [
             f"Watching {self.inbox} and its subfolders, {how}.",
             f"Documents go to {self.settings.outbox}; files that cannot be processed go to {self.settings.problems}.",
             f"Log: {self.settings.home / LOG_NAME}",
         ]
+        if self.settings.document_format == "pdf" and not office_available():
+            lines.append(MISSING_MESSAGE)
+        if unfilled := self.settings.unfilled():
+            lines.append(
+                "senforms.toml still has placeholders for: " + ", ".join(unfilled) + ". Letters will leave them out "
+                "until they are filled in."
+            )
+        return lines
 
     # -- the loop --
 
