@@ -7,7 +7,6 @@ its label wording is learned so that forms whose tags a word processor dropped s
 
 from __future__ import annotations
 
-import io
 import zipfile
 from functools import lru_cache
 from pathlib import Path
@@ -19,12 +18,10 @@ from pydantic import BaseModel
 from senforms.config import Settings
 from senforms.errors import UnknownVersionError
 from senforms.kinds import KINDS, FormKind
-from senforms.layout import fields, fold_label
+from senforms.layout import fold_label
 from senforms.read import RawForm, read_form
 from senforms.validate import validate
 from senforms.wordml import w
-
-PACKAGE_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 
 def kind_for(slug: str) -> FormKind:
@@ -91,13 +88,3 @@ def read(data: bytes, *, name: str = "", settings: Settings | None = None) -> Ra
 def extract(data: bytes, *, name: str = "", settings: Settings | None = None) -> tuple[BaseModel, list[str]]:
     """Read and validate a form. Raises a ``SenformsError`` subclass on any problem."""
     return validate(read(data, name=name, settings=settings))
-
-
-def known_paths(kind: FormKind) -> set[str]:
-    return set(fields(kind))
-
-
-def docx_bytes(document: Any) -> bytes:
-    out = io.BytesIO()
-    document.save(out)
-    return out.getvalue()

@@ -352,14 +352,3 @@ KINDS: dict[str, FormKind] = {
         ),
     )
 }
-
-
-def kind_named(slug: str) -> FormKind:
-    from senforms.errors import UnknownVersionError
-
-    try:
-        return KINDS[slug]
-    except KeyError:
-        raise UnknownVersionError(
-            f"This is a senforms form of a kind this installation does not know ({slug!r})."
-        ) from None
