@@ -1,0 +1,181 @@
+"""Each rule of the graduated approach on its own, and every review decision through the pipeline."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, select
+
+from senforms import rules
+from senforms.archive import tables as t
+from senforms.archive.store import History
+from senforms.config import Settings
+from senforms.kinds import EarlyDiscussion, ReviewRecord, SupportPlan
+from senforms.pipeline import Pipeline
+from tests.conftest import case
+from tests.pipeline_helpers import drop, filled, values
+from tests.test_pipeline import docx_text
+
+
+def early(**changes: object) -> EarlyDiscussion:
+    return EarlyDiscussion.model_validate(case("early-discussion.json") | changes)
+
+
+def plan(**changes: object) -> SupportPlan:
+    return SupportPlan.model_validate(case("support-plan.json") | changes)
+
+
+def review(**changes: object) -> ReviewRecord:
+    return ReviewRecord.model_validate(case("review.json") | changes)
+
+
+def titles(next_: rules.Next) -> list[str]:
+    return [d.title for d in next_.documents]
+
+
+def test_sen_support_notifies_parents_and_prefills_the_plan() -> None:
+    note = early()
+    assert titles(rules.after_early_discussion(note, History())) == [
+        "Note of our early discussion",
+        "Formal notification of SEN support",
+        "SEN support plan (pre-filled)",
+    ]
+    prefilled = rules.plan_after_discussion(note)
+    assert prefilled is not None
+    assert prefilled.values["primary_need"] == "SPLD" and prefilled.values["cycle"] == 1
+    assert prefilled.values["outcomes"][0]["description"].startswith("Millie reads Year 3 texts")
+
+
+@pytest.mark.parametrize(
+    ("decision", "expected"),
+    [
+        ("monitor", ["Note of our early discussion", "Early discussion note for the next meeting (pre-filled)"]),
+        ("no-sen", ["Note of our early discussion"]),
+    ],
+)
+def test_other_early_decisions(decision: str, expected: list[str]) -> None:
+    assert titles(rules.after_early_discussion(early(decision=decision), History())) == expected
+
+
+def test_monitor_prefills_the_next_meeting_date() -> None:
+    prefilled = rules.next_discussion(early(decision="monitor"))
+    assert prefilled is not None and prefilled.values["meeting_date"] == date(2025, 11, 4)
+
+
+def test_plan_gives_parent_copy_briefing_and_review() -> None:
+    p = plan()
+    assert titles(rules.after_support_plan(p, History())) == [
+        "Your child's SEN support plan",
+        "Staff briefing",
+        f"Review record for {p.review_date:%d %B %Y} (pre-filled)",
+    ]
+    values = rules.review_after_plan(p).values
+    assert [o["description"] for o in values["outcomes"]] == [o.description for o in p.outcomes]
+    assert [r["what"] for r in values["provision"]] == [r.what for r in p.provision]
+    assert values["review_date"] == p.review_date and values["cycle"] == p.cycle
+
+
+@pytest.mark.parametrize(
+    ("decision", "expected"),
+    [
+        ("continue", ["Review of SEN support", "SEN support plan, cycle 2 (pre-filled)"]),
+        ("revise", ["Review of SEN support", "SEN support plan, cycle 2 (pre-filled)"]),
+        ("specialist", ["Review of SEN support", "Involving a specialist", "SEN support plan, cycle 2 (pre-filled)"]),
+        ("ehc", ["Review of SEN support", "Evidence summary for an EHC needs assessment request"]),
+        ("end", ["Review of SEN support", "SEN support is ending"]),
+    ],
+)
+def test_each_review_decision(decision: str, expected: list[str]) -> None:
+    changes: dict[str, object] = {"decision": decision}
+    if decision == "end":
+        changes["next_review_date"] = None
+    assert titles(rules.after_review(review(**changes), History())) == expected
+
+
+def test_next_plan_carries_outcomes_forward_with_their_rating() -> None:
+    r = review(decision="continue")
+    history = History().with_form(plan(cycle=1))
+    prefilled = rules.next_plan(r, history)
+    assert prefilled is not None
+    assert prefilled.values["cycle"] == 2
+    assert [(o["description"], o["last_rating"]) for o in prefilled.values["outcomes"]] == [
+        (o.description, o.rating.value) for o in r.outcomes
+    ]
+    # Continue keeps the provision; revise leaves it for the SENCO to write anew.
+    assert prefilled.values["provision"][0]["what"] == plan().provision[0].what
+    revised = rules.next_plan(review(decision="revise"), history)
+    assert revised is not None and "provision" not in revised.values
+
+
+def _not_achieved(r: ReviewRecord, cycle: int) -> ReviewRecord:
+    outcomes = [o.model_dump() | {"rating": "not-achieved" if i == 0 else "achieved"} for i, o in enumerate(r.outcomes)]
+    return review(cycle=cycle, outcomes=outcomes)
+
+
+def test_not_achieved_at_two_reviews_in_a_row_is_flagged() -> None:
+    first = _not_achieved(review(), 1)
+    second = _not_achieved(review(), 2)
+    flags = rules.not_achieved_twice(second, History().with_form(first))
+    assert [f.description for f in flags] == [first.outcomes[0].description]
+    assert "Consider involving a specialist" in titles(rules.after_review(second, History().with_form(first)))
+    # Once is not a pattern; neither is not achieved, then achieved.
+    assert rules.not_achieved_twice(second, History()) == []
+    assert rules.not_achieved_twice(review(cycle=2), History().with_form(first)) == []
+
+
+def test_register_status() -> None:
+    assert rules.register_status(early(), None) == rules.Status("K", "SPLD", "SEMH", date(2025, 10, 7))
+    assert rules.register_status(early(decision="monitor"), None) is None
+    on_k = rules.Status("K", "SPLD", "SEMH", date(2025, 10, 7))
+    assert rules.register_status(plan(primary_need="SPLD", secondary_need="SEMH"), on_k) is None
+    assert rules.register_status(plan(primary_need="MLD", secondary_need=None), on_k).primary_need == "MLD"  # type: ignore[union-attr]
+    ended = rules.register_status(review(decision="end", next_review_date=None), on_k)
+    assert ended is not None and (ended.provision, ended.since) == ("N", review().review_date)
+
+
+# --- through the pipeline ------------------------------------------------------------------------
+
+FOLDER = "Hart Amelia (H801200001001)"
+
+
+def _cycle_forms(pipeline: Pipeline, tmp_path: Path, cycle: int, decision: str, first_rating: str) -> None:
+    pupil = values("early-discussion")["pupil"]
+    p = values("support-plan", pupil=pupil, cycle=cycle)
+    p["plan_date"], p["review_date"] = f"202{5 + cycle}-01-10", f"202{5 + cycle}-03-20"
+    pipeline.process_file(drop(tmp_path, f"plan{cycle}.docx", filled("support-plan", p)))
+    r = values("review", pupil=pupil, cycle=cycle, decision=decision)
+    r["plan_date"], r["review_date"], r["next_review_date"] = p["plan_date"], p["review_date"], f"202{5 + cycle}-07-10"
+    if decision == "end":
+        r["next_review_date"] = None
+    r["outcomes"] = [
+        {"description": o["description"], "rating": first_rating if i == 0 else "partly", "evidence": "Seen."}
+        for i, o in enumerate(p["outcomes"])
+    ]
+    pipeline.process_file(drop(tmp_path, f"review{cycle}.docx", filled("review", r)))
+
+
+def test_two_reviews_not_achieved_then_ehc_then_end(settings: Settings, tmp_path: Path) -> None:
+    with Pipeline(settings, today=lambda: date(2026, 11, 22)) as pipeline:
+        pipeline.process_file(drop(tmp_path, "early.docx", filled("early-discussion", values("early-discussion"))))
+        _cycle_forms(pipeline, tmp_path, 1, "continue", "not-achieved")
+        assert not list(settings.outbox.glob(f"senco/{FOLDER}/*Consider involving a specialist*"))
+        _cycle_forms(pipeline, tmp_path, 2, "ehc", "not-achieved")
+        prompt = next(settings.outbox.glob(f"senco/{FOLDER}/*Consider involving a specialist*"))
+        summary = next(settings.outbox.glob(f"senco/{FOLDER}/*Evidence summary*"))
+        text = docx_text(summary)
+        first_outcome = values("support-plan")["outcomes"][0]["description"]
+        assert first_outcome in text and "Not achieved" in text
+        assert "10 January 2026" in text and "10 January 2027" in text  # both cycles' plans
+        assert first_outcome in docx_text(prompt)
+        _cycle_forms(pipeline, tmp_path, 3, "end", "achieved")
+        assert next(settings.outbox.glob(f"parents/{FOLDER}/*SEN support is ending*"))
+    register = (settings.outbox / "senco/SEND register.csv").read_text(encoding="utf-8-sig")
+    assert "H801200001001" not in register
+    engine = create_engine(settings.database_url)
+    with engine.connect() as conn:
+        history = conn.execute(select(t.SenStatus.provision, t.SenStatus.end_date).order_by(t.SenStatus.id)).all()
+    engine.dispose()
+    assert [h.provision for h in history] == ["K", "N"]
+    assert history[0].end_date == date(2028, 3, 20) and history[1].end_date is None
