@@ -182,18 +182,22 @@ class Pipeline:
             log(
                 session,
                 "received",
-                f"{kind.slug} of {meeting} from {name!r} (read by {raw.method})",
+                # The file name is kept with the form, not here: office staff often name files after
+                # the pupil, and the log names pupils by UPN only.
+                f"{kind.slug} of {meeting} (read by {raw.method})",
                 upn=pupil.upn,
                 form_id=row.id,
             )
             now_current = [(r, m) for r, m in earlier if r is not previous] + [(row, form)]
             register_changed = rebuild_record(session, pupil, now_current)
             decided = rules.what_next(form, past)
-            for flag in decided.flags:
+            if decided.flags:
+                described = [o.description for o in getattr(form, "outcomes", [])]
+                numbers = ", ".join(str(described.index(f.description) + 1) for f in decided.flags)
                 log(
                     session,
                     "flagged",
-                    f"outcome not achieved at two reviews in a row: {flag.description[:80]}",
+                    f"outcome {numbers} not achieved at two reviews in a row",
                     upn=pupil.upn,
                     form_id=row.id,
                 )
