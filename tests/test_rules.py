@@ -176,6 +176,10 @@ def test_two_reviews_not_achieved_then_ehc_then_end(settings: Settings, tmp_path
     engine = create_engine(settings.database_url)
     with engine.connect() as conn:
         history = conn.execute(select(t.SenStatus.provision, t.SenStatus.end_date).order_by(t.SenStatus.id)).all()
+        events = conn.execute(select(t.Event.action, t.Event.detail)).all()
     engine.dispose()
     assert [h.provision for h in history] == ["K", "N"]
     assert history[0].end_date == date(2028, 3, 20) and history[1].end_date is None
+    # The event log names the pupil by UPN only.
+    assert ("flagged", "outcome 1 not achieved at two reviews in a row") in [tuple(e) for e in events]
+    assert not [e for e in events if any(name in e.detail for name in ("Amelia", "Millie", "Hart"))]
