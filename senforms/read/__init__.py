@@ -62,7 +62,11 @@ def read_form(data: bytes, *, name: str = "", labels: dict[str, dict[str, str]] 
     if suffix in _REFUSED:
         raise UnsupportedFileError(f"{_REFUSED[suffix]} senforms reads Word (.docx) and PDF forms only.")
     if not data:
-        raise UnreadableFileError("The file is empty (0 bytes). It may not have finished copying.")
+        raise UnreadableFileError(
+            "The file is empty (0 bytes). It may not have finished copying.",
+            advice="Copy the form into the inbox again. If it is empty on your computer too, it was never "
+            "saved: fill in the form again.",
+        )
     if len(data) > MAX_FILE_BYTES:
         raise UnreadableFileError(
             f"The file is too large ({len(data) // (1024 * 1024)} MB); a form is usually well under 1 MB.",
