@@ -132,14 +132,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("init", help="set up the home folder: inbox, outbox, archive, senforms.toml, blank forms")
 
-    for extend in _EXTENSIONS:
-        extend(sub)
+    p = sub.add_parser("watch", help="watch the inbox and process each form dropped in it")
+    p.add_argument("--once", action="store_true", help="process what is in the inbox now, then stop")
+    p.add_argument(
+        "--poll",
+        type=float,
+        metavar="SECONDS",
+        help="look for new files every SECONDS instead of using file events (network shares are polled anyway)",
+    )
+    p.add_argument(
+        "--give-up",
+        type=float,
+        default=15 * 60,
+        metavar="SECONDS",
+        help="set aside a file that is still not complete after SECONDS (default 900)",
+    )
+    sub.add_parser("status", help="how many forms are waiting, done today and set aside today")
+    sub.add_parser("check-templates", help="check that every letter template can be filled in")
     return parser
-
-
-# Modules that add commands (pipeline, watcher) register a function here, so this file stays
-# the one place that knows about argument parsing.
-_EXTENSIONS: list[Callable[[Any], None]] = []
 
 
 # --- the watched folder -------------------------------------------------------------------------
@@ -181,28 +191,6 @@ def _status(args: argparse.Namespace) -> int:
     return ExitCode.ok
 
 
-def _watch_commands(sub: Any) -> None:
-    p = sub.add_parser("watch", help="watch the inbox and process each form dropped in it")
-    p.add_argument("--once", action="store_true", help="process what is in the inbox now, then stop")
-    p.add_argument(
-        "--poll",
-        type=float,
-        metavar="SECONDS",
-        help="look for new files every SECONDS instead of using file events (network shares are polled anyway)",
-    )
-    p.add_argument(
-        "--give-up",
-        type=float,
-        default=15 * 60,
-        metavar="SECONDS",
-        help="set aside a file that is still not complete after SECONDS (default 900)",
-    )
-    sub.add_parser("status", help="how many forms are waiting, done today and set aside today")
-
-
-_EXTENSIONS.append(_watch_commands)
-
-
 # --- letter templates ----------------------------------------------------------------------------
 
 
@@ -224,11 +212,6 @@ def _check_templates(args: argparse.Namespace) -> int:
         return int(TemplateError.exit_code)
     print("All letter templates can be filled in.")
     return ExitCode.ok
-
-
-_EXTENSIONS.append(
-    lambda sub: sub.add_parser("check-templates", help="check that every letter template can be filled in")
-)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
