@@ -377,6 +377,7 @@ class Watcher:
         self._run_file: Callable[..., Outcome] | None = None
         self._observer: Any = None
         self._seq = 0
+        self._next_slot: Path | None = None
         self._archive_pause = 0.0
         self._today = _Today()
         self._status_written = 0.0
@@ -435,6 +436,7 @@ class Watcher:
     def _start(self) -> None:
         for folder in (self.inbox, self.settings.outbox, self.settings.problems, self.mine):
             folder.mkdir(parents=True, exist_ok=True)
+        self._next_slot = self._new_slot()
         lock = _try_lock(self.mine / ".lock")
         self._lock = lock if lock else None
         if lock is False:
@@ -498,6 +500,9 @@ class Watcher:
                 self._wake.wait(wait)
 
     def _shutdown(self) -> None:
+        if self._next_slot is not None:
+            with contextlib.suppress(OSError):
+                self._next_slot.rmdir()
         if self._observer is not None:
             # watchdog logs a harmless error from its inotify thread as it is stopped.
             logging.getLogger("watchdog.observers.inotify").setLevel(logging.CRITICAL)
@@ -610,11 +615,23 @@ class Watcher:
 
     # -- taking files --
 
-    def _claim(self, path: Path) -> Path | None:
-        """Move ``path`` into this watcher's claim folder; None if someone else took it first."""
+    def _new_slot(self) -> Path:
         self._seq += 1
         slot = self.mine / f"{self._seq:06d}"
         slot.mkdir(parents=True, exist_ok=True)
+        return slot
+
+    def _slot(self) -> Path:
+        """A claim folder, made one claim ahead. Files move into a folder that file events are
+        already watched in: a move into a folder too new to be watched leaves watchdog holding
+        the move's first half back for half a second, and every event behind it waits too."""
+        slot = self._next_slot if self._next_slot is not None and self._next_slot.is_dir() else self._new_slot()
+        self._next_slot = self._new_slot()
+        return slot
+
+    def _claim(self, path: Path) -> Path | None:
+        """Move ``path`` into this watcher's claim folder; None if someone else took it first."""
+        slot = self._slot()
         target = slot / path.name
         try:
             os.replace(path, target)
