@@ -28,7 +28,17 @@ from sqlalchemy.orm import Session
 
 from senforms import forms, rules
 from senforms.archive import tables as t
-from senforms.archive.store import Archive, History, current_forms, find_pupil, history, log, now, save_pupil
+from senforms.archive.store import (
+    Archive,
+    History,
+    current_form,
+    current_forms,
+    find_pupil,
+    history,
+    log,
+    now,
+    save_pupil,
+)
 from senforms.config import Settings, write_default_settings
 from senforms.context import letter_context
 from senforms.deliver import safe_name, set_aside, write_atomic
@@ -106,6 +116,7 @@ class Pipeline:
         return self.process_bytes(data, name=name or path.name)
 
     def process_bytes(self, data: bytes, *, name: str) -> Processed:
+        """Read, validate, check identity, file, decide, render, deliver: the whole recipe."""
         digest = sha256(data)
         known = self._known(digest)
         if known is not None:
@@ -145,14 +156,8 @@ class Pipeline:
         meeting: date = getattr(form, kind.meeting_date)
         with self.archive.session() as session:
             pupil = save_pupil(session, find_pupil(session, form.pupil, kind.slug), form.pupil)
-            previous = session.scalar(
-                select(t.ReceivedForm).where(
-                    t.ReceivedForm.pupil_id == pupil.id,
-                    t.ReceivedForm.kind == kind.slug,
-                    t.ReceivedForm.meeting_date == meeting,
-                    t.ReceivedForm.superseded_by_id.is_(None),
-                )
-            )
+            # The same pupil, form and meeting date: this form corrects that one.
+            previous = current_form(session, pupil.id, kind.slug, meeting)
             earlier = current_forms(session, pupil.id)
             past = history(earlier, excluding=previous.id if previous else None)
             row = t.ReceivedForm(
