@@ -171,7 +171,12 @@ def footer(doc: DocumentType, text: str) -> None:
 def letterhead(doc: DocumentType) -> None:
     para(doc, "{{ school.name }}", bold=True, size=16, align="right")
     para(doc, "{{ school.address }}", align="right")
-    para(doc, "Phone {{ school.phone }}   E-mail {{ school.email }}", align="right")
+    # Each contact detail only once it is filled in, so a new installation's letters read cleanly.
+    para(
+        doc,
+        "{% if school.phone %}Phone {{ school.phone }}   {% endif %}{% if school.email %}E-mail {{ school.email }}{% endif %}",
+        align="right",
+    )
     para(doc)
     para(doc, "{{ today }}")
     para(doc, "Private and confidential", bold=True)
@@ -234,7 +239,8 @@ def contact_us(doc: DocumentType) -> None:
     para(
         doc,
         "If you have any questions, or would like to talk about this, please contact me through the "
-        "school office on {{ school.phone }} or at {{ school.email }}.",
+        "school office{% if school.phone %} on {{ school.phone }}{% endif %}"
+        "{% if school.email %}{% if school.phone %} or{% endif %} at {{ school.email }}{% endif %}.",
     )
 
 
@@ -616,8 +622,10 @@ def specialist_letter() -> DocumentType:
     heading(doc, "What we need from you", 2)
     para(
         doc,
-        "Please fill in the slip below and return it to the school office, or reply by e-mail to "
-        "{{ school.email }}. If you would like to talk about it first, please ring me on {{ school.phone }}.",
+        "Please fill in the slip below and return it to the school office"
+        "{% if school.email %}, or reply by e-mail to {{ school.email }}{% endif %}. If you would like to talk "
+        "about it first, please {% if school.phone %}ring me on {{ school.phone }}{% else %}contact me through "
+        "the school office{% endif %}.",
     )
     sendiass(doc)
     sign_off(doc)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -363,3 +364,16 @@ def test_no_output_contains_another_pupils_name(name: str) -> None:
     for detail in ("Ollie", "Oliver", "Hart", "H801200001001", "4 May 2018"):
         assert detail not in second
     assert "Amira" in second
+
+
+@pytest.mark.parametrize("name", ["sen-notification", "specialist-letter", "review-outcome"])
+def test_letters_read_cleanly_before_the_school_details_are_filled_in(name: str) -> None:
+    context = sample_context(TEMPLATE_FORMS[name])
+    context["school"] = {"name": "Oakfield Primary School", "address": "", "phone": "", "email": ""}
+    shown = render(name, context)
+    # No contact label is left standing without its value.
+    assert not re.search(r"Phone\s*(E-mail|$)", shown, re.MULTILINE)
+    assert not re.search(r"E-mail\s*$", shown, re.MULTILINE)
+    assert " on  or at " not in shown and " at ." not in shown and " on ." not in shown
+    context["school"] |= {"phone": "01603 000000", "email": "office@oakfield.example"}
+    assert "01603 000000" in render(name, context) and "office@oakfield.example" in render(name, context)
