@@ -3,9 +3,11 @@ what each is, never overwriting, and never visible half-written."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tempfile
+import time
 from pathlib import Path
 
 _UNSAFE = re.compile(r'[<>:"/\\|?*\x00-\x1f]+')
@@ -21,14 +23,37 @@ def safe_name(text: str, limit: int = 80) -> str:
     return name[:limit].rstrip(" .")
 
 
-def write_atomic(path: Path, data: bytes, *, overwrite: bool = False) -> Path:
+# Outbox files are written here first, then moved into place, so a write cut off by a crash
+# leaves its remains here rather than among a pupil's documents.
+STAGING = ".senforms-partial"
+
+
+def staging(outbox: Path) -> Path:
+    return outbox / STAGING
+
+
+def clear_staging(outbox: Path, *, older_than: float = 600.0) -> None:
+    """Remove what crashed writes left in the staging folder. Only old files: another watcher
+    may be writing one now, and a real write takes milliseconds."""
+    cutoff = time.time() - older_than
+    with contextlib.suppress(OSError):
+        for leftover in staging(outbox).glob(".~senforms-*.part"):
+            with contextlib.suppress(OSError):
+                if leftover.stat().st_mtime < cutoff:
+                    leftover.unlink()
+
+
+def write_atomic(path: Path, data: bytes, *, overwrite: bool = False, stage: Path | None = None) -> Path:
     """Write ``data`` so that ``path`` appears complete or not at all.
 
     Unless ``overwrite``, an existing file is never replaced: the new one is given the first free
-    name ``stem (2).ext``, ``stem (3).ext`` and so on. Returns the path written.
+    name ``stem (2).ext``, ``stem (3).ext`` and so on. Returns the path written. ``stage`` is a
+    folder on the same file system to write in first (see ``staging``); by default, beside ``path``.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".~senforms-", suffix=".part")
+    if stage is not None:
+        stage.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=stage or path.parent, prefix=".~senforms-", suffix=".part")
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as handle:

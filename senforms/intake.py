@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from senforms.config import Settings
-from senforms.deliver import set_aside, write_atomic
+from senforms.deliver import set_aside, staging, write_atomic
 from senforms.errors import ConfigError, ExitCode, SenformsError, UnreadableFileError, UnsupportedFileError
 from senforms.office import MISSING_MESSAGE, office_available
 from senforms.read import _REFUSED
@@ -831,7 +831,12 @@ class Watcher:
             write_atomic(self._state_path(), json.dumps(state).encode("utf-8"), overwrite=True)
             running = not (self._stop.is_set() or force)
             text = "\n".join(status_lines(self.settings, waiting=self.waiting, today=self._today, running=running))
-            write_atomic(self.settings.outbox / STATUS_NAME, (text + "\n").encode("utf-8"), overwrite=True)
+            write_atomic(
+                self.settings.outbox / STATUS_NAME,
+                (text + "\n").encode("utf-8"),
+                overwrite=True,
+                stage=staging(self.settings.outbox),
+            )
         except OSError as exc:
             log.warning("Cannot write the status file: %s", exc)
 

@@ -41,7 +41,7 @@ from senforms.archive.store import (
 )
 from senforms.config import Settings, write_default_settings
 from senforms.context import letter_context
-from senforms.deliver import safe_name, set_aside, write_atomic
+from senforms.deliver import clear_staging, safe_name, set_aside, staging, write_atomic
 from senforms.errors import ExitCode, OfficeError, SenformsError
 from senforms.kinds import KINDS, EarlyDiscussion, FormModel, ReviewRecord, SupportPlan
 from senforms.layout import fold_label
@@ -81,6 +81,7 @@ class Pipeline:
     def __init__(self, settings: Settings, *, today: Callable[[], date] = date.today) -> None:
         self.settings = settings
         self.archive = Archive(settings.database_url)
+        clear_staging(settings.outbox)
         self.today = today
         # Plain sentences for whoever starts senforms (the watcher and `process` print them).
         self.notices: list[str] = []
@@ -321,14 +322,19 @@ class Pipeline:
                 # The register is the one living file in the outbox: rewritten from the archive as
                 # it is now (never from a stored copy, so finishing an old form's delivery cannot
                 # bring back an older register). Every version is kept in the archive.
-                write_atomic(self.settings.outbox / REGISTER, register_csv(session), overwrite=True)
+                write_atomic(
+                    self.settings.outbox / REGISTER,
+                    register_csv(session),
+                    overwrite=True,
+                    stage=staging(self.settings.outbox),
+                )
                 written.append(self.settings.outbox / REGISTER)
         delivered: dict[int, str] = {}
         for doc_id, relative, content, digest in jobs:
             target = self.settings.outbox / relative
             # Already there from a run that crashed before marking it: the hash proves it.
             if not (target.exists() and sha256(target.read_bytes()) == digest):
-                target = write_atomic(target, content)
+                target = write_atomic(target, content, stage=staging(self.settings.outbox))
             delivered[doc_id] = target.relative_to(self.settings.outbox).as_posix()
             written.append(target)
             self.checkpoint("wrote")

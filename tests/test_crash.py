@@ -3,6 +3,8 @@ records and one set of documents (issue: "A crash loses nothing")."""
 
 from __future__ import annotations
 
+import os
+import time
 from collections import Counter
 from datetime import date
 from pathlib import Path
@@ -12,6 +14,7 @@ from sqlalchemy import create_engine, func, select
 
 from senforms.archive import tables as t
 from senforms.config import load_settings
+from senforms.deliver import STAGING, staging
 from senforms.pipeline import Pipeline
 from tests.pipeline_helpers import filled, values
 
@@ -96,3 +99,17 @@ def test_a_half_written_document_is_never_visible(home: Path, form: bytes) -> No
     # Temporary files start with a dot and end .part; they are never taken for documents.
     assert all(not p.name.startswith(".~senforms-") for p in visible)
     assert len(visible) == 3  # the SEND register and the two documents written before the crash
+
+
+def test_remains_of_a_cut_off_write_are_cleared_and_never_among_documents(home: Path, form: bytes) -> None:
+    stage = staging(home / "outbox")
+    stage.mkdir(parents=True)
+    old, fresh = stage / ".~senforms-old.part", stage / ".~senforms-fresh.part"
+    old.write_bytes(b"half a letter")
+    fresh.write_bytes(b"another watcher, writing now")
+    hour_ago = time.time() - 3600
+    os.utime(old, (hour_ago, hour_ago))
+    run(home, form)
+    assert not old.exists() and fresh.exists()
+    pupil_folders = [p for p in (home / "outbox").rglob("*") if p.is_file() and STAGING not in p.parts]
+    assert pupil_folders and not [p for p in pupil_folders if p.name.endswith(".part")]
