@@ -678,8 +678,11 @@ class Watcher:
             if not original.exists():
                 os.replace(claimed, original)
                 claimed.parent.rmdir()
-        except OSError:
-            pass
+        except OSError as exc:
+            # Not lost: claimed files are taken up again when the watcher next starts.
+            log.warning(
+                "Could not put %s back in the inbox (%s); it is taken up at the next start.", _ref(claimed), exc
+            )
 
     def _process(self, claimed: Path) -> str | None:
         """Process a claimed file; returns "retry" when the archive could not be reached."""
@@ -813,7 +816,7 @@ class Watcher:
             if data.get("day") == date.today().isoformat():
                 self._today = _Today(data["day"], int(data.get("done", 0)), int(data.get("set_aside", 0)))
         except (OSError, ValueError, KeyError, TypeError):
-            pass
+            pass  # no state file yet, or a damaged one: today's counts start from zero
 
     def _write_status(self, *, force: bool = False) -> None:
         self._today.roll()
@@ -910,7 +913,7 @@ def status_lines(
             if data.get("day") == today.day:
                 today = _Today(today.day, int(data.get("done", 0)), int(data.get("set_aside", 0)))
         except (OSError, ValueError, KeyError, TypeError):
-            pass
+            pass  # no state file yet, or a damaged one: today's counts start from zero
     if waiting is None:
         waiting = count_waiting(settings)
     lines = [f"senforms, {datetime.now():%d/%m/%Y %H:%M:%S}"]
