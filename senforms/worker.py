@@ -125,7 +125,7 @@ def _die_with_parent() -> None:
         pr_set_pdeathsig = 1
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
     except (OSError, AttributeError):
-        pass
+        pass  # no prctl here (not glibc, or not Linux): the worker stops when the pipe closes
     parent = multiprocessing.parent_process()
     if parent is not None and os.getppid() != parent.pid:  # the watcher died before the request
         os._exit(1)
