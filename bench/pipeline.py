@@ -119,18 +119,19 @@ def floor(paths: list[Path], outputs: list[tuple[str, str]]) -> float:
     from docxtpl import DocxTemplate
     from lxml import etree
 
+    from senforms.documents import sample_context
     from senforms.kinds import KINDS
-    from senforms.render import TEMPLATES, sample_context
+    from senforms.letters import LETTERS
+    from senforms.render import TEMPLATES
     from senforms.wordform import build_template
 
-    contexts = {kind: sample_context(kind) for kind in KINDS}
+    contexts = {name: sample_context(letter) for name, letter in LETTERS.items()}
     forms = {}
     for slug, kind in KINDS.items():
         buffer = io.BytesIO()
         build_template(kind).save(buffer)
         forms[slug] = buffer.getvalue()
     parser = etree.XMLParser(resolve_entities=False)
-    from senforms.render import TEMPLATE_FORMS
 
     started = time.perf_counter()
     for path in paths:
@@ -146,7 +147,7 @@ def floor(paths: list[Path], outputs: list[tuple[str, str]]) -> float:
             continue
         else:
             doc = DocxTemplate(str(TEMPLATES / "letters" / f"{template}.docx"))
-            doc.render(contexts[TEMPLATE_FORMS[template]], autoescape=True)
+            doc.render(contexts[template], autoescape=True)
         doc.save(io.BytesIO())
     return time.perf_counter() - started
 

@@ -56,7 +56,7 @@ def form(i: int) -> bytes:
 
 def new_home(parent: Path, name: str) -> Path:
     from senforms.config import load_settings
-    from senforms.pipeline import init_home
+    from senforms.home import init_home
 
     home = parent / name
     home.mkdir()

@@ -779,6 +779,49 @@ def specialist_prompt() -> DocumentType:
     return doc
 
 
+def parent_meeting_note() -> DocumentType:
+    doc = new_document("Note of our meeting")
+    letterhead(doc)
+    about_line(doc)
+    para(doc, "{{ greeting }}")
+    para(
+        doc,
+        "Thank you for meeting us on {{ form.meeting_date }} to talk about {{ pupil.known_as }}. "
+        "This note says what we talked about and what each of us agreed to do. A copy is kept in "
+        "{{ pupil.known_as }}'s school record.",
+    )
+    para(doc, "Please tell us if anything is wrong or missing.")
+    heading(doc, "What we talked about")
+    pairs_table(
+        doc,
+        [
+            ("Date of meeting", "{{ form.meeting_date }}"),
+            ("Who was there", "{{ form.attendees }}"),
+            ("What we talked about", "{{ form.discussed }}"),
+            ("What you told us", "{{ form.parent_views or 'Nothing written down' }}"),
+            ("What {{ pupil.known_as }} told us", "{{ form.pupil_views or 'Not asked this time' }}"),
+        ],
+    )
+    tag(doc, "{%p if form.actions %}")
+    heading(doc, "What we agreed to do")
+    loop_table(
+        doc,
+        ["What", "Who", "By when"],
+        ["{{ a.action }}", "{{ a.who }}", "{{ a.by_when }}"],
+        "a in form.actions",
+        [9.5, 4.0, 3.5],
+    )
+    tag(doc, "{%p endif %}")
+    tag(doc, "{%p if form.next_meeting_date %}")
+    rich(doc, ("Our next meeting: ", True), ("{{ form.next_meeting_date }}", False))
+    tag(doc, "{%p endif %}")
+    contact_us(doc)
+    sendiass(doc)
+    sign_off(doc)
+    footer(doc, "Note of our meeting: {{ pupil.full_name }}, {{ form.meeting_date }}")
+    return doc
+
+
 DOCUMENTS = {
     "early-discussion-note": early_discussion_note,
     "sen-notification": sen_notification,
@@ -789,6 +832,7 @@ DOCUMENTS = {
     "sen-support-ended": sen_support_ended,
     "evidence-summary": evidence_summary,
     "specialist-prompt": specialist_prompt,
+    "parent-meeting-note": parent_meeting_note,
 }
 
 

@@ -99,7 +99,7 @@ def _process(args: argparse.Namespace) -> int:
 
 @command("init")
 def _init(args: argparse.Namespace) -> int:
-    from senforms.pipeline import init_home
+    from senforms.home import init_home
 
     settings = _settings(args)
     for line in init_home(settings) or [f"{settings.home} is ready; nothing needed doing."]:
@@ -164,7 +164,7 @@ def _watch(args: argparse.Namespace) -> int:
     if not (settings.home / CONFIG_NAME).exists() or not settings.inbox.is_dir():
         # The first run in an empty folder sets it up, so "senforms watch" is the one command needed.
         from senforms.config import load_settings
-        from senforms.pipeline import init_home
+        from senforms.home import init_home
 
         for line in init_home(settings):
             print(line)
@@ -196,7 +196,7 @@ def _status(args: argparse.Namespace) -> int:
 
 @command("check-templates")
 def _check_templates(args: argparse.Namespace) -> int:
-    from senforms.render import check_templates
+    from senforms.documents import check_templates
 
     problems = check_templates(_settings(args))
     for problem in problems:

@@ -13,11 +13,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from senforms.archive.store import History
 from senforms.config import PLACEHOLDER, Settings
+from senforms.history import History
 from senforms.kinds import BroadAreas, Pupil, ReviewRecord, SupportPlan
 from senforms.rules import Flag
-from senforms.values import Choice, need_codes
+from senforms.values import Choice, fold_outcome, need_codes
 
 
 def long_date(value: date) -> str:
@@ -94,7 +94,7 @@ def cycles_context(history: History) -> list[dict[str, Any]]:
         ratings: dict[str, list[str]] = {}
         for earlier in history.reviews_before(number + 1):
             for outcome in earlier.outcomes:
-                ratings.setdefault(outcome.description.casefold(), []).append(outcome.rating.label)
+                ratings.setdefault(fold_outcome(outcome.description), []).append(outcome.rating.label)
         outcomes = plan.outcomes if plan else (review.outcomes if review else [])
         cycles.append(
             {
@@ -105,7 +105,7 @@ def cycles_context(history: History) -> list[dict[str, Any]]:
                     {
                         "description": o.description,
                         "success_criteria": getattr(o, "success_criteria", None) or "",
-                        "ratings": ratings.get(o.description.casefold(), []),
+                        "ratings": ratings.get(fold_outcome(o.description), []),
                     }
                     for o in outcomes
                 ],

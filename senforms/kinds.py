@@ -5,14 +5,20 @@ form, each field's ``title`` is the label printed beside it, and ``json_schema_e
 few layout facts a model cannot (a section heading, a multi-line box, how many rows to pre-draw).
 The Word form, the PDF form and the label-based reader all follow from it (see ``layout.py``).
 
-To add a kind: declare its model here, add a ``FormKind`` to ``KINDS``; the forms, reading and
-validation follow. Bump ``version`` whenever a field is added, removed or renamed.
+To add a kind: declare its model here and add a ``FormKind`` to ``KINDS``; the forms, reading and
+validation follow. What comes after a form of the kind, and its effect on the SEN register, is
+declared once in ``rules.STEPS`` (a test checks that every kind has its entry).
+
+Bump ``version`` whenever a field is added, removed or renamed, and keep the model as it was in
+``earlier`` with a function that turns its answers into the next version's: forms already printed
+and filled in must still be read (``FormKind.at_version`` and ``FormKind.upgrade``).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Annotated, Any
 
@@ -297,6 +303,46 @@ class ReviewRecord(FormModel):
         return self
 
 
+class AgreedAction(FormModel):
+    action: Text = field("Action", lines=2)
+    who: OptText = field("Who", default=None)
+    by_when: UKDate | None = field("By when", default=None)
+
+
+class ParentMeeting(FormModel):
+    """A meeting with parents between plans and reviews (Code of Practice 6.65: schools should meet
+    parents at least three times a year; 6.71: a record of what was discussed and agreed)."""
+
+    pupil: Pupil = field("About the pupil")
+    meeting_date: UKDate = field("Date of meeting", section=_MEETING)
+    attendees: Text = field("Who attended", section=_MEETING, lines=2)
+    discussed: Text = field("What was discussed", section="The discussion", lines=4)
+    parent_views: OptText = field("Parents' views", section="The discussion", lines=3, default=None)
+    pupil_views: OptText = field("The pupil's views", section="The discussion", lines=3, default=None)
+    actions: list[AgreedAction] = field("Agreed actions", rows=6, layout="rows", max_length=6)
+    next_meeting_date: UKDate | None = field("Date of next meeting", section="Next meeting", default=None)
+    completed_by: Text = field("Completed by", section="Next meeting")
+
+    _next_after_meeting = field_validator("next_meeting_date")(_later_than("meeting_date", "date of meeting"))
+
+
+Answers = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Version:
+    """A kind as it was printed at an earlier version: its model, and how its answers become the
+    next version's answers (a new field left empty, a renamed one moved, a removed one dropped)."""
+
+    number: int
+    model: type[FormModel]
+    to_next: Callable[[Answers], Answers]
+
+
+class UnknownFormVersion(LookupError):
+    """A kind's version that this installation has never known."""
+
+
 @dataclass(frozen=True)
 class FormKind:
     slug: str
@@ -305,10 +351,33 @@ class FormKind:
     model: type[FormModel]
     meeting_date: str
     guidance: str
+    earlier: tuple[Version, ...] = ()
 
     @property
     def filename(self) -> str:
         return f"{self.slug}.docx"
+
+    @property
+    def versions(self) -> tuple[int, ...]:
+        return (*sorted(v.number for v in self.earlier), self.version)
+
+    def at_version(self, number: int) -> FormKind:
+        """The kind as printed at ``number``, for reading and validating a form printed then.
+        Its ``upgrade`` still leads to the current version."""
+        if number == self.version:
+            return self
+        for old in self.earlier:
+            if old.number == number:
+                return replace(self, version=number, model=old.model)
+        raise UnknownFormVersion(number)
+
+    def upgrade(self, answers: Answers, number: int) -> FormModel:
+        """Answers of version ``number`` (a model's JSON data) as a model of the current version."""
+        current = KINDS[self.slug]
+        for old in sorted(current.earlier, key=lambda v: v.number):
+            if old.number >= number:
+                answers = old.to_next(answers)
+        return current.model.model_validate(answers)
 
 
 KINDS: dict[str, FormKind] = {
@@ -350,5 +419,25 @@ KINDS: dict[str, FormKind] = {
                 "boxes. Dates like 12/03/2026."
             ),
         ),
+        FormKind(
+            slug="parent-meeting",
+            title="Note of a meeting with parents",
+            version=1,
+            model=ParentMeeting,
+            meeting_date="meeting_date",
+            guidance=(
+                "For a meeting with the pupil's parents or carers between the plan and the review. Write "
+                "what was talked about, and one row for each action agreed: what, who and by when. "
+                "Type in the grey boxes. Dates like 12/03/2026."
+            ),
+        ),
     )
 }
+
+
+def kind_of(form: FormModel) -> FormKind:
+    """The kind of a validated form (of the current version); ``LookupError`` for anything else."""
+    for kind in KINDS.values():
+        if type(form) is kind.model:
+            return kind
+    raise LookupError(f"{type(form).__name__} is not a form kind senforms knows")

@@ -1,58 +1,65 @@
 """The pipeline: one form in; the pupil's record updated; the next documents out.
 
-``Pipeline.process_file`` reads like the recipe it is: read, validate, check identity, file in
-the archive, decide what comes next, render, deliver. The order of writes is what makes a crash
-harmless: everything about a form (its record and its rendered documents) is committed to the
-archive in one transaction, and only then are the documents copied to the outbox, each marked
-delivered once written. Processing the same file again after a crash at any point finds the
-form by its content hash and finishes the delivery, so there is one set of records and one set
-of documents, whatever happened.
+``Pipeline.process_bytes`` runs the steps top to bottom, each a plain function:
+
+1. **read**: the file's answers, validated into the model of its kind (``forms``);
+2. **identify**: the archive's pupil for the form, their history, and the form it corrects;
+3. **decide**: what comes next under the graduated approach (``rules``);
+4. **render**: letters, pre-filled forms, PDFs (``documents``), outside any transaction, so
+   another watcher filing another pupil never waits for a render;
+5. **file**: one short transaction that locks the pupil, checks that nothing changed since
+   step 2 (else steps 2-4 run again), files the form, rebuilds the record (``archive.record``)
+   and plans each document's place in the outbox;
+6. **deliver**: the documents written to the outbox (``outbox``), each marked delivered.
+
+The order of writes is what makes a crash harmless: everything about a form is committed in
+step 5, and only then written out. Processing the same file again after a crash at any point
+finds the form by its content hash and finishes the delivery, so there is one set of records and
+one set of documents, whatever happened.
 """
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
 import logging
-import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from senforms import forms, rules
 from senforms.archive import tables as t
+from senforms.archive.record import rebuild_record
+from senforms.archive.register import register_csv
 from senforms.archive.store import (
     Archive,
-    History,
     current_form,
     current_forms,
     find_pupil,
     history,
+    lock_pupil,
     log,
     now,
     save_pupil,
 )
-from senforms.config import Settings, write_default_settings
-from senforms.context import letter_context
-from senforms.deliver import clear_staging, safe_name, set_aside, staging, write_atomic
-from senforms.errors import ExitCode, OfficeError, SenformsError
-from senforms.kinds import KINDS, EarlyDiscussion, FormModel, ReviewRecord, SupportPlan
-from senforms.layout import fold_label
-from senforms.office import MISSING_MESSAGE, ConversionFailed, Office, office_available
+from senforms.config import Settings
+from senforms.deliver import clear_staging, set_aside
+from senforms.documents import PdfLetters, Rendered, render_documents
+from senforms.errors import ArchiveError, ExitCode, SenformsError
+from senforms.history import History
+from senforms.kinds import FormKind, FormModel, Pupil, kind_of
+from senforms.letters import Audience
+from senforms.outbox import deliver, plan_delivery, sha256
 from senforms.read import RawForm
 from senforms.validate import validate
 
 logger = logging.getLogger("senforms")
 
-Form = EarlyDiscussion | SupportPlan | ReviewRecord
-REGISTER = "senco/SEND register.csv"
+#: How often steps 2-5 are run again when another watcher changed the pupil's record meanwhile.
+ATTEMPTS = 5
 
 
 @dataclass
@@ -64,17 +71,140 @@ class Processed:
     warnings: list[str] = field(default_factory=list)
 
 
-@dataclass
-class _Rendered:
-    audience: str
-    title: str
-    template: str
-    content: bytes
-    suffix: str
+# --- the steps ---------------------------------------------------------------------------------
 
 
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+def read(data: bytes, name: str, settings: Settings) -> tuple[RawForm, FormModel, list[str]]:
+    """Step 1: what the form says, validated; raises a ``SenformsError`` naming every problem."""
+    raw = forms.read(data, name=name, settings=settings)
+    model, warnings = validate(raw)
+    return raw, model, warnings
+
+
+@dataclass(frozen=True)
+class Identified:
+    """Step 2's answer: who the form is about, and the pupil's record as it stood."""
+
+    pupil_id: int | None  # None: a new pupil
+    corrects: int | None  # the id of the form this one corrects (same pupil, kind and meeting date)
+    current: tuple[int, ...]  # the ids of the pupil's current forms: what step 5 checks is unchanged
+    past: History  # the pupil's current forms, less the one corrected
+
+
+def identify(session: Session, form: FormModel, kind: FormKind) -> Identified:
+    """Step 2. Never a guess: ``find_pupil`` raises ``IdentityConflictError`` on any doubt."""
+    pupil = find_pupil(session, form.pupil, kind.slug)  # type: ignore[attr-defined]
+    if pupil is None:
+        return Identified(None, None, (), History())
+    meeting: date = getattr(form, kind.meeting_date)
+    previous = current_form(session, pupil.id, kind.slug, meeting)
+    earlier = current_forms(session, pupil.id)
+    corrects = previous.id if previous is not None else None
+    return Identified(pupil.id, corrects, tuple(r.id for r, _ in earlier), history(earlier, excluding=corrects))
+
+
+def decide(form: FormModel, past: History) -> rules.Next:
+    """Step 3: what the graduated approach says comes next (``rules.STEPS``)."""
+    return rules.what_next(form, past)
+
+
+class _Changed(Exception):
+    """Another watcher changed this pupil's record between identify and file."""
+
+
+def _current_ids(session: Session, pupil_id: int) -> tuple[int, ...]:
+    return tuple(
+        session.scalars(
+            select(t.ReceivedForm.id)
+            .where(t.ReceivedForm.pupil_id == pupil_id, t.ReceivedForm.superseded_by_id.is_(None))
+            .order_by(t.ReceivedForm.meeting_date, t.ReceivedForm.id)
+        ).all()
+    )
+
+
+@dataclass(frozen=True)
+class Received:
+    """The file as it came: kept whole in the archive."""
+
+    data: bytes
+    digest: str
+    name: str
+    method: str
+
+
+def file(
+    session: Session,
+    settings: Settings,
+    received: Received,
+    form: FormModel,
+    kind: FormKind,
+    seen: Identified,
+    decided: rules.Next,
+    rendered: list[Rendered],
+    today: date,
+) -> int:
+    """Step 5, inside one short transaction: lock the pupil, check nothing changed since
+    ``identify``, file the form, rebuild the record, plan the documents. Returns the form's id."""
+    pupil_form: Pupil = form.pupil  # type: ignore[attr-defined]
+    lock_pupil(session, seen.pupil_id)
+    row = find_pupil(session, pupil_form, kind.slug)
+    if (row.id if row is not None else None) != seen.pupil_id:
+        raise _Changed
+    if row is not None and _current_ids(session, row.id) != seen.current:
+        raise _Changed
+    pupil = save_pupil(session, row, pupil_form)
+    meeting: date = getattr(form, kind.meeting_date)
+    filed = t.ReceivedForm(
+        content_hash=received.digest,
+        pupil_id=pupil.id,
+        kind=kind.slug,
+        # The answers are kept as the current version's (an earlier printed version was upgraded
+        # when read); the original bytes keep the version as printed.
+        version=kind.version,
+        meeting_date=meeting,
+        original_name=received.name[:400],
+        received_at=now(),
+        original=received.data,
+        data=form.model_dump_json(),
+        read_by=received.method,
+        state="delivering",
+    )
+    session.add(filed)
+    session.flush()
+    if seen.corrects is not None:
+        previous = session.get(t.ReceivedForm, seen.corrects)
+        assert previous is not None
+        previous.superseded_by_id = filed.id
+        log(
+            session,
+            "superseded",
+            f"{kind.slug} of {meeting} corrected by form {filed.id}",
+            upn=pupil.upn,
+            form_id=previous.id,
+        )
+    # The file name is kept with the form, not here: office staff often name files after the
+    # pupil, and the log names pupils by UPN only.
+    log(session, "received", f"{kind.slug} of {meeting} (read by {received.method})", upn=pupil.upn, form_id=filed.id)
+    register_changed = rebuild_record(session, pupil, current_forms(session, pupil.id))
+    if decided.flags:
+        described = [o.description for o in getattr(form, "outcomes", [])]
+        numbers = ", ".join(str(described.index(f.description) + 1) for f in decided.flags)
+        # Outcomes by number: their words may name the pupil.
+        log(
+            session,
+            "flagged",
+            f"outcome {numbers} not achieved at two reviews in a row",
+            upn=pupil.upn,
+            form_id=filed.id,
+        )
+    documents = list(rendered)
+    if register_changed:
+        documents.append(Rendered(Audience.SENCO, "SEND register", "register", register_csv(session), ".csv"))
+    plan_delivery(session, settings.outbox, filed, pupil, documents, corrected=seen.corrects is not None, today=today)
+    return filed.id
+
+
+# --- the orchestrator -----------------------------------------------------------------------------
 
 
 class Pipeline:
@@ -83,21 +213,15 @@ class Pipeline:
         self.archive = Archive(settings.database_url)
         clear_staging(settings.outbox)
         self.today = today
+        self.pdf = PdfLetters(settings)
         # Plain sentences for whoever starts senforms (the watcher and `process` print them).
-        self.notices: list[str] = []
-        self.pdf_forms = settings.document_format == "pdf"
-        self.pdf_letters = self.pdf_forms and office_available()
-        if self.pdf_forms and not self.pdf_letters:
-            self.notices.append(MISSING_MESSAGE)
-        self._office: Office | None = None
-        self._warnings: list[str] = []
+        self.notices: list[str] = [n for n in (self.pdf.notice,) if n]
         # Called with the name of each step as it completes; tests use it to interrupt
         # processing at every point and prove that nothing is lost or doubled.
         self.checkpoint: Callable[[str], None] = lambda step: None
 
     def close(self) -> None:
-        if self._office is not None:
-            self._office.close()
+        self.pdf.close()
         self.archive.close()
 
     def __enter__(self) -> Pipeline:
@@ -105,8 +229,6 @@ class Pipeline:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    # --- the recipe ------------------------------------------------------------------------
 
     def process_file(self, path: Path, *, name: str | None = None) -> Processed:
         """Process one form file. Never moves or deletes ``path``; raises ``SenformsError``."""
@@ -117,364 +239,72 @@ class Pipeline:
         return self.process_bytes(data, name=name or path.name)
 
     def process_bytes(self, data: bytes, *, name: str) -> Processed:
-        """Read, validate, check identity, file, decide, render, deliver: the whole recipe."""
+        """Read, identify, decide, render, file, deliver: the whole recipe."""
         digest = sha256(data)
         known = self._known(digest)
         if known is not None:
             return known
-        raw = forms.read(data, name=name, settings=self.settings)
-        model, warnings = validate(raw)
-        self._warnings = warnings
+        raw, form, warnings = read(data, name, self.settings)
+        kind = kind_of(form)
+        upn: str = form.pupil.upn  # type: ignore[attr-defined]
         self.checkpoint("read")
-        try:
-            form_id, corrected = self._file(raw, model, data, digest, name)
-        except IntegrityError:
-            # Another watcher filed the same bytes a moment ago.
-            return self._known(digest) or Processed(raw.kind.slug, model.pupil.upn, "already processed")  # type: ignore[attr-defined]
+        received = Received(data, digest, name, raw.method)
+        for _ in range(ATTEMPTS):
+            with self.archive.reading() as session:
+                seen = identify(session, form, kind)
+            decided = decide(form, seen.past)
+            today = self.today()
+            rendered, more = render_documents(
+                self.settings,
+                form,
+                decided,
+                seen.past,
+                corrected=seen.corrects is not None,
+                today=today,
+                pdf=self.pdf,
+            )
+            try:
+                with self.archive.session() as session:
+                    form_id = file(session, self.settings, received, form, kind, seen, decided, rendered, today)
+                    self.checkpoint("filed")
+            except _Changed:
+                continue  # another watcher filed a form for this pupil meanwhile: look again
+            except ArchiveError as exc:
+                if isinstance(exc.__cause__, IntegrityError):
+                    # Another watcher filed the same bytes, or created this pupil, a moment ago.
+                    again = self._known(digest)
+                    if again is not None:
+                        return again
+                    continue
+                raise
+            break
+        else:
+            raise ArchiveError(
+                f"The pupil's record (UPN {upn}) kept changing while this form was being filed, so it "
+                "was not filed yet.",
+                advice="Drop the form in again in a minute; nothing has been lost.",
+            )
         self.checkpoint("committed")
-        written = self._deliver(form_id)
-        status = "corrected" if corrected else "processed"
-        logger.info("%s %s for UPN %s: %d documents", status, raw.kind.slug, model.pupil.upn, len(written))  # type: ignore[attr-defined]
-        return Processed(raw.kind.slug, model.pupil.upn, status, written, self._warnings)  # type: ignore[attr-defined]
+        written = deliver(self.archive, self.settings.outbox, form_id, self.checkpoint)
+        status = "corrected" if seen.corrects is not None else "processed"
+        logger.info("%s %s for UPN %s: %d documents", status, kind.slug, upn, len(written))
+        return Processed(kind.slug, upn, status, written, warnings + more)
 
     def _known(self, digest: str) -> Processed | None:
         """A form already received: finish its delivery if a crash interrupted it."""
-        with self.archive.session() as session:
-            row = session.scalar(select(t.ReceivedForm).where(t.ReceivedForm.content_hash == digest))
-            if row is None:
-                return None
-            form_id, kind, state = row.id, row.kind, row.state
-            upn = session.get(t.Pupil, row.pupil_id).upn  # type: ignore[union-attr]
-        if state == "done":
-            return Processed(kind, upn, "already processed")
-        return Processed(kind, upn, "processed", self._deliver(form_id))
-
-    # --- archive -------------------------------------------------------------------------------
-
-    def _file(self, raw: RawForm, model: BaseModel, data: bytes, digest: str, name: str) -> tuple[int, bool]:
-        kind = raw.kind
-        form: Form = model  # type: ignore[assignment]
-        meeting: date = getattr(form, kind.meeting_date)
-        with self.archive.session() as session:
-            pupil = save_pupil(session, find_pupil(session, form.pupil, kind.slug), form.pupil)
-            # The same pupil, form and meeting date: this form corrects that one.
-            previous = current_form(session, pupil.id, kind.slug, meeting)
-            earlier = current_forms(session, pupil.id)
-            past = history(earlier, excluding=previous.id if previous else None)
-            row = t.ReceivedForm(
-                content_hash=digest,
-                pupil_id=pupil.id,
-                kind=kind.slug,
-                version=raw.version,
-                meeting_date=meeting,
-                original_name=name[:400],
-                received_at=now(),
-                original=data,
-                data=model.model_dump_json(),
-                read_by=raw.method,
-                state="delivering",
-            )
-            session.add(row)
-            session.flush()
-            if previous is not None:
-                previous.superseded_by_id = row.id
-                log(
-                    session,
-                    "superseded",
-                    f"{kind.slug} of {meeting} corrected by form {row.id}",
-                    upn=pupil.upn,
-                    form_id=previous.id,
-                )
-            log(
-                session,
-                "received",
-                # The file name is kept with the form, not here: office staff often name files after
-                # the pupil, and the log names pupils by UPN only.
-                f"{kind.slug} of {meeting} (read by {raw.method})",
-                upn=pupil.upn,
-                form_id=row.id,
-            )
-            now_current = [(r, m) for r, m in earlier if r is not previous] + [(row, form)]
-            register_changed = rebuild_record(session, pupil, now_current)
-            decided = rules.what_next(form, past)
-            if decided.flags:
-                described = [o.description for o in getattr(form, "outcomes", [])]
-                numbers = ", ".join(str(described.index(f.description) + 1) for f in decided.flags)
-                log(
-                    session,
-                    "flagged",
-                    f"outcome {numbers} not achieved at two reviews in a row",
-                    upn=pupil.upn,
-                    form_id=row.id,
-                )
-            rendered = self._render(form, decided, past, corrected=previous is not None)
-            if register_changed:
-                rendered.append(_Rendered(rules.SENCO, "SEND register", "register", register_csv(session), ".csv"))
-            self._plan_delivery(session, row, pupil, rendered, corrected=previous is not None)
-            self.checkpoint("filed")
-            return row.id, previous is not None
-
-    # --- render ----------------------------------------------------------------------------
-
-    def _render(self, form: Form, decided: rules.Next, past: History, *, corrected: bool) -> list[_Rendered]:
-        from senforms.render import letter_template, render_docx
-
-        out = []
-        today = self.today()
-        for doc in decided.documents:
-            if isinstance(doc, rules.Prefilled):
-                content = forms.blank_form(self.settings, doc.kind, values=doc.values, pdf=self.pdf_forms)
-                suffix = ".pdf" if self.pdf_forms else ".docx"
-                out.append(_Rendered(doc.audience, doc.title, f"form:{doc.kind}", content, suffix))
-                continue
-            context = letter_context(
-                self.settings,
-                form,
-                history=past.with_form(form),
-                flags=decided.flags,
-                corrected=corrected,
-                today=today,
-                with_cycles=doc.template == "evidence-summary",
-            )
-            content = render_docx(letter_template(self.settings, doc.template), context)
-            out.append(
-                _Rendered(
-                    doc.audience, doc.title + (" (corrected)" if corrected else ""), doc.template, content, ".docx"
-                )
-            )
-        if self.pdf_letters:
-            self._to_pdf([r for r in out if r.suffix == ".docx"])
-        return out
-
-    def _to_pdf(self, letters: list[_Rendered]) -> None:
-        """Convert a form's letters to PDF in one batch through one running LibreOffice. If
-        LibreOffice fails, the letters stay Word documents: a parent still gets their letter."""
-        if not letters:
-            return
-        with tempfile.TemporaryDirectory(prefix="senforms-pdf-") as tmp:
-            sources = []
-            for i, letter in enumerate(letters):
-                sources.append(Path(tmp) / f"{i}.docx")
-                sources[-1].write_bytes(letter.content)
-            try:
-                if self._office is None:
-                    self._office = Office(timeout=self.settings.seconds_per_file)
-                    self._office.start()
-                pdfs = self._office.convert(sources, Path(tmp) / "pdf")
-            except ConversionFailed as exc:
-                pdfs = [Path(tmp) / "pdf" / f"{s.stem}.pdf" for s in sources]
-                self._warnings.append(
-                    f"{len(exc.failed)} letters could not be made into PDFs and are Word documents instead"
-                )
-            except OfficeError as exc:
-                self._warnings.append(f"Letters are Word documents, not PDFs: {exc.message}")
-                return
-            for letter, pdf in zip(letters, pdfs, strict=True):
-                if pdf.exists():
-                    letter.content, letter.suffix = pdf.read_bytes(), ".pdf"
-
-    # --- deliver ---------------------------------------------------------------------------
-
-    def _plan_delivery(
-        self, session: Session, form: t.ReceivedForm, pupil: t.Pupil, rendered: Iterable[_Rendered], *, corrected: bool
-    ) -> None:
-        """Choose each document's place in the outbox now, inside the archive transaction, so a
-        crash during delivery is finished by writing to exactly the same names."""
-        today = self.today().isoformat()
-        folder = safe_name(f"{pupil.legal_surname} {pupil.legal_forename} ({pupil.upn})")
-        taken = set(session.scalars(select(t.Document.path).where(t.Document.pupil_id == pupil.id)).all())
-        for doc in rendered:
-            if doc.template == "register":
-                path = REGISTER
-            else:
-                base = f"{doc.audience}/{folder}/{today} {safe_name(doc.title)}"
-                path, n = f"{base}{doc.suffix}", 1
-                while path in taken or (self.settings.outbox / path).exists():
-                    n += 1
-                    path = f"{base} ({n}){doc.suffix}"
-                taken.add(path)
-            session.add(
-                t.Document(
-                    pupil_id=None if doc.template == "register" else pupil.id,
-                    form_id=form.id,
-                    audience=doc.audience,
-                    title=doc.title,
-                    template=doc.template,
-                    path=path,
-                    content_hash=sha256(doc.content),
-                    content=doc.content,
-                    corrected=corrected,
-                    created_at=now(),
-                )
-            )
-
-    def _deliver(self, form_id: int) -> list[Path]:
-        written: list[Path] = []
-        with self.archive.session() as session:
-            pending = session.scalars(
-                select(t.Document)
-                .where(t.Document.form_id == form_id, t.Document.delivered_at.is_(None))
-                .order_by(t.Document.id)
-            ).all()
-            jobs = [(d.id, d.path, d.content, d.content_hash) for d in pending if d.template != "register"]
-            registers = [d.id for d in pending if d.template == "register"]
-            if registers:
-                # The register is the one living file in the outbox: rewritten from the archive as
-                # it is now (never from a stored copy, so finishing an old form's delivery cannot
-                # bring back an older register). Every version is kept in the archive.
-                write_atomic(
-                    self.settings.outbox / REGISTER,
-                    register_csv(session),
-                    overwrite=True,
-                    stage=staging(self.settings.outbox),
-                )
-                written.append(self.settings.outbox / REGISTER)
-        delivered: dict[int, str] = {}
-        for doc_id, relative, content, digest in jobs:
-            target = self.settings.outbox / relative
-            # Already there from a run that crashed before marking it: the hash proves it.
-            if not (target.exists() and sha256(target.read_bytes()) == digest):
-                target = write_atomic(target, content, stage=staging(self.settings.outbox))
-            delivered[doc_id] = target.relative_to(self.settings.outbox).as_posix()
-            written.append(target)
-            self.checkpoint("wrote")
-        delivered |= dict.fromkeys(registers, REGISTER)
-        with self.archive.session() as session:
-            for doc_id, relative in delivered.items():
-                doc = session.get(t.Document, doc_id)
-                assert doc is not None
-                doc.delivered_at, doc.path = now(), relative
-            form = session.get(t.ReceivedForm, form_id)
-            assert form is not None
-            form.state = "done"
-            upn = session.get(t.Pupil, form.pupil_id).upn  # type: ignore[union-attr]
-            log(session, "delivered", f"{len(delivered)} documents to the outbox", upn=upn, form_id=form_id)
-            self.checkpoint("marked")
-        return written
-
-
-# --- the record: derived from the current forms ------------------------------------------------
-
-
-def rebuild_record(session: Session, pupil: t.Pupil, forms: list[tuple[t.ReceivedForm, FormModel]]) -> bool:
-    """Rebuild the pupil's SEN status, cycles, outcomes and provision from their current forms,
-    oldest first. Deriving the record rather than patching it is what lets a corrected form
-    simply replace the one it corrects. ``forms`` are the current forms with their models, as
-    ``current_forms`` gives them. Returns whether the SEN register changed."""
-    before = _status_key(session, pupil.id)
-    for row in session.scalars(select(t.SenStatus).where(t.SenStatus.pupil_id == pupil.id)):
-        session.delete(row)
-    for row in session.scalars(select(t.Cycle).where(t.Cycle.pupil_id == pupil.id)):
-        session.delete(row)
-    session.flush()
-    status: t.SenStatus | None = None
-    cycles: dict[int, t.Cycle] = {}
-    for row, form in sorted(forms, key=lambda f: (f[0].meeting_date, f[0].id)):
-        current = (
-            None
-            if status is None
-            else rules.Status(status.provision, status.primary_need, status.secondary_need, status.start_date)
+        with self.archive.reading() as session:
+            row = session.execute(
+                select(t.ReceivedForm.id, t.ReceivedForm.kind, t.ReceivedForm.state, t.Pupil.upn)
+                .join(t.Pupil, t.Pupil.id == t.ReceivedForm.pupil_id)
+                .where(t.ReceivedForm.content_hash == digest)
+            ).first()
+        if row is None:
+            return None
+        if row.state == "done":
+            return Processed(row.kind, row.upn, "already processed")
+        return Processed(
+            row.kind, row.upn, "processed", deliver(self.archive, self.settings.outbox, row.id, self.checkpoint)
         )
-        change = rules.register_status(form, current)  # type: ignore[arg-type]
-        if change is not None:
-            if status is not None:
-                status.end_date = change.since
-            status = t.SenStatus(
-                pupil_id=pupil.id,
-                form_id=row.id,
-                provision=change.provision,
-                primary_need=change.primary_need,
-                secondary_need=change.secondary_need,
-                start_date=change.since,
-            )
-            session.add(status)
-        if isinstance(form, SupportPlan):
-            cycle = cycles.setdefault(form.cycle, t.Cycle(pupil_id=pupil.id, number=form.cycle))
-            cycle.plan_form_id, cycle.plan_date, cycle.review_due = row.id, form.plan_date, form.review_date
-            cycle.outcomes = [
-                t.Outcome(position=i, description=o.description, success_criteria=o.success_criteria)
-                for i, o in enumerate(form.outcomes)
-            ]
-            cycle.provision = [
-                t.Provision(
-                    position=i,
-                    what=p.what,
-                    who=p.who,
-                    group_size=p.group_size,
-                    frequency=p.frequency,
-                    start_date=p.start_date,
-                    weekly_cost=p.weekly_cost,
-                )
-                for i, p in enumerate(form.provision)
-            ]
-        elif isinstance(form, ReviewRecord):
-            cycle = cycles.setdefault(form.cycle, t.Cycle(pupil_id=pupil.id, number=form.cycle))
-            cycle.review_form_id, cycle.reviewed_on, cycle.decision = row.id, form.review_date, form.decision.value
-            _rate(cycle, form, row.id)
-        if isinstance(form, SupportPlan | ReviewRecord):
-            session.add(cycle)
-    session.flush()
-    return _status_key(session, pupil.id) != before
-
-
-def _rate(cycle: t.Cycle, review: ReviewRecord, form_id: int) -> None:
-    outcomes = {fold_label(o.description): o for o in cycle.outcomes}
-    for item in review.outcomes:
-        outcome = outcomes.get(fold_label(item.description))
-        if outcome is None:
-            # Rated at review but not on the plan (the plan was not sent to senforms).
-            outcome = t.Outcome(position=len(cycle.outcomes), description=item.description)
-            cycle.outcomes.append(outcome)
-            outcomes[fold_label(item.description)] = outcome
-        outcome.ratings.append(
-            t.OutcomeRating(
-                review_form_id=form_id, reviewed_on=review.review_date, rating=item.rating.value, evidence=item.evidence
-            )
-        )
-    provision = {fold_label(p.what): p for p in cycle.provision}
-    for item in review.provision:
-        if (row := provision.get(fold_label(item.what))) is not None:
-            row.impact = item.impact
-
-
-def _status_key(session: Session, pupil_id: int) -> tuple[str, str | None, str | None] | None:
-    row = session.scalar(
-        select(t.SenStatus)
-        .where(t.SenStatus.pupil_id == pupil_id, t.SenStatus.end_date.is_(None))
-        .order_by(t.SenStatus.id.desc())
-    )
-    return None if row is None else (row.provision, row.primary_need, row.secondary_need)
-
-
-def register_csv(session: Session) -> bytes:
-    """The SEND register: every pupil now on SEN support, with census codes."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(
-        ["UPN", "Surname", "First name", "Year", "Class", "SEN provision", "Primary need", "Secondary need", "Since"]
-    )
-    rows = session.execute(
-        select(t.Pupil, t.SenStatus)
-        .join(t.SenStatus, t.SenStatus.pupil_id == t.Pupil.id)
-        .where(t.SenStatus.end_date.is_(None), t.SenStatus.provision == "K")
-        .order_by(t.Pupil.legal_surname, t.Pupil.legal_forename)
-    ).all()
-    for pupil, status in rows:
-        writer.writerow(
-            [
-                pupil.upn,
-                pupil.legal_surname,
-                pupil.legal_forename,
-                pupil.year_group,
-                pupil.class_name or "",
-                status.provision,
-                status.primary_need or "",
-                status.secondary_need or "",
-                status.start_date.isoformat(),
-            ]
-        )
-    # Excel opens a UTF-8 CSV correctly only with a byte-order mark.
-    return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
 # --- many files, for `senforms process` ----------------------------------------------------------
@@ -503,24 +333,3 @@ def process_files(paths: Iterable[Path], settings: Settings, *, notify: Callable
                 target = set_aside(path, settings.problems, exc.note())
                 report.set_aside.append((path, target, exc))
     return report
-
-
-def init_home(settings: Settings) -> list[str]:
-    """Create the home folder's layout; return what was done, in plain words."""
-    done = []
-    for folder in (settings.inbox, settings.outbox, settings.problems, settings.templates / "forms"):
-        if not folder.exists():
-            folder.mkdir(parents=True)
-            done.append(f"Created {folder}")
-    config = settings.home / "senforms.toml"
-    if not config.exists():
-        write_default_settings(settings.home)
-        done.append(f"Wrote {config}: open it and fill in the school's details")
-    Archive(settings.database_url).close()
-    blanks = settings.outbox / "blank forms"
-    for slug, kind in KINDS.items():
-        target = blanks / f"{kind.title}.docx"
-        if not target.exists():
-            write_atomic(target, forms.blank_form(settings, slug), overwrite=True)
-            done.append(f"Wrote a blank {kind.title} to {target}")
-    return done

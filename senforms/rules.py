@@ -3,35 +3,46 @@
 Each rule takes validated forms (and the pupil's history) and returns what should be written;
 nothing here touches files or the archive. The docstring of each rule cites the paragraph of the
 SEND Code of Practice 2015 (chapter 6) that it serves.
+
+``STEPS`` is the one registry of what each form kind does: what comes after it and its effect on
+the SEN register. ``what_next`` and ``register_status`` look a form up there, so a kind without
+an entry is refused (``UnknownKindError``), never treated as another kind.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from senforms.archive.store import History
+from senforms import letters
+from senforms.history import History
 from senforms.kinds import (
+    KINDS,
     EarlyDecision,
     EarlyDiscussion,
+    FormModel,
+    ParentMeeting,
     Rating,
     ReviewDecision,
     ReviewRecord,
     SupportPlan,
 )
-from senforms.layout import fold_label
+from senforms.letters import Audience, Letter
+from senforms.values import fold_outcome
 
-PARENTS, SENCO, STAFF = "parents", "senco", "staff"
+PARENTS, SENCO, STAFF = Audience.PARENTS, Audience.SENCO, Audience.STAFF
 
 
-@dataclass(frozen=True)
-class Letter:
-    """A document rendered from a letter template in ``templates/letters/``."""
+class UnknownKindError(LookupError):
+    """A form whose kind has no entry in ``STEPS``: a programming error, refused loudly."""
 
-    audience: str
-    title: str
-    template: str
+
+def _issued(letter: Letter, form: FormModel) -> Letter | None:
+    """The letter if this form's kind and decision issue it (``letters.LETTERS`` says which)."""
+    kind = next(k.slug for k in KINDS.values() if type(form) is k.model)
+    return letter if letter.issued_by(form, kind) else None
 
 
 @dataclass(frozen=True)
@@ -46,7 +57,8 @@ class Prefilled:
 
 @dataclass(frozen=True)
 class Flag:
-    """An outcome rated "not achieved" at two reviews in a row."""
+    """An outcome rated "not achieved" at two or more reviews in a row; ``ratings`` lists every
+    rating in the streak, earliest first."""
 
     description: str
     ratings: tuple[str, ...]
@@ -58,7 +70,7 @@ class Next:
     flags: list[Flag] = field(default_factory=list)
 
 
-def _pupil(form: EarlyDiscussion | SupportPlan | ReviewRecord) -> dict[str, Any]:
+def _pupil(form: EarlyDiscussion | SupportPlan | ReviewRecord | ParentMeeting) -> dict[str, Any]:
     return form.pupil.model_dump(exclude_none=True)
 
 
@@ -68,15 +80,13 @@ def _pupil(form: EarlyDiscussion | SupportPlan | ReviewRecord) -> dict[str, Any]
 def note_of_early_discussion(note: EarlyDiscussion) -> Letter:
     """A short note of the early discussion is added to the pupil's record and given to the
     parents (the local authority's guide to SEN support, seed 000; Code 6.45-6.47)."""
-    return Letter(PARENTS, "Note of our early discussion", "early-discussion-note")
+    return letters.EARLY_DISCUSSION_NOTE
 
 
 def formal_notification(note: EarlyDiscussion) -> Letter | None:
     """Where a school decides to make special educational provision, it must formally notify
     the parents (6.48; Children and Families Act 2014, s.68)."""
-    if note.decision is EarlyDecision.SEN_SUPPORT:
-        return Letter(PARENTS, "Formal notification of SEN support", "sen-notification")
-    return None
+    return _issued(letters.SEN_NOTIFICATION, note)
 
 
 def plan_after_discussion(note: EarlyDiscussion) -> Prefilled | None:
@@ -124,13 +134,13 @@ def after_early_discussion(note: EarlyDiscussion, history: History) -> Next:
 def parent_copy_of_plan(plan: SupportPlan) -> Letter:
     """Parents should be fully aware of the planned support and of what they can do at home
     (6.51)."""
-    return Letter(PARENTS, "Your child's SEN support plan", "plan-parent-copy")
+    return letters.PLAN_PARENT_COPY
 
 
 def staff_briefing(plan: SupportPlan) -> Letter:
     """All teachers and support staff who work with the pupil should know the pupil's needs,
     the outcomes sought, the support provided and the teaching strategies (6.49)."""
-    return Letter(STAFF, "Staff briefing", "staff-briefing")
+    return letters.STAFF_BRIEFING
 
 
 def review_after_plan(plan: SupportPlan) -> Prefilled:
@@ -157,7 +167,7 @@ def after_support_plan(plan: SupportPlan, history: History) -> Next:
 def review_letter(review: ReviewRecord) -> Letter:
     """Parents get clear information on the impact of the support (6.55) and a record of the
     outcomes, action and support agreed at the meeting (6.71)."""
-    return Letter(PARENTS, "Review of SEN support", "review-outcome")
+    return letters.REVIEW_OUTCOME
 
 
 def next_plan(review: ReviewRecord, history: History) -> Prefilled | None:
@@ -167,7 +177,7 @@ def next_plan(review: ReviewRecord, history: History) -> Prefilled | None:
         return None
     cycle = history.cycles.get(review.cycle)
     plan = cycle.plan if cycle else None
-    criteria = {fold_label(o.description): o.success_criteria for o in plan.outcomes} if plan else {}
+    criteria = {fold_outcome(o.description): o.success_criteria for o in plan.outcomes} if plan else {}
     values: dict[str, Any] = {
         "pupil": _pupil(review),
         "cycle": review.cycle + 1,
@@ -175,7 +185,7 @@ def next_plan(review: ReviewRecord, history: History) -> Prefilled | None:
         "outcomes": [
             {
                 "description": o.description,
-                "success_criteria": criteria.get(fold_label(o.description)),
+                "success_criteria": criteria.get(fold_outcome(o.description)),
                 "last_rating": o.rating.value,
             }
             for o in review.outcomes
@@ -201,25 +211,19 @@ def next_plan(review: ReviewRecord, history: History) -> Prefilled | None:
 def specialist_letter(review: ReviewRecord) -> Letter | None:
     """Where a pupil makes little or no progress, the school should consider involving
     specialists, and the parents should always be involved in that decision (6.58-6.59)."""
-    if review.decision is ReviewDecision.SPECIALIST:
-        return Letter(PARENTS, "Involving a specialist", "specialist-letter")
-    return None
+    return _issued(letters.SPECIALIST_LETTER, review)
 
 
 def evidence_summary(review: ReviewRecord) -> Letter | None:
     """Where the pupil has not made expected progress, the school or parents may request an EHC
     needs assessment; the local authority expects evidence of the SEN support given (6.63)."""
-    if review.decision is ReviewDecision.EHC:
-        return Letter(SENCO, "Evidence summary for an EHC needs assessment request", "evidence-summary")
-    return None
+    return _issued(letters.EVIDENCE_SUMMARY, review)
 
 
 def end_of_support(review: ReviewRecord) -> Letter | None:
     """SEN support ends when the pupil no longer needs it; the register is updated and the
     parents are told (6.44, 6.48)."""
-    if review.decision is ReviewDecision.END:
-        return Letter(PARENTS, "SEN support is ending", "sen-support-ended")
-    return None
+    return _issued(letters.SEN_SUPPORT_ENDED, review)
 
 
 def not_achieved_twice(review: ReviewRecord, history: History) -> list[Flag]:
@@ -228,18 +232,18 @@ def not_achieved_twice(review: ReviewRecord, history: History) -> list[Flag]:
     earlier = history.reviews_before(review.cycle)
     if not earlier:
         return []
-    before = {fold_label(o.description): o.rating for o in earlier[-1].outcomes}
+    before = {fold_outcome(o.description): o.rating for o in earlier[-1].outcomes}
     return [
         Flag(o.description, (Rating.NOT_ACHIEVED.label, Rating.NOT_ACHIEVED.label))
         for o in review.outcomes
-        if o.rating is Rating.NOT_ACHIEVED and before.get(fold_label(o.description)) is Rating.NOT_ACHIEVED
+        if o.rating is Rating.NOT_ACHIEVED and before.get(fold_outcome(o.description)) is Rating.NOT_ACHIEVED
     ]
 
 
 def specialist_prompt(flags: list[Flag]) -> Letter | None:
     """The flag reaches the SENCO as its own document, so it cannot be missed (6.58-6.59)."""
     if flags:
-        return Letter(SENCO, "Consider involving a specialist", "specialist-prompt")
+        return letters.SPECIALIST_PROMPT
     return None
 
 
@@ -256,12 +260,17 @@ def after_review(review: ReviewRecord, history: History) -> Next:
     return Next(documents, flags)
 
 
-def what_next(form: EarlyDiscussion | SupportPlan | ReviewRecord, history: History) -> Next:
-    if isinstance(form, EarlyDiscussion):
-        return after_early_discussion(form, history)
-    if isinstance(form, SupportPlan):
-        return after_support_plan(form, history)
-    return after_review(form, history)
+# --- meetings with parents ---------------------------------------------------------------------
+
+
+def note_of_meeting(meeting: ParentMeeting) -> Letter:
+    """Parents get a record of what was discussed and the actions agreed, with who does what
+    by when (6.71); meeting parents regularly is part of SEN support (6.65)."""
+    return letters.PARENT_MEETING_NOTE
+
+
+def after_parent_meeting(meeting: ParentMeeting, history: History) -> Next:
+    return Next([note_of_meeting(meeting)])
 
 
 # --- the SEN register ------------------------------------------------------------------------
@@ -275,26 +284,76 @@ class Status:
     since: date
 
 
-def register_status(form: EarlyDiscussion | SupportPlan | ReviewRecord, current: Status | None) -> Status | None:
-    """The pupil's place on the SEN register after this form, or None if unchanged.
-
-    SEN support starts with the decision to provide it (6.48) and is recorded with a primary,
-    and at most one secondary, type of need (school census); the plan may refine the need; a
-    review may end support.
-    """
-    if isinstance(form, EarlyDiscussion):
-        if form.decision is EarlyDecision.SEN_SUPPORT and (current is None or current.provision != "K"):
-            return Status("K", form.primary_need, form.secondary_need, form.meeting_date)
-        return None
-    if isinstance(form, SupportPlan):
-        if current is None or current.provision != "K":
-            return Status("K", form.primary_need, form.secondary_need, form.plan_date)
-        if (current.primary_need, current.secondary_need) != (form.primary_need, form.secondary_need):
-            return Status("K", form.primary_need, form.secondary_need, form.plan_date)
-        return None
-    if form.decision is ReviewDecision.END and current is not None and current.provision == "K":
-        return Status("N", None, None, form.review_date)
+def register_after_early_discussion(note: EarlyDiscussion, current: Status | None) -> Status | None:
+    """SEN support starts with the decision to provide it (6.48), recorded with a primary and
+    at most one secondary type of need (school census)."""
+    if note.decision is EarlyDecision.SEN_SUPPORT and (current is None or current.provision != "K"):
+        return Status("K", note.primary_need, note.secondary_need, note.meeting_date)
     return None
+
+
+def register_after_plan(plan: SupportPlan, current: Status | None) -> Status | None:
+    """A plan puts the pupil on SEN support if they were not already, and may refine the need
+    recorded for the census (6.48)."""
+    if current is None or current.provision != "K":
+        return Status("K", plan.primary_need, plan.secondary_need, plan.plan_date)
+    if (current.primary_need, current.secondary_need) != (plan.primary_need, plan.secondary_need):
+        return Status("K", plan.primary_need, plan.secondary_need, plan.plan_date)
+    return None
+
+
+def register_after_review(review: ReviewRecord, current: Status | None) -> Status | None:
+    """A review may end SEN support when the pupil no longer needs it (6.44); the pupil then
+    leaves the register (provision N)."""
+    if review.decision is ReviewDecision.END and current is not None and current.provision == "K":
+        return Status("N", None, None, review.review_date)
+    return None
+
+
+def register_unchanged(form: FormModel, current: Status | None) -> None:
+    """A form that never changes the register (a meeting note records a meeting, not a decision)."""
+    return None
+
+
+# --- the registry: what each kind does ---------------------------------------------------------
+
+F = TypeVar("F", bound=FormModel)
+
+
+@dataclass(frozen=True)
+class Step(Generic[F]):
+    """What a form kind does: the rules that decide what comes after it, and its effect on the
+    SEN register. Generic in the kind's model, so mypy checks that both functions take it."""
+
+    model: type[F]
+    then: Callable[[F, History], Next]
+    register: Callable[[F, Status | None], Status | None]
+
+
+STEPS: dict[str, Step[Any]] = {
+    "early-discussion": Step(EarlyDiscussion, after_early_discussion, register_after_early_discussion),
+    "support-plan": Step(SupportPlan, after_support_plan, register_after_plan),
+    "review": Step(ReviewRecord, after_review, register_after_review),
+    "parent-meeting": Step(ParentMeeting, after_parent_meeting, register_unchanged),
+}
+
+
+def step_for(form: FormModel) -> Step[Any]:
+    """The registry's entry for this form's kind; ``UnknownKindError`` if it has none."""
+    for step in STEPS.values():
+        if type(form) is step.model:
+            return step
+    raise UnknownKindError(f"{type(form).__name__} has no entry in rules.STEPS")
+
+
+def what_next(form: FormModel, history: History) -> Next:
+    """What comes after this form under the graduated approach."""
+    return step_for(form).then(form, history)
+
+
+def register_status(form: FormModel, current: Status | None) -> Status | None:
+    """The pupil's place on the SEN register after this form, or None if unchanged."""
+    return step_for(form).register(form, current)
 
 
 def _some(*items: Any) -> list[Any]:

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from senforms.errors import FormInvalidError, Problem
-from senforms.kinds import FormKind, Pupil
+from senforms.kinds import KINDS, FormKind, Pupil
 from senforms.layout import Grid, blocks, fields
 from senforms.read import Answer, RawForm
 from senforms.values import upn_warnings
@@ -122,6 +122,15 @@ def validate_values(
         order = list(fields(kind))
         problems.sort(key=lambda p: order.index(p.path) if p.path in order else len(order))
         raise FormInvalidError(problems, kind_title=kind.title) from None
+    if kind.version != KINDS[kind.slug].version:
+        # Printed under an earlier version: checked against that version's labels above, and now
+        # brought up to the current one, so the rest of senforms sees one model per kind.
+        current = KINDS[kind.slug]
+        try:
+            model = kind.upgrade(model.model_dump(mode="json"), kind.version)
+        except ValidationError as exc:
+            problems = [_problem(current, e, {}) for e in exc.errors(include_url=False)]
+            raise FormInvalidError(problems, kind_title=kind.title) from None
     found = list(warnings or [])
     pupil = getattr(model, "pupil", None)
     if isinstance(pupil, Pupil):

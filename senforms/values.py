@@ -242,3 +242,13 @@ def _not_blank(value: str) -> str:
 
 
 Text = Annotated[str, BeforeValidator(_clean_text), AfterValidator(_not_blank)]
+
+
+def fold_outcome(text: str) -> str:
+    """An outcome's words as compared across plans and reviews: the same outcome copied from one
+    form to the next keeps its words but not always its case, spacing, accents' encoding or
+    punctuation. The one matching used by the rules, the record and the letters."""
+    import unicodedata
+
+    text = unicodedata.normalize("NFKC", text).casefold().replace("&", "and")
+    return re.sub(r"[^\w£]+", " ", text).strip()

@@ -86,7 +86,7 @@ def test_review_filled_as_pdf_gives_pdf_letters(pdf_settings: Settings, tmp_path
 def test_without_libreoffice_letters_stay_word_and_start_up_says_so(
     pdf_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("senforms.pipeline.office_available", lambda: False)
+    monkeypatch.setattr("senforms.documents.office_available", lambda: False)
     with Pipeline(pdf_settings, today=lambda: date(2026, 11, 22)) as pipeline:
         assert any("LibreOffice was not found" in n for n in pipeline.notices)
         pipeline.process_file(drop(tmp_path, "early.docx", filled("early-discussion", values("early-discussion"))))

@@ -10,8 +10,8 @@ from sqlalchemy import create_engine, select
 
 from senforms import rules
 from senforms.archive import tables as t
-from senforms.archive.store import History
 from senforms.config import Settings
+from senforms.history import History
 from senforms.kinds import EarlyDiscussion, ReviewRecord, SupportPlan
 from senforms.pipeline import Pipeline
 from tests.conftest import case

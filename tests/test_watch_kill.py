@@ -29,9 +29,9 @@ from sqlalchemy import create_engine, func, select
 from senforms.archive import tables as t
 from senforms.config import load_settings
 from senforms.deliver import STAGING
+from senforms.home import init_home
 from senforms.intake import ignored
 from senforms.kinds import KINDS
-from senforms.pipeline import init_home
 from senforms.values import upn_check_letter
 from senforms.wordform import make_form
 from tests.conftest import case

@@ -7,17 +7,17 @@ authority. The schema is created and upgraded by Alembic migrations when the arc
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, event, select
+from sqlalchemy import create_engine, event, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from senforms import kinds
 from senforms.archive import tables as t
 from senforms.errors import ArchiveError, IdentityConflictError
+from senforms.history import History
 from senforms.values import format_uk_date, is_temporary_upn
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -69,6 +70,18 @@ class Archive:
         finally:
             session.close()
 
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A transaction that only looks: always rolled back, whatever was done in it."""
+        session = self._sessions()
+        try:
+            yield session
+        except SQLAlchemyError as exc:
+            raise ArchiveError(f"The archive could not be read ({_short(exc)}).") from exc
+        finally:
+            session.rollback()
+            session.close()
+
     def close(self) -> None:
         self.engine.dispose()
 
@@ -103,6 +116,20 @@ def _owner_only(engine: Engine) -> None:
         if path.exists():
             with contextlib.suppress(OSError):  # some network shares keep their own permissions
                 os.chmod(path, 0o600)
+
+
+def lock_pupil(session: Session, pupil_id: int | None) -> None:
+    """Hold the pupil (or, for a new pupil, the right to create one) until the transaction ends,
+    so two watchers filing forms for one pupil take turns and each sees the other's form."""
+    if session.get_bind().dialect.name == "sqlite":
+        # SQLite locks the whole database for writing; a write as the transaction's first
+        # statement takes that lock now, before anything is read (even when no row matches).
+        session.execute(update(t.Pupil).where(t.Pupil.id == (pupil_id or -1)).values(id=t.Pupil.id))
+    elif pupil_id is not None:
+        session.execute(select(t.Pupil.id).where(t.Pupil.id == pupil_id).with_for_update())
+    else:
+        # No row to lock yet: new pupils are created one at a time, under one advisory lock.
+        session.execute(text("SELECT pg_advisory_xact_lock(7310)"))
 
 
 # --- identity --------------------------------------------------------------------------------
@@ -191,35 +218,6 @@ def save_pupil(session: Session, row: t.Pupil | None, pupil: kinds.Pupil) -> t.P
 # --- history: what the rules need to know of the past -------------------------------------------
 
 
-@dataclass
-class CycleRecord:
-    number: int
-    plan: kinds.SupportPlan | None = None
-    review: kinds.ReviewRecord | None = None
-
-
-@dataclass
-class History:
-    """A pupil's current forms, oldest first, as validated models."""
-
-    early: list[kinds.EarlyDiscussion] = field(default_factory=list)
-    cycles: dict[int, CycleRecord] = field(default_factory=dict)
-
-    def with_form(self, form: kinds.FormModel) -> History:
-        """This history with one more form in it (the one being processed)."""
-        found = History(list(self.early), {n: CycleRecord(c.number, c.plan, c.review) for n, c in self.cycles.items()})
-        if isinstance(form, kinds.EarlyDiscussion):
-            found.early.append(form)
-        elif isinstance(form, kinds.SupportPlan):
-            found.cycles.setdefault(form.cycle, CycleRecord(form.cycle)).plan = form
-        elif isinstance(form, kinds.ReviewRecord):
-            found.cycles.setdefault(form.cycle, CycleRecord(form.cycle)).review = form
-        return found
-
-    def reviews_before(self, cycle: int) -> list[kinds.ReviewRecord]:
-        return [c.review for n, c in sorted(self.cycles.items()) if n < cycle and c.review]
-
-
 def current_forms(session: Session, pupil_id: int) -> list[tuple[t.ReceivedForm, kinds.FormModel]]:
     """A pupil's forms that no correction has replaced, oldest meeting first, with their models."""
     rows = session.scalars(
@@ -227,15 +225,20 @@ def current_forms(session: Session, pupil_id: int) -> list[tuple[t.ReceivedForm,
         .where(t.ReceivedForm.pupil_id == pupil_id, t.ReceivedForm.superseded_by_id.is_(None))
         .order_by(t.ReceivedForm.meeting_date, t.ReceivedForm.id)
     ).all()
-    return [(row, kinds.KINDS[row.kind].model.model_validate_json(row.data)) for row in rows]
+    return [(row, load_form(row)) for row in rows]
+
+
+def load_form(row: t.ReceivedForm) -> kinds.FormModel:
+    """A filed form's answers as a model of its kind's current version (forms filed under an
+    earlier version are upgraded as they are read, the same way a printed form is)."""
+    kind = kinds.KINDS.get(row.kind)
+    if kind is None:
+        raise ArchiveError(f"The archive holds a form of a kind this installation does not know ({row.kind!r}).")
+    return kind.upgrade(json.loads(row.data), row.version)
 
 
 def history(forms: list[tuple[t.ReceivedForm, kinds.FormModel]], *, excluding: int | None = None) -> History:
-    found = History()
-    for row, model in forms:
-        if row.id != excluding:
-            found = found.with_form(model)
-    return found
+    return History(tuple(model for row, model in forms if row.id != excluding))
 
 
 def log(session: Session, action: str, detail: str, *, upn: str | None = None, form_id: int | None = None) -> None:

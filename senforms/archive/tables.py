@@ -119,6 +119,18 @@ class Cycle(Base):
     provision: Mapped[list[Provision]] = relationship(order_by="Provision.position", cascade="all, delete-orphan")
 
 
+class Meeting(Base):
+    """A meeting with the pupil's parents, as a form recorded it: early discussions, plan
+    meetings, reviews and parent meeting notes all count (Code of Practice 6.65)."""
+
+    __tablename__ = "meetings"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pupil_id: Mapped[int] = mapped_column(ForeignKey("pupils.id"), index=True)
+    form_id: Mapped[int] = mapped_column(ForeignKey("received_forms.id"))
+    kind: Mapped[str] = mapped_column(String(40))
+    held_on: Mapped[date] = mapped_column(Date, index=True)
+
+
 class Outcome(Base):
     __tablename__ = "outcomes"
     id: Mapped[int] = mapped_column(primary_key=True)

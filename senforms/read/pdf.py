@@ -17,7 +17,7 @@ from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError, P
 from pypdf.generic import ArrayObject, DictionaryObject
 
 from senforms.errors import NotAFormError, SenformsError, UnknownVersionError, UnreadableFileError
-from senforms.kinds import KINDS, FormKind
+from senforms.kinds import KINDS, FormKind, UnknownFormVersion
 from senforms.layout import Field, Widget, fields
 from senforms.read import Answer, RawForm
 from senforms.wordml import FOOTER_MARK_RE, PROP_KIND, PROP_VERSION
@@ -156,11 +156,14 @@ def _kind(reader: PdfReader) -> tuple[FormKind, int]:
     if kind is None:
         raise UnknownVersionError(f"This is a senforms form of a kind this installation does not know ({slug!r}).")
     version = int(version_text) if version_text.isdigit() else 0
-    if version != kind.version:
+    try:
+        # A form printed under an earlier version is read with that version's layout and upgraded.
+        return kind.at_version(version), version
+    except UnknownFormVersion:
+        known = ", ".join(str(v) for v in kind.versions)
         raise UnknownVersionError(
-            f"This is version {version} of the {kind.title}; this installation reads version {kind.version} only."
-        )
-    return kind, version
+            f"This is version {version} of the {kind.title}; this installation reads versions {known}."
+        ) from None
 
 
 # --- the fields --------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from lxml import etree
 
 from senforms.errors import NotAFormError, UnknownVersionError, UnreadableFileError
-from senforms.kinds import KINDS, FormKind
+from senforms.kinds import KINDS, FormKind, UnknownFormVersion
 from senforms.layout import Field, Grid, Section, Widget, blocks, fields, fold_label
 from senforms.read import MAX_RATIO, MAX_UNPACKED_BYTES, Answer, RawForm
 from senforms.wordml import (
@@ -147,11 +147,14 @@ def _identify(archive: zipfile.ZipFile, body: etree._Element) -> tuple[FormKind,
     kind = KINDS.get(slug)
     if kind is None:
         raise UnknownVersionError(f"This is a senforms form of a kind this installation does not know ({slug!r}).")
-    if version != kind.version:
+    try:
+        # A form printed under an earlier version is read with that version's layout and upgraded.
+        return kind.at_version(version), version
+    except UnknownFormVersion:
+        known = ", ".join(str(v) for v in kind.versions)
         raise UnknownVersionError(
-            f"This is version {version} of the {kind.title}; this installation reads version {kind.version} only."
-        )
-    return kind, version
+            f"This is version {version} of the {kind.title}; this installation reads versions {known}."
+        ) from None
 
 
 # --- reading by tags -------------------------------------------------------------------------

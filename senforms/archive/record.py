@@ -1,0 +1,115 @@
+"""The pupil's record, derived from their current forms.
+
+The received forms are the record; the tables written here (SEN status, cycles, outcomes with
+their ratings, provision, meetings) are what those forms established, kept as rows so the
+register, the SENCO's lists and the evidence summary can be queried. They are rebuilt from the
+current forms rather than patched, which is what lets a corrected form simply replace the one it
+corrects.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from senforms import rules
+from senforms.archive import tables as t
+from senforms.kinds import KINDS, FormModel, ReviewRecord, SupportPlan
+from senforms.values import fold_outcome
+
+
+def rebuild_record(session: Session, pupil: t.Pupil, forms: list[tuple[t.ReceivedForm, FormModel]]) -> bool:
+    """Rebuild the pupil's SEN status, cycles, outcomes and provision from their current forms,
+    oldest first. Deriving the record rather than patching it is what lets a corrected form
+    simply replace the one it corrects. ``forms`` are the current forms with their models, as
+    ``current_forms`` gives them. Returns whether the SEN register changed."""
+    before = _status_key(session, pupil.id)
+    for row in session.scalars(select(t.SenStatus).where(t.SenStatus.pupil_id == pupil.id)):
+        session.delete(row)
+    for row in session.scalars(select(t.Cycle).where(t.Cycle.pupil_id == pupil.id)):
+        session.delete(row)
+    session.execute(delete(t.Meeting).where(t.Meeting.pupil_id == pupil.id))
+    session.flush()
+    status: t.SenStatus | None = None
+    cycles: dict[int, t.Cycle] = {}
+    for row, form in sorted(forms, key=lambda f: (f[0].meeting_date, f[0].id)):
+        current = (
+            None
+            if status is None
+            else rules.Status(status.provision, status.primary_need, status.secondary_need, status.start_date)
+        )
+        # Every form of the cycle records a meeting with the parents (6.65).
+        session.add(
+            t.Meeting(
+                pupil_id=pupil.id, form_id=row.id, kind=row.kind, held_on=getattr(form, KINDS[row.kind].meeting_date)
+            )
+        )
+        change = rules.register_status(form, current)
+        if change is not None:
+            if status is not None:
+                status.end_date = change.since
+            status = t.SenStatus(
+                pupil_id=pupil.id,
+                form_id=row.id,
+                provision=change.provision,
+                primary_need=change.primary_need,
+                secondary_need=change.secondary_need,
+                start_date=change.since,
+            )
+            session.add(status)
+        if isinstance(form, SupportPlan):
+            cycle = cycles.setdefault(form.cycle, t.Cycle(pupil_id=pupil.id, number=form.cycle))
+            cycle.plan_form_id, cycle.plan_date, cycle.review_due = row.id, form.plan_date, form.review_date
+            cycle.outcomes = [
+                t.Outcome(position=i, description=o.description, success_criteria=o.success_criteria)
+                for i, o in enumerate(form.outcomes)
+            ]
+            cycle.provision = [
+                t.Provision(
+                    position=i,
+                    what=p.what,
+                    who=p.who,
+                    group_size=p.group_size,
+                    frequency=p.frequency,
+                    start_date=p.start_date,
+                    weekly_cost=p.weekly_cost,
+                )
+                for i, p in enumerate(form.provision)
+            ]
+        elif isinstance(form, ReviewRecord):
+            cycle = cycles.setdefault(form.cycle, t.Cycle(pupil_id=pupil.id, number=form.cycle))
+            cycle.review_form_id, cycle.reviewed_on, cycle.decision = row.id, form.review_date, form.decision.value
+            _rate(cycle, form, row.id)
+        if isinstance(form, SupportPlan | ReviewRecord):
+            session.add(cycle)
+    session.flush()
+    return _status_key(session, pupil.id) != before
+
+
+def _rate(cycle: t.Cycle, review: ReviewRecord, form_id: int) -> None:
+    outcomes = {fold_outcome(o.description): o for o in cycle.outcomes}
+    for item in review.outcomes:
+        outcome = outcomes.get(fold_outcome(item.description))
+        if outcome is None:
+            # Rated at review but not on the plan (the plan was not sent to senforms).
+            outcome = t.Outcome(position=len(cycle.outcomes), description=item.description)
+            cycle.outcomes.append(outcome)
+            outcomes[fold_outcome(item.description)] = outcome
+        outcome.ratings.append(
+            t.OutcomeRating(
+                review_form_id=form_id, reviewed_on=review.review_date, rating=item.rating.value, evidence=item.evidence
+            )
+        )
+    provision = {fold_outcome(p.what): p for p in cycle.provision}
+    for item in review.provision:
+        if (row := provision.get(fold_outcome(item.what))) is not None:
+            row.impact = item.impact
+
+
+def _status_key(session: Session, pupil_id: int) -> tuple[str, str | None, str | None] | None:
+    row = session.scalar(
+        select(t.SenStatus)
+        .where(t.SenStatus.pupil_id == pupil_id, t.SenStatus.end_date.is_(None))
+        .order_by(t.SenStatus.id.desc())
+    )
+    return None if row is None else (row.provision, row.primary_need, row.secondary_need)

@@ -1,0 +1,191 @@
+"""The render step: from what the rules decided to the bytes of each document.
+
+Letters are filled in from their templates (``render``), pre-filled forms are made from the
+kind's declaration (``forms``), and with ``format = "pdf"`` the letters go to PDF in one batch
+through one running LibreOffice (``office``). Nothing here touches the archive, so the pipeline
+renders before it opens its write transaction.
+
+``sample_context`` and ``check_templates`` live here too: the sample data a school's edited
+template is checked with comes from running the real letter context over sample forms kept as
+data (``senforms/samples/forms.json``), so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from datetime import date
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from senforms import forms, rules
+from senforms.config import Settings
+from senforms.context import letter_context
+from senforms.errors import OfficeError, TemplateError
+from senforms.history import History
+from senforms.kinds import KINDS, FormModel
+from senforms.letters import LETTERS, Letter
+from senforms.office import MISSING_MESSAGE, ConversionFailed, Office, office_available
+from senforms.render import LETTERS_FOLDER, letter_template, render_docx
+
+
+@dataclass
+class Rendered:
+    """One document, rendered and ready to file: its bytes and where it is going."""
+
+    audience: str
+    title: str
+    template: str  # a letter's name, "form:<kind>" for a pre-filled form, or "register"
+    content: bytes
+    suffix: str
+
+
+class PdfLetters:
+    """Letters as PDFs through one LibreOffice, started on first use and kept running."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.wanted = settings.document_format == "pdf"
+        self.available = self.wanted and office_available()
+        self._office: Office | None = None
+
+    @property
+    def notice(self) -> str | None:
+        """A plain sentence for start-up when PDF letters were asked for and cannot be made."""
+        return MISSING_MESSAGE if self.wanted and not self.available else None
+
+    def convert(self, letters: list[Rendered], warnings: list[str]) -> None:
+        """Convert these Word letters to PDF in place. If LibreOffice fails, the letters stay Word
+        documents and a warning says so: a parent still gets their letter."""
+        if not self.available or not letters:
+            return
+        with tempfile.TemporaryDirectory(prefix="senforms-pdf-") as tmp:
+            sources = []
+            for i, letter in enumerate(letters):
+                sources.append(Path(tmp) / f"{i}.docx")
+                sources[-1].write_bytes(letter.content)
+            try:
+                if self._office is None:
+                    self._office = Office(timeout=self.settings.seconds_per_file)
+                    self._office.start()
+                pdfs = self._office.convert(sources, Path(tmp) / "pdf")
+            except ConversionFailed as exc:
+                pdfs = [Path(tmp) / "pdf" / f"{s.stem}.pdf" for s in sources]
+                warnings.append(f"{len(exc.failed)} letters could not be made into PDFs and are Word documents instead")
+            except OfficeError as exc:
+                warnings.append(f"Letters are Word documents, not PDFs: {exc.message}")
+                return
+            for letter, pdf in zip(letters, pdfs, strict=True):
+                if pdf.exists():
+                    letter.content, letter.suffix = pdf.read_bytes(), ".pdf"
+
+    def close(self) -> None:
+        if self._office is not None:
+            self._office.close()
+            self._office = None
+
+
+def render_documents(
+    settings: Settings,
+    form: FormModel,
+    decided: rules.Next,
+    past: History,
+    *,
+    corrected: bool,
+    today: date,
+    pdf: PdfLetters,
+) -> tuple[list[Rendered], list[str]]:
+    """Every document the rules decided on, rendered; and any warnings on the way."""
+    out: list[Rendered] = []
+    warnings: list[str] = []
+    pdf_forms = settings.document_format == "pdf"
+    for doc in decided.documents:
+        if isinstance(doc, rules.Prefilled):
+            content = forms.blank_form(settings, doc.kind, values=doc.values, pdf=pdf_forms)
+            out.append(Rendered(doc.audience, doc.title, f"form:{doc.kind}", content, ".pdf" if pdf_forms else ".docx"))
+            continue
+        context = letter_context(
+            settings,
+            form,
+            history=past.with_form(form),
+            flags=decided.flags,
+            corrected=corrected,
+            today=today,
+            with_cycles=doc.with_cycles,
+        )
+        content = render_docx(letter_template(settings, doc.name), context)
+        title = doc.title + (" (corrected)" if corrected else "")
+        out.append(Rendered(doc.audience, title, doc.name, content, ".docx"))
+    pdf.convert([r for r in out if r.suffix == ".docx"], warnings)
+    return out, warnings
+
+
+# --- sample data for check-templates and the tests ---------------------------------------------------
+
+
+@cache
+def sample_forms() -> tuple[FormModel, ...]:
+    """The sample pupil's forms, oldest first, validated by their kinds' models."""
+    data = json.loads(resources.files("senforms.samples").joinpath("forms.json").read_text(encoding="utf-8"))
+    return tuple(KINDS[item["kind"]].model.model_validate(item["answers"]) for item in data["forms"])
+
+
+def sample_context(letter: Letter | str, *, today: date = date(2026, 11, 22)) -> dict[str, Any]:
+    """The context a letter gets, built by the real letter context and rules from the sample
+    forms: the latest sample of the letter's kind, with every sample before it as history."""
+    letter = LETTERS[letter] if isinstance(letter, str) else letter
+    samples = sample_forms()
+    model = KINDS[letter.kind].model
+    index = max(i for i, f in enumerate(samples) if type(f) is model)
+    form, past = samples[index], History(samples[:index])
+    decided = rules.what_next(form, past)
+    return letter_context(
+        _sample_settings(),
+        form,
+        history=past.with_form(form),
+        flags=decided.flags,
+        corrected=False,
+        today=today,
+        with_cycles=letter.with_cycles,
+    )
+
+
+def _sample_settings() -> Settings:
+    return Settings(
+        home=Path("."),
+        school={
+            "name": "Oakfield Primary School",
+            "address": "Church Road\nOakfield\nOK1 4CD",
+            "phone": "01632 960000",
+            "email": "office@oakfield.example.sch.uk",
+        },
+        signatory={"name": "Mr Samuel Okafor", "role": "SENCO"},
+        sendiass={
+            "name": "Oakshire SENDIASS",
+            "phone": "01632 960111",
+            "website": "www.oakshiresendiass.example.org",
+            "local_offer": "www.oakshire.example.gov.uk/localoffer",
+        },
+    )
+
+
+def check_templates(settings: Settings) -> list[str]:
+    """Every problem with the letter templates in use, in plain English; empty when all is well."""
+    problems: list[str] = []
+    for letter in LETTERS.values():
+        try:
+            render_docx(letter_template(settings, letter.name), sample_context(letter))
+        except TemplateError as exc:
+            problems.append(exc.message)
+    own = settings.templates / LETTERS_FOLDER
+    if own.is_dir():
+        for path in sorted(own.glob("*.docx")):
+            if path.stem not in LETTERS and not path.name.startswith(("~$", ".~")):
+                problems.append(
+                    f"{path} is not one of the letters senforms writes, so it is never used. "
+                    f"Letter templates are named {', '.join(letter.filename for letter in LETTERS.values())}."
+                )
+    return problems
