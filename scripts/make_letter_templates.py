@@ -836,7 +836,21 @@ DOCUMENTS = {
 }
 
 
+def write_readme_table() -> None:
+    """The table of letters in README.md, written from senforms/letters.py."""
+    from senforms.letters import README_TABLE_END, README_TABLE_START, readme_table
+
+    readme = OUT / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    start, end = text.index(README_TABLE_START), text.index(README_TABLE_END) + len(README_TABLE_END)
+    readme.write_text(text[:start] + readme_table() + text[end:], encoding="utf-8")
+    print(f"Wrote the table of letters in {readme}")
+
+
 def main(argv: Sequence[str] = ()) -> int:
+    write_readme_table()
+    if "--readme" in argv:
+        return 0
     OUT.mkdir(parents=True, exist_ok=True)
     for name, build in DOCUMENTS.items():
         path = OUT / f"{name}.docx"

@@ -49,7 +49,9 @@ def field(
     **kwargs: Any,
 ) -> Any:
     """A form field: its printed label and the layout facts the model type cannot say."""
-    extra = {k: v for k, v in dict(section=section, lines=lines, rows=rows, layout=layout, help=help).items() if v}
+    extra: dict[str, Any] = {
+        k: v for k, v in dict(section=section, lines=lines, rows=rows, layout=layout, help=help).items() if v
+    }
     if rows and default is ...:
         default = []
     return Field(default, title=label, json_schema_extra=extra, **kwargs)

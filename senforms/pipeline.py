@@ -78,6 +78,7 @@ def read(data: bytes, name: str, settings: Settings) -> tuple[RawForm, FormModel
     """Step 1: what the form says, validated; raises a ``SenformsError`` naming every problem."""
     raw = forms.read(data, name=name, settings=settings)
     model, warnings = validate(raw)
+    assert isinstance(model, FormModel)
     return raw, model, warnings
 
 

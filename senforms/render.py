@@ -35,12 +35,11 @@ from jinja2.utils import missing
 from lxml.etree import XMLSyntaxError
 from markupsafe import Markup, escape
 
-import senforms
 from senforms.config import Settings
 from senforms.errors import TemplateError
 from senforms.values import clean_text
 
-TEMPLATES = Path(senforms.__file__).parent.parent / "templates"
+TEMPLATES = Path(__file__).parent.parent / "templates"
 LETTERS_FOLDER = "letters"
 README_HINT = "templates/letters/README.md"
 

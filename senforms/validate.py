@@ -53,7 +53,7 @@ def _lists(kind: FormKind, tree: dict[str, Any]) -> dict[tuple[str, int], int]:
         for part in parents:
             node = node.setdefault(part, {})
         numbered = node.get(name, {})
-        items = []
+        items: list[dict[str, Any]] = []
         for index in range(grid.count):
             item = numbered.get(str(index), {})
             if any(not _blank(v) for v in item.values()):

@@ -24,10 +24,10 @@ def rebuild_record(session: Session, pupil: t.Pupil, forms: list[tuple[t.Receive
     simply replace the one it corrects. ``forms`` are the current forms with their models, as
     ``current_forms`` gives them. Returns whether the SEN register changed."""
     before = _status_key(session, pupil.id)
-    for row in session.scalars(select(t.SenStatus).where(t.SenStatus.pupil_id == pupil.id)):
-        session.delete(row)
-    for row in session.scalars(select(t.Cycle).where(t.Cycle.pupil_id == pupil.id)):
-        session.delete(row)
+    for old_status in session.scalars(select(t.SenStatus).where(t.SenStatus.pupil_id == pupil.id)):
+        session.delete(old_status)
+    for old_cycle in session.scalars(select(t.Cycle).where(t.Cycle.pupil_id == pupil.id)):
+        session.delete(old_cycle)
     session.execute(delete(t.Meeting).where(t.Meeting.pupil_id == pupil.id))
     session.flush()
     status: t.SenStatus | None = None
@@ -101,9 +101,9 @@ def _rate(cycle: t.Cycle, review: ReviewRecord, form_id: int) -> None:
             )
         )
     provision = {fold_outcome(p.what): p for p in cycle.provision}
-    for item in review.provision:
-        if (row := provision.get(fold_outcome(item.what))) is not None:
-            row.impact = item.impact
+    for impact in review.provision:
+        if (row := provision.get(fold_outcome(impact.what))) is not None:
+            row.impact = impact.impact
 
 
 def _status_key(session: Session, pupil_id: int) -> tuple[str, str | None, str | None] | None:
