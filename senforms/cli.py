@@ -143,9 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--give-up",
         type=float,
-        default=15 * 60,
         metavar="SECONDS",
-        help="set aside a file that is still not complete after SECONDS (default 900)",
+        help="set aside a file that is still not complete after SECONDS (default: give_up_seconds in senforms.toml, 120)",
     )
     sub.add_parser("status", help="how many forms are waiting, done today and set aside today")
     sub.add_parser("check-templates", help="check that every letter template can be filled in")
@@ -171,7 +170,8 @@ def _watch(args: argparse.Namespace) -> int:
         settings = load_settings(settings.home, archive_url=getattr(args, "archive", None))
     if args.poll is not None and args.poll <= 0:
         raise SenformsError("--poll needs a number of seconds greater than 0, for example --poll 10.")
-    watcher = Watcher(settings, poll=args.poll, give_up_seconds=args.give_up)
+    give_up = settings.give_up_seconds if args.give_up is None else args.give_up
+    watcher = Watcher(settings, poll=args.poll, give_up_seconds=give_up)
     for line in watcher.describe():
         print(line)
     if not args.once:
