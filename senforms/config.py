@@ -377,8 +377,62 @@ def load_settings(home: str | os.PathLike[str] | None = None, *, archive_url: st
         review_notice_days=parsed.reviews.review_notice_days,
         annual_report=parsed.reports.annual_report,
         retention_years_after_birth=parsed.retention.years_after_birth,
-        archive_url=archive_url or os.environ.get("SENFORMS_ARCHIVE_URL") or parsed.archive.url or None,
+        archive_url=_archive_url(root, path, archive_url, parsed.archive.url),
     )
+
+
+def _archive_url(home: Path, path: Path, given: str | None, configured: str) -> str | None:
+    """The archive's address, checked now so that a mistyped one is a plain message rather than a
+    database library's error. ``postgresql://`` is taken to mean the psycopg driver."""
+    candidates = (
+        (given, "--archive"),
+        (os.environ.get("SENFORMS_ARCHIVE_URL"), "SENFORMS_ARCHIVE_URL"),
+        (configured, f"url under [archive] in {path}"),
+    )
+    url, source = next(((u, s) for u, s in candidates if u), ("", ""))
+    if not url:
+        return None
+    advice = {
+        "--archive": "Give --archive an address like those above, or leave it out to use senforms.db in the home folder.",
+        "SENFORMS_ARCHIVE_URL": "Correct SENFORMS_ARCHIVE_URL, or remove it to use senforms.db in the home folder.",
+    }.get(source)
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    usage = (
+        f"senforms keeps its archive in SQLite (sqlite:///{(home / 'senforms.db').as_posix()}) or PostgreSQL "
+        "(postgresql://user@server/database)"
+    )
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise ConfigError(
+            f"The archive address {url!r} (from {source}) is not a database address. {usage}.", advice=advice
+        ) from None
+    backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
+    if backend == "sqlite":
+        return url
+    if backend != "postgresql":
+        raise ConfigError(
+            f"The archive address {url!r} (from {source}) is for a {backend} database. {usage}.", advice=advice
+        )
+    if "+" not in parsed.drivername:
+        parsed = parsed.set(drivername="postgresql+psycopg")
+        driver = "psycopg"
+    if driver != "psycopg":
+        raise ConfigError(
+            f"The archive address {url!r} (from {source}) names the driver {driver!r}, which senforms does not "
+            f"use. {usage}; postgresql+psycopg:// also works.",
+            advice=advice,
+        )
+    import importlib.util
+
+    if importlib.util.find_spec("psycopg") is None:
+        raise ConfigError(
+            "The archive is in PostgreSQL, but the PostgreSQL driver is not installed. "
+            "Install it with: pip install 'senforms[postgres]'."
+        )
+    return parsed.render_as_string(hide_password=False)
 
 
 def write_default_settings(home: Path) -> Path:
