@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 import tempfile
 import traceback
@@ -328,19 +327,13 @@ def _log_path(args: argparse.Namespace) -> Path:
     return Path(tempfile.gettempdir()) / LOG_NAME
 
 
-def private_log(path: Path) -> None:
-    """Make senforms.log readable by its owner only (it names files and UPNs), creating it if
-    need be. The watcher's log handler appends to it and so keeps the mode."""
-    with contextlib.suppress(OSError):
-        os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600))
-        os.chmod(path, 0o600)  # an existing log made with the umask by an earlier version
-
-
 def _record_internal_error(args: argparse.Namespace) -> str:
     """Append the traceback to the log; return where it went, for the message."""
+    from senforms.deliver import private_file
+
     path = _log_path(args)
     try:
-        private_log(path)
+        private_file(path)
         with open(path, "a", encoding="utf-8") as log:
             log.write(f"{datetime.now():%Y-%m-%d %H:%M:%S} ERROR internal error in 'senforms {args.command}'\n")
             log.write(traceback.format_exc())
@@ -356,8 +349,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "watch":
             with contextlib.suppress(Exception):
                 from senforms.config import home_folder
+                from senforms.deliver import private_file
 
-                private_log(home_folder(args.home) / LOG_NAME)
+                # The watcher's log handler appends, so the file keeps this mode.
+                private_file(home_folder(args.home) / LOG_NAME)
         return int(_COMMANDS[args.command](args))
     except SenformsError as exc:
         print(exc.message, file=sys.stderr)

@@ -64,6 +64,15 @@ def _create_temp(folder: Path) -> tuple[int, Path]:
     raise FileExistsError(f"no free temporary name in {folder}")
 
 
+def private_file(path: Path) -> None:
+    """Make ``path`` readable by its owner only, creating it empty if need be: for senforms.log,
+    which names files and UPNs. An existing file made with the umask (by an earlier version, or
+    by log rotation) is tightened."""
+    with contextlib.suppress(OSError):  # some network shares keep their own permissions
+        os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600))
+        os.chmod(path, 0o600)
+
+
 def write_atomic(
     path: Path, data: bytes, *, overwrite: bool = False, stage: Path | None = None, mode: int | None = None
 ) -> Path:

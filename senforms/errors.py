@@ -153,17 +153,22 @@ def count(n: float, word: str, plural: str | None = None) -> str:
 _count = count
 
 
+# Acronyms schools say as words ("a SENCO", "a SEND register"), so they take the article of their first letter.
+_SAID_AS_WORDS = {"SEN", "SENCO", "SEND", "SENDIASS", "NASEN"}
+
+
 def article(phrase: str) -> str:
     """``a Support plan``, ``an Early discussion note``: the article chosen by the first sound.
 
     By the first letter, with the few English exceptions a school's forms and letters meet:
-    "an hour", "an SEN ...", "a UPN", "a one-page profile", "a useful ...".
+    "an hour", "an EHC plan", "a UPN", "a SEN support plan", "a one-page profile", "a useful ...".
     """
     word = phrase.split(maxsplit=1)[0] if phrase.strip() else ""
     lower = word.lower()
     if lower.startswith(("hour", "honest", "honour", "heir")):
         return f"an {phrase}"
-    if word.isupper() and len(word) > 1:  # an acronym said letter by letter: an SEN, an FSM, a UPN
+    if word.isupper() and len(word) > 1 and word.rstrip("-") not in _SAID_AS_WORDS:
+        # an acronym said letter by letter: an EHC plan, an FSM pupil, a UPN
         return f"{'an' if word[0] in 'AEFHILMNORSX' else 'a'} {phrase}"
     if lower.startswith(("uni", "use", "usu", "eu", "one", "once", "ewe", "ufo")):
         return f"a {phrase}"

@@ -145,12 +145,16 @@ def test_extract_prints_answers_as_a_person_reads_them(home: Path, capsys: pytes
     assert any(line.rstrip().endswith(("Yes", "No")) for line in out.splitlines())
 
 
-def test_watch_once_does_not_say_it_is_watching(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_watch_once_does_not_say_it_is_watching(
+    home: Path, capsys: pytest.CaptureFixture[str], umask_022: None
+) -> None:
     assert run(capsys, "--home", str(home), "init")[0] == ExitCode.ok
     code, out, _ = run(capsys, "--home", str(home), "watch", "--once")
     assert code == ExitCode.ok
     assert "Watching" not in out and "then stopping" in out
     assert "Press Ctrl-C" not in out
+    if sys.platform != "win32":
+        assert mode(home / "senforms.log") == 0o600  # it names files and UPNs: owner only
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX permission bits")
@@ -190,3 +194,14 @@ def test_file_mode_in_the_settings_overrides_the_umask(
     documents = [p for p in (home / "outbox").rglob("*") if p.is_file()]
     assert documents and all(mode(p) == 0o664 for p in documents)
     assert mode(home / "senforms.db") == 0o600
+
+
+def test_messages_agree_in_number_and_article() -> None:
+    from senforms.errors import article, count
+
+    assert count(1, "second") == "1 second" and count(1.0, "second") == "1 second"
+    assert count(2, "second") == "2 seconds" and count(0.5, "second") == "0.5 seconds"
+    assert article("Early discussion note PDF") == "an Early discussion note PDF"
+    assert article("SEN support plan") == "a SEN support plan" and article("EHC plan") == "an EHC plan"
+    assert article("UPN") == "a UPN" and article("Review record") == "a Review record"
+    assert article("one-page profile") == "a one-page profile" and article("hour") == "an hour"
