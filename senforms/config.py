@@ -416,7 +416,8 @@ def _archive_url(home: Path, path: Path, given: str | None, configured: str) -> 
         raise ConfigError(
             f"The archive address {url!r} (from {source}) is for a {backend} database. {usage}.", advice=advice
         )
-    if "+" not in parsed.drivername:
+    given_driver = "+" in parsed.drivername
+    if not given_driver:
         parsed = parsed.set(drivername="postgresql+psycopg")
         driver = "psycopg"
     if driver != "psycopg":
@@ -432,7 +433,8 @@ def _archive_url(home: Path, path: Path, given: str | None, configured: str) -> 
             "The archive is in PostgreSQL, but the PostgreSQL driver is not installed. "
             "Install it with: pip install 'senforms[postgres]'."
         )
-    return parsed.render_as_string(hide_password=False)
+    # An address that names its driver is used exactly as written.
+    return url if given_driver else parsed.render_as_string(hide_password=False)
 
 
 def write_default_settings(home: Path) -> Path:

@@ -18,6 +18,11 @@ from senforms.config import (
 from senforms.errors import ConfigError
 
 
+@pytest.fixture(autouse=True)
+def _no_archive_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SENFORMS_ARCHIVE_URL", raising=False)
+
+
 def write(home: Path, text: str) -> Path:
     path = home / CONFIG_NAME
     path.write_text(text, encoding="utf-8")
@@ -123,3 +128,10 @@ def test_the_fingerprint_changes_when_the_file_is_edited(tmp_path: Path) -> None
     stat = path.stat()
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))  # coarse clocks: make the edit visible
     assert settings_fingerprint(tmp_path) != before
+
+
+def test_archive_addresses_senforms_uses_are_kept(tmp_path: Path) -> None:
+    exact = "postgresql+psycopg://senforms@/senforms?host=/run/postgresql&port=5433"
+    assert load_settings(tmp_path, archive_url=exact).database_url == exact
+    assert load_settings(tmp_path, archive_url="postgresql://u@db/sen").database_url == "postgresql+psycopg://u@db/sen"
+    assert load_settings(tmp_path).database_url == f"sqlite:///{(tmp_path / 'senforms.db').as_posix()}"
