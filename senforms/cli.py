@@ -154,7 +154,9 @@ def _print_model(data: Any, indent: str = "") -> None:
                 print(f"{indent}  {i}.")
                 _print_model(item, indent + "    ")
         else:
-            print(f"{indent}{key}: {_shown(value)}".rstrip())
+            # Lines after the first of an address or a paragraph stay under their heading.
+            text = _shown(value).replace("\n", "\n" + indent + " " * (len(key) + 2))
+            print(f"{indent}{key}: {text}".rstrip())
 
 
 def _shown(value: Any) -> str:

@@ -143,6 +143,10 @@ def test_extract_prints_answers_as_a_person_reads_them(home: Path, capsys: pytes
     words = set(out.replace(":", " ").split())
     assert not words & {"None", "True", "False"}, out
     assert any(line.rstrip().endswith(("Yes", "No")) for line in out.splitlines())
+    # a multi-line answer stays indented under its name, so the next name is still plain to see
+    lines = out.splitlines()
+    address = next(i for i, line in enumerate(lines) if line.strip().startswith("address: 14 Orchard Close"))
+    assert lines[address + 1].startswith(" " * 15) and lines[address + 1].strip() == "Little Bramford"
 
 
 def test_watch_once_does_not_say_it_is_watching(
