@@ -1,4 +1,4 @@
-"""Write the Word forms that come with senforms to templates/forms/, from the kinds' declaration.
+"""Write the Word forms that come with senforms to senforms/templates/forms/, from the kinds' declaration.
 
 A school copies one of these to its home folder's templates/forms/ and edits it in Word. Run this
 again after changing a kind in senforms/kinds.py; tests/test_form_templates.py checks they agree.
@@ -12,7 +12,7 @@ from pathlib import Path
 from senforms.kinds import KINDS
 from senforms.wordform import build_template
 
-FORMS = Path(__file__).resolve().parent.parent / "templates" / "forms"
+FORMS = Path(__file__).resolve().parent.parent / "senforms" / "templates" / "forms"
 
 
 def main() -> None:

@@ -1,9 +1,9 @@
-"""Write the letter templates in templates/letters/ that senforms ships.
+"""Write the letter templates in senforms/templates/letters/ that senforms ships.
 
 Run from the repository root: ``python scripts/make_letter_templates.py``. The .docx files are
 committed, so a school can open one in Word, reword or restyle it, and save it as
 ``<home>/templates/letters/<name>.docx``; this script is only how the shipped copies are made.
-The names the tags use are listed in templates/letters/README.md.
+The names the tags use are listed in senforms/templates/letters/README.md.
 
 docxtpl tags used here: ``{{ name }}`` prints a value; ``{%p if ... %}`` / ``{%p for ... %}`` in a
 paragraph of its own keep or repeat the paragraphs up to ``{%p endif %}`` / ``{%p endfor %}``;
@@ -24,7 +24,7 @@ from docx.oxml import OxmlElement
 from docx.oxml.ns import qn
 from docx.shared import Cm, Pt, RGBColor
 
-OUT = Path(__file__).resolve().parent.parent / "templates" / "letters"
+OUT = Path(__file__).resolve().parent.parent / "senforms" / "templates" / "letters"
 ACCENT = RGBColor(0x1F, 0x3A, 0x5F)
 
 

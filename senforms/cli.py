@@ -4,13 +4,17 @@ exit codes and plain messages. No work is done here that a library function coul
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
-from collections.abc import Callable, Sequence
+import tempfile
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from senforms.errors import ExitCode, SenformsError
+from senforms.errors import ExitCode, NotAHomeError, SenformsError, count
 
 Command = Callable[[argparse.Namespace], int]
 _COMMANDS: dict[str, Command] = {}
@@ -24,10 +28,59 @@ def command(name: str) -> Callable[[Command], Command]:
     return register
 
 
-def _settings(args: argparse.Namespace) -> Any:
-    from senforms.config import load_settings
+def _settings(args: argparse.Namespace, *, need_home: bool = False) -> Any:
+    """The settings; with ``need_home``, refuse a folder that was never set up, rather than
+    quietly starting a new, empty archive whose letters name no school."""
+    from senforms.config import CONFIG_NAME, is_home, load_settings
 
-    return load_settings(getattr(args, "home", None), archive_url=getattr(args, "archive", None))
+    settings = load_settings(getattr(args, "home", None), archive_url=getattr(args, "archive", None))
+    if need_home and not is_home(settings.home):
+        raise NotAHomeError(
+            f"{settings.home} is not a senforms home folder: it has no {CONFIG_NAME} and no inbox folder."
+        )
+    _use_file_mode(settings)
+    return settings
+
+
+def _use_file_mode(settings: Any) -> None:
+    from senforms import deliver
+
+    deliver.DEFAULT_FILE_MODE = settings.file_mode
+
+
+def _warn_unfilled(settings: Any) -> None:
+    """Before writing documents: say which school details they will be missing."""
+    from senforms.config import CONFIG_NAME
+
+    if not (settings.home / CONFIG_NAME).is_file():
+        print(
+            f"Warning: there is no {CONFIG_NAME} in {settings.home}, so documents will carry no school details "
+            "(name the home folder with --home, or run 'senforms init' to make one).",
+            file=sys.stderr,
+        )
+    elif unfilled := settings.unfilled():
+        print(
+            f'Warning: {settings.home / CONFIG_NAME} still has "(fill in)" for '
+            + ", ".join(unfilled)
+            + ". Documents leave these out until they are filled in.",
+            file=sys.stderr,
+        )
+
+
+def _bad_text(value: Any, where: str = "") -> Iterator[tuple[str, str]]:
+    """(where, character) for each character in ``value`` that a Word or PDF document cannot hold."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _bad_text(item, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _bad_text(item, f"{where}.{i}")
+    elif isinstance(value, str):
+        for char in value:
+            code = ord(char)
+            if (code < 0x20 and char not in "\t\n\r") or 0xD800 <= code <= 0xDFFF or code in (0xFFFE, 0xFFFF):
+                yield where, f"U+{code:04X}"
+                break
 
 
 @command("blank")
@@ -38,9 +91,27 @@ def _blank(args: argparse.Namespace) -> int:
     if args.data:
         try:
             values = json.loads(Path(args.data).read_text(encoding="utf-8-sig"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise SenformsError(f"The values file {args.data} cannot be read: {exc}") from exc
+        except OSError as exc:
+            raise SenformsError(f"The values file {args.data} cannot be opened: {exc.strerror or exc}.") from exc
+        except UnicodeDecodeError as exc:
+            raise SenformsError(f"The values file {args.data} is not UTF-8 text; save it again as UTF-8.") from exc
+        except json.JSONDecodeError as exc:
+            raise SenformsError(
+                f"The values file {args.data} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}."
+            ) from exc
+        if not isinstance(values, dict):
+            raise SenformsError(
+                f"The values file {args.data} must hold one JSON object, in the shape 'senforms extract --json' prints."
+            )
+        bad = list(_bad_text(values))
+        if bad:
+            raise SenformsError(
+                f"The values file {args.data} has an invisible control character that a document cannot hold: "
+                + "; ".join(f"{char} in {where}" for where, char in bad)
+                + ". Type those values again without it (it often comes from copying out of another program)."
+            )
     settings = _settings(args)
+    _warn_unfilled(settings)
     data = blank_form(settings, args.kind, values=values, pdf=args.pdf or str(args.output).lower().endswith(".pdf"))
     from senforms.deliver import write_atomic
 
@@ -73,27 +144,54 @@ def _print_model(data: Any, indent: str = "") -> None:
         if isinstance(value, dict):
             print(f"{indent}{key}:")
             _print_model(value, indent + "  ")
+        elif isinstance(value, list) and not value:
+            print(f"{indent}{key}: (none)")
+        elif isinstance(value, list) and not all(isinstance(item, dict) for item in value):
+            print(f"{indent}{key}: {', '.join(_shown(item) for item in value)}")
         elif isinstance(value, list):
             print(f"{indent}{key}:")
             for i, item in enumerate(value, 1):
                 print(f"{indent}  {i}.")
                 _print_model(item, indent + "    ")
         else:
-            print(f"{indent}{key}: {value}")
+            # Lines after the first of an address or a paragraph stay under their heading.
+            text = _shown(value).replace("\n", "\n" + indent + " " * (len(key) + 2))
+            print(f"{indent}{key}: {text}".rstrip())
+
+
+def _shown(value: Any) -> str:
+    """A value as a person reads it: nothing for an empty answer, Yes or No for a tick box."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    return str(value)
 
 
 @command("process")
 def _process(args: argparse.Namespace) -> int:
     from senforms.pipeline import process_files
 
-    settings = _settings(args)
-    report = process_files([Path(f) for f in args.files], settings, notify=lambda line: print(line, file=sys.stderr))
+    settings = _settings(args, need_home=True)
+    paths, missing = [], []
+    for name in args.files:
+        path = Path(name)
+        (paths if path.is_file() else missing).append(path)
+    for path in missing:
+        what = "is a folder, not a file" if path.is_dir() else "cannot be found"
+        print(f"{path}: {what}. Check the name and the folder, then try again.", file=sys.stderr)
+    if not paths:
+        return int(ExitCode.unreadable_file)
+    _warn_unfilled(settings)
+    report = process_files(paths, settings, notify=lambda line: print(line, file=sys.stderr))
     for path, done in report.processed:
-        print(f"{path.name}: {done.status} ({done.kind}, UPN {done.upn}, {len(done.documents)} documents)")
+        print(f"{path.name}: {done.status} ({done.kind}, UPN {done.upn}, {count(len(done.documents), 'document')})")
         for warning in done.warnings:
             print(f"  Warning: {warning}")
     for path, target, error in report.set_aside:
         print(f"{path.name}: set aside in {target.parent} with a note.\n  {error.message}", file=sys.stderr)
+    if missing:
+        return int(ExitCode.some_files_failed)
     return int(report.exit_code)
 
 
@@ -143,9 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--give-up",
         type=float,
-        default=15 * 60,
         metavar="SECONDS",
-        help="set aside a file that is still not complete after SECONDS (default 900)",
+        help="set aside a file that is still not complete after SECONDS (default: give_up_seconds in senforms.toml, 120)",
     )
     sub.add_parser("status", help="how many forms are waiting, done today and set aside today")
     sub.add_parser("check-templates", help="check that every letter template can be filled in")
@@ -171,8 +268,11 @@ def _watch(args: argparse.Namespace) -> int:
         settings = load_settings(settings.home, archive_url=getattr(args, "archive", None))
     if args.poll is not None and args.poll <= 0:
         raise SenformsError("--poll needs a number of seconds greater than 0, for example --poll 10.")
-    watcher = Watcher(settings, poll=args.poll, give_up_seconds=args.give_up)
+    give_up = settings.give_up_seconds if args.give_up is None else args.give_up
+    watcher = Watcher(settings, poll=args.poll, give_up_seconds=give_up)
     for line in watcher.describe():
+        if args.once and line.startswith("Watching "):
+            line = f"Processing the files now in {settings.inbox}, then stopping."
         print(line)
     if not args.once:
         print("Press Ctrl-C to stop (the file in hand is finished first).")
@@ -186,7 +286,7 @@ def _watch(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     from senforms.intake import status_lines
 
-    for line in status_lines(_settings(args)):
+    for line in status_lines(_settings(args, need_home=True)):
         print(line)
     return ExitCode.ok
 
@@ -214,10 +314,47 @@ def _check_templates(args: argparse.Namespace) -> int:
     return ExitCode.ok
 
 
+LOG_NAME = "senforms.log"
+
+
+def _log_path(args: argparse.Namespace) -> Path:
+    """senforms.log in the home folder; outside a home, a log in the temporary folder rather than
+    a stray file in whatever folder the command was typed in."""
+    from senforms.config import home_folder, is_home
+
+    with contextlib.suppress(Exception):
+        home = home_folder(getattr(args, "home", None))
+        if is_home(home):
+            return home / LOG_NAME
+    return Path(tempfile.gettempdir()) / LOG_NAME
+
+
+def _record_internal_error(args: argparse.Namespace) -> str:
+    """Append the traceback to the log; return where it went, for the message."""
+    from senforms.deliver import private_file
+
+    path = _log_path(args)
+    try:
+        private_file(path)
+        with open(path, "a", encoding="utf-8") as log:
+            log.write(f"{datetime.now():%Y-%m-%d %H:%M:%S} ERROR internal error in 'senforms {args.command}'\n")
+            log.write(traceback.format_exc())
+    except OSError:
+        return "the log could not be written"
+    return str(path)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.command == "watch":
+            with contextlib.suppress(Exception):
+                from senforms.config import home_folder
+                from senforms.deliver import private_file
+
+                # The watcher's log handler appends, so the file keeps this mode.
+                private_file(home_folder(args.home) / LOG_NAME)
         return int(_COMMANDS[args.command](args))
     except SenformsError as exc:
         print(exc.message, file=sys.stderr)
@@ -226,6 +363,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.exit_code)
     except KeyboardInterrupt:
         return int(ExitCode.interrupted)
+    except Exception as exc:
+        # Never a traceback on the screen: office staff cannot act on it; whoever supports
+        # senforms finds it in the log.
+        where = _record_internal_error(args)
+        print(
+            f"senforms stopped because of an internal error ({type(exc).__name__}), see the log: {where}.\n\n"
+            "What to do: try again; if it happens again, send the log to whoever supports senforms.",
+            file=sys.stderr,
+        )
+        return int(ExitCode.internal)
 
 
 if __name__ == "__main__":

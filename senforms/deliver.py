@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import tempfile
+import secrets
 import time
 from pathlib import Path
 
@@ -43,19 +43,57 @@ def clear_staging(outbox: Path, *, older_than: float = 600.0) -> None:
                     leftover.unlink()
 
 
-def write_atomic(path: Path, data: bytes, *, overwrite: bool = False, stage: Path | None = None) -> Path:
+# The mode of documents written to the outbox when ``write_atomic`` is not given one: None means
+# the process umask, as for any program's files; the command line sets it from ``file_mode`` in
+# senforms.toml. (The archive and senforms.log are made owner-only where they are created.)
+DEFAULT_FILE_MODE: int | None = None
+
+_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
+
+
+def _create_temp(folder: Path) -> tuple[int, Path]:
+    """A new, empty temporary file in ``folder``. Unlike ``tempfile.mkstemp``, which makes files
+    readable by their owner only, it is created with mode 0666 less the umask, so staff on other
+    accounts can open the outbox's documents as they can any other file in the folder."""
+    for _ in range(100):
+        tmp = folder / f".~senforms-{secrets.token_hex(6)}.part"
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _BINARY, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name in {folder}")
+
+
+def private_file(path: Path) -> None:
+    """Make ``path`` readable by its owner only, creating it empty if need be: for senforms.log,
+    which names files and UPNs. An existing file made with the umask (by an earlier version, or
+    by log rotation) is tightened."""
+    with contextlib.suppress(OSError):  # some network shares keep their own permissions
+        os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600))
+        os.chmod(path, 0o600)
+
+
+def write_atomic(
+    path: Path, data: bytes, *, overwrite: bool = False, stage: Path | None = None, mode: int | None = None
+) -> Path:
     """Write ``data`` so that ``path`` appears complete or not at all.
 
     Unless ``overwrite``, an existing file is never replaced: the new one is given the first free
     name ``stem (2).ext``, ``stem (3).ext`` and so on. Returns the path written. ``stage`` is a
     folder on the same file system to write in first (see ``staging``); by default, beside ``path``.
+    ``mode`` (default ``DEFAULT_FILE_MODE``, else the umask) is the new file's permissions.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     if stage is not None:
         stage.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=stage or path.parent, prefix=".~senforms-", suffix=".part")
-    tmp = Path(tmp_name)
+    fd, tmp = _create_temp(stage or path.parent)
+    mode = DEFAULT_FILE_MODE if mode is None else mode
     try:
+        if mode is not None:
+            # Exactly what the school asked for, whatever the umask; some network shares keep
+            # their own permissions and refuse, which is theirs to decide.
+            with contextlib.suppress(OSError):
+                os.chmod(tmp, mode)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -100,6 +138,13 @@ def set_aside(source: Path, problems: Path, note: str) -> Path:
     while target.exists() or target.with_name(target.name + ".txt").exists():
         n += 1
         target = problems / f"{Path(safe_name(source.name, 150)).stem} ({n}){source.suffix}"
-    write_atomic(target.with_name(target.name + ".txt"), (note.rstrip() + "\n").encode("utf-8"), overwrite=True)
-    os.replace(source, target)
+    note_path = write_atomic(
+        target.with_name(target.name + ".txt"), (note.rstrip() + "\n").encode("utf-8"), overwrite=True
+    )
+    try:
+        os.replace(source, target)
+    except FileNotFoundError:
+        # The file went (another watcher took it, or it never existed): no note for nothing.
+        note_path.unlink(missing_ok=True)
+        raise
     return target

@@ -13,6 +13,7 @@ from enum import IntEnum
 
 class ExitCode(IntEnum):
     ok = 0
+    internal = 1  # a fault in senforms itself: the message says so, the traceback is in senforms.log
     bad_args = 2
     unreadable_file = 3
     not_a_form = 4
@@ -127,6 +128,15 @@ class ConfigError(SenformsError):
     advice = "Open senforms.toml in the home folder and correct it."
 
 
+class NotAHomeError(ConfigError):
+    """A command that needs a home folder was run somewhere that is not one."""
+
+    advice = (
+        "Run the command in the senforms home folder, or name it with --home FOLDER (or SENFORMS_HOME). "
+        "To start a new home folder here, run 'senforms init' first."
+    )
+
+
 class OfficeError(SenformsError):
     """LibreOffice is missing or failed to convert a document."""
 
@@ -134,5 +144,32 @@ class OfficeError(SenformsError):
     advice = 'Install LibreOffice, or set documents = "docx" in senforms.toml.'
 
 
-def _count(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+def count(n: float, word: str, plural: str | None = None) -> str:
+    """``1 second``, ``2 seconds``, ``0 problems``: a number with its noun agreeing."""
+    shown = f"{n:g}" if isinstance(n, float) else str(n)
+    return f"{shown} {word}" if n == 1 else f"{shown} {plural or word + 's'}"
+
+
+_count = count
+
+
+# Acronyms schools say as words ("a SENCO", "a SEND register"), so they take the article of their first letter.
+_SAID_AS_WORDS = {"SEN", "SENCO", "SEND", "SENDIASS", "NASEN"}
+
+
+def article(phrase: str) -> str:
+    """``a Support plan``, ``an Early discussion note``: the article chosen by the first sound.
+
+    By the first letter, with the few English exceptions a school's forms and letters meet:
+    "an hour", "an EHC plan", "a UPN", "a SEN support plan", "a one-page profile", "a useful ...".
+    """
+    word = phrase.split(maxsplit=1)[0] if phrase.strip() else ""
+    lower = word.lower()
+    if lower.startswith(("hour", "honest", "honour", "heir")):
+        return f"an {phrase}"
+    if word.isupper() and len(word) > 1 and word.rstrip("-") not in _SAID_AS_WORDS:
+        # an acronym said letter by letter: an EHC plan, an FSM pupil, a UPN
+        return f"{'an' if word[0] in 'AEFHILMNORSX' else 'a'} {phrase}"
+    if lower.startswith(("uni", "use", "usu", "eu", "one", "once", "ewe", "ufo")):
+        return f"a {phrase}"
+    return f"{'an' if lower[:1] in 'aeiou' else 'a'} {phrase}"

@@ -13,13 +13,18 @@ cannot touch them. Every document written is opened again before it is handed ba
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import copy
+import functools
 import io
 import re
 import threading
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib.resources import as_file, files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -39,9 +44,20 @@ from senforms.config import Settings
 from senforms.errors import TemplateError
 from senforms.values import clean_text
 
-TEMPLATES = Path(__file__).parent.parent / "templates"
+# The templates senforms ships live inside the package, so an installed wheel has them.
+TEMPLATES: Traversable = files("senforms") / "templates"
 LETTERS_FOLDER = "letters"
 README_HINT = "templates/letters/README.md"
+# Real files for shipped templates that are not plain files (a zipped install), kept until exit.
+_SHIPPED_FILES = contextlib.ExitStack()
+atexit.register(_SHIPPED_FILES.close)
+
+
+@functools.cache
+def shipped_letter(name: str) -> Path | None:
+    """The path of the letter template senforms ships, or None if it ships none of that name."""
+    resource = TEMPLATES / LETTERS_FOLDER / f"{name}.docx"
+    return _SHIPPED_FILES.enter_context(as_file(resource)) if resource.is_file() else None
 
 _MARKERS = ("{{", "}}", "{%", "%}")
 
@@ -197,9 +213,8 @@ class _Template(DocxTemplate):
 
 
 def _label(template: Path) -> str:
-    try:
-        template.relative_to(TEMPLATES.resolve())
-    except ValueError:
+    shipped = shipped_letter(template.stem)
+    if shipped is None or shipped.resolve() != template.resolve():
         return f"{template.name} (the school's copy, {template})"
     return f"{template.name} (the copy that comes with senforms)"
 
@@ -315,7 +330,7 @@ def letter_template(settings: Settings, name: str) -> Path:
     own = settings.templates / LETTERS_FOLDER / f"{name}.docx"
     if own.is_file():
         return own
-    shipped = TEMPLATES / LETTERS_FOLDER / f"{name}.docx"
-    if not shipped.is_file():
+    shipped = shipped_letter(name)
+    if shipped is None:
         raise TemplateError(f"There is no letter template called {name}.docx.")
     return shipped

@@ -1,4 +1,4 @@
-"""The Word forms shipped in templates/forms/ agree with the kinds' declaration, and a form made
+"""The Word forms shipped in senforms/templates/forms/ agree with the kinds' declaration, and a form made
 from a copy of one reads back."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from senforms.read import read_form
 from tests.conftest import case
 from tests.wordfill import fill_like_word, typed
 
-SHIPPED = Path(__file__).resolve().parent.parent / "templates" / "forms"
+SHIPPED = Path(__file__).resolve().parent.parent / "senforms" / "templates" / "forms"
 
 
 @pytest.mark.parametrize("slug", list(KINDS))
