@@ -26,6 +26,7 @@ from tests.wordfill import (
     fill_like_word,
     plain_run,
     strip_controls,
+    type_beside,
     type_into_copy,
     typed,
     with_document,
@@ -208,6 +209,17 @@ def test_form_filled_then_stripped_of_its_boxes_reads_only_what_was_typed(slug: 
     assert all(v in ("", False) for p, v in raw.values.items() if p not in typed_paths)
     model, _ = extract(stripped)
     assert as_json(model) == expected(slug)
+
+
+def test_placeholder_words_beside_a_typed_answer_are_not_part_of_it() -> None:
+    """A box removed in Word ('Remove content control') keeps its grey words as styled text; a
+    person then types after them."""
+    typed_in = {p: v for p, v in answers("early-discussion").items() if p != "pupil.class_name"}
+    form = type_beside(fill_like_word(blank("early-discussion"), typed_in), "pupil.class_name", "Willow")
+    root = document_xml(form)
+    strip_controls(root)
+    model, _ = extract(with_document(form, root))
+    assert model.pupil.class_name == "Willow"
 
 
 # --- rows and boxes added in Word ------------------------------------------------------------------

@@ -78,9 +78,7 @@ def refuse(kind: FormKind, values: dict[str, Answer], problems: list[Problem]) -
 
     def position(problem: Problem) -> int:
         prefix = problem.path + "."
-        return next(
-            (i for i, path in enumerate(order) if path == problem.path or path.startswith(prefix)), len(order)
-        )
+        return next((i for i, path in enumerate(order) if path == problem.path or path.startswith(prefix)), len(order))
 
     raise FormInvalidError(sorted(problems + others, key=position), kind_title=kind.title)
 

@@ -73,6 +73,13 @@ def _is_placeholder(sdt: etree._Element) -> bool:
     return content is None or _text(content).strip().casefold() in PLACEHOLDERS
 
 
+def _is_placeholder_run(run: etree._Element) -> bool:
+    style = run.find(f"{w('rPr')}/{w('rStyle')}")
+    if style is None or style.get(w("val")) != "PlaceholderText":
+        return False
+    return "".join(t.text or "" for t in run.iter(w("t"))).strip().casefold() in PLACEHOLDERS
+
+
 def _collect(element: etree._Element, out: list[str]) -> None:
     for child in element:
         tag = child.tag
@@ -99,6 +106,10 @@ def _collect(element: etree._Element, out: list[str]) -> None:
         elif tag == w("sdt"):
             if not _is_placeholder(child):
                 _collect(child, out)
+        elif tag == w("r") and _is_placeholder_run(child):
+            # The grey placeholder words of a box whose control was removed (Word's "Remove
+            # content control", Google Docs), with an answer typed beside them.
+            continue
         elif tag == w("p"):
             _collect(child, out)
             out.append("\n")
@@ -265,14 +276,15 @@ def _by_controls(body: etree._Element, specs: dict[str, Field]) -> Found:
     return found
 
 
-def _is_answer_control(sdt: etree._Element, specs: dict[str, Field]) -> bool:
-    return _tag(sdt) in specs or fold_label(_alias(sdt) or "") in {fold_label(f.label) for f in specs.values()}
+def _is_answer_control(sdt: etree._Element, specs: dict[str, Field], labels: set[str]) -> bool:
+    return _tag(sdt) in specs or fold_label(_alias(sdt) or "") in labels
 
 
 def _added_to_grids(body: etree._Element, specs: dict[str, Field], grids: list[Grid]) -> list[Grid]:
     """Grids with text typed in cells that hold no answer box: a row or column added in Word
     ('Insert row below' makes plain cells). Its answers have nowhere to go, so they are a problem."""
     found: list[Grid] = []
+    labels = {fold_label(f.label) for f in specs.values()}
     for table in body.iter(w("tbl")):
         paths = [p for s in table.iter(w("sdt")) if (p := _tag(s)) in specs]
         grid = next((g for g in grids for p in paths if p.startswith(g.path + ".")), None)
@@ -282,7 +294,7 @@ def _added_to_grids(body: etree._Element, specs: dict[str, Field], grids: list[G
             extra = [
                 c
                 for c in cells[1:]
-                if not any(_is_answer_control(s, specs) for s in c.iter(w("sdt")))
+                if not any(_is_answer_control(s, specs, labels) for s in c.iter(w("sdt")))
                 and not _blank(_cell_answer(c, Widget.text))
             ]
             if extra:
