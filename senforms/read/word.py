@@ -160,6 +160,10 @@ def _blank(answer: Answer) -> bool:
     return answer is False or (isinstance(answer, str) and not answer.strip())
 
 
+def _same(answer: Answer) -> Answer:
+    return " ".join(answer.split()) if isinstance(answer, str) else answer
+
+
 Found = dict[str, list[Answer]]
 
 
@@ -171,7 +175,8 @@ def _merge(found: Found, specs: dict[str, Field], grids: list[Grid]) -> tuple[di
     problems: list[Problem] = []
     overflowing: list[Grid] = []
     for path, answers in found.items():
-        filled = list(dict.fromkeys(a for a in answers if not _blank(a)))
+        # Copies that differ only in spacing say the same thing.
+        filled = list({_same(a): a for a in reversed(answers) if not _blank(a)}.values())[::-1]
         values[path] = filled[0] if filled else answers[0]
         if len(filled) < 2:
             continue
