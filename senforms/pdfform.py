@@ -167,10 +167,12 @@ def _widget(pages: Pages, f: Field, x: float, top: float, width: float, value: A
             checked=bool(value), size=CHECK_SIZE, tooltip=f.label, fieldFlags="", buttonStyle="cross", **common
         )
     elif f.widget is Widget.choice:
-        options = [(PLACEHOLDER_CHOICE, "")] + [(_latin(shown), stored) for stored, shown in f.choices]
+        # "Choose one" has itself as its value, never "": PyMuPDF refuses to set any list with
+        # an empty-valued item ("bad choice field list"). The reader reads it (and "", from
+        # forms printed before) as no choice.
+        options = [(PLACEHOLDER_CHOICE, PLACEHOLDER_CHOICE)] + [(_latin(shown), stored) for stored, shown in f.choices]
         form.choice(
-            # A list, because reportlab fails on an empty string; "" selects the placeholder.
-            value=[value or ""],
+            value=[value or PLACEHOLDER_CHOICE],  # a list, because reportlab fails on an empty string
             options=options,
             tooltip=f.label,
             width=width,

@@ -187,6 +187,26 @@ def _fold(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", " ", text.casefold()).strip()
 
 
+# --- ticks written as words ----------------------------------------------------------------------
+
+# What people write in a tick box's place (the box deleted, or a Google Docs copy with no box):
+# words that plainly say yes or no. Anything else ("Not yet - next meeting", "maybe") is neither,
+# and is a problem to put right, never a guess.
+TICK_WORDS = frozenset({"yes", "y", "agreed", "agree", "ticked", "tick", "x", "checked", "true"})
+UNTICK_WORDS = frozenset({"no", "n", "not yet", "not agreed", "unticked", "false"})
+
+
+def parse_tick_word(text: str) -> bool | None:
+    """True or False for a word that says yes or no, else None. Case and punctuation are
+    ignored ("Yes.", "AGREED!"), not wording ("Not yet - next meeting" is None)."""
+    folded = _fold(text)
+    if folded in TICK_WORDS:
+        return True
+    if folded in UNTICK_WORDS:
+        return False
+    return None
+
+
 # --- small scalars ----------------------------------------------------------------------------
 
 

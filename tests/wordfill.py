@@ -360,3 +360,47 @@ def make_school_template(blank: bytes) -> bytes:
     out = io.BytesIO()
     document.save(out)
     return out.getvalue()
+
+
+# --- what people do to a form's structure in Word or Google Docs --------------------------------
+
+
+def plain_run(text: str) -> etree._Element:
+    """A run of text typed outside any content control."""
+    run = etree.Element(_w("r"))
+    t = etree.SubElement(run, _w("t"))
+    t.text = text
+    t.set(XML_SPACE, "preserve")
+    return run
+
+
+def word_in_place_of(root: etree._Element, path: str, word: str) -> None:
+    """A person who deleted a check box (or any box) and typed a word in its cell instead."""
+    sdt = control(root, path)
+    sdt.addprevious(plain_run(word))
+    sdt.getparent().remove(sdt)
+
+
+def strip_controls(root: etree._Element) -> None:
+    """Every content control unwrapped to its plain content, as Google Docs leaves an imported
+    form: the grey placeholder words and the box glyphs stay as ordinary text, the tags go."""
+    for sdt in list(root.iter(_w("sdt"))):
+        content = sdt.find(_w("sdtContent"))
+        for child in list(content) if content is not None else []:
+            sdt.addprevious(child)
+        sdt.getparent().remove(sdt)
+
+
+def copy_row(root: etree._Element, path: str) -> etree._Element:
+    """Word's 'Insert row below' after copying the row: the copy keeps every tag. Returns it."""
+    import copy
+
+    row = next(control(root, path).iterancestors(_w("tr")))
+    twin = copy.deepcopy(row)
+    row.addnext(twin)
+    return twin
+
+
+def type_into_copy(twin: etree._Element, path: str, value: str | bool) -> None:
+    """Type in the copied row's control whose tag is ``path``."""
+    word_type_into(control(twin, path), value)

@@ -7,9 +7,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
-from senforms.errors import UnreadableFileError, UnsupportedFileError
+from senforms.errors import FormInvalidError, Problem, UnreadableFileError, UnsupportedFileError
 from senforms.kinds import FormKind
+
+if TYPE_CHECKING:
+    from senforms.layout import Field, Grid
 
 Answer = str | bool
 
@@ -23,6 +27,60 @@ class RawForm:
     values: dict[str, Answer]
     method: str  # "tags", "labels" (a word processor dropped the tags) or "pdf"
     warnings: list[str] = field(default_factory=list)
+
+
+# --- what reading itself finds wrong ----------------------------------------------------------
+# Reading finds a few things that validation cannot see, because they are lost once the form is a
+# dict of answers: a box present twice with two answers, a row added beyond the form's rows, a
+# word in a tick box's place. They are problems named by the printed label, like validation's.
+
+
+def overflow_problem(grid: Grid) -> Problem:
+    """A grid with more rows (or columns) filled in than the form has."""
+    if grid.orientation == "columns":
+        room = f"{grid.count} columns ({grid.item_label} 1 to {grid.count})"
+        added = "a column was added to this table"
+    else:
+        heading = grid.heading.lower()
+        room = f"{grid.count} {heading}" if " " not in heading and heading.endswith("s") else f"{grid.count} rows"
+        added = "a row was added to this table"
+    return Problem(
+        label=grid.heading,
+        message=f"the form has room for {room}, but {added} and filled in. Put what it says in the form's own "
+        f"{'columns' if grid.orientation == 'columns' else 'rows'} (or on the next form) and delete the added one",
+        path=grid.path,
+    )
+
+
+def duplicate_problem(spec: Field, answers: list[Answer]) -> Problem:
+    """A box that appears twice (copied in Word with its tag) with different answers."""
+    shown = " and ".join(repr(a) if isinstance(a, str) else ("ticked" if a else "not ticked") for a in answers)
+    return Problem(
+        label=spec.label,
+        message=f"this box appears more than once on the form, with different answers ({shown}); keep one",
+        path=spec.path,
+    )
+
+
+def refuse(kind: FormKind, values: dict[str, Answer], problems: list[Problem]) -> NoReturn:
+    """Raise ``FormInvalidError`` for problems found in reading, listed with every problem
+    validation finds in the other answers, so the form is put right in one go."""
+    from senforms.layout import fields
+    from senforms.validate import validate_values  # validate imports this module
+
+    own = {p.path for p in problems}
+    others: list[Problem] = []
+    try:
+        validate_values(kind, {p: v for p, v in values.items() if p not in own})
+    except FormInvalidError as exc:
+        others = [p for p in exc.problems if p.path not in own]
+    order = list(fields(kind))
+
+    def position(problem: Problem) -> int:
+        prefix = problem.path + "."
+        return next((i for i, path in enumerate(order) if path == problem.path or path.startswith(prefix)), len(order))
+
+    raise FormInvalidError(sorted(problems + others, key=position), kind_title=kind.title)
 
 
 # Limits on what a single file may cost to open. A real form is well under a megabyte.

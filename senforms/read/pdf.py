@@ -20,7 +20,7 @@ from senforms.errors import NotAFormError, SenformsError, UnknownVersionError, U
 from senforms.kinds import KINDS, FormKind, UnknownFormVersion
 from senforms.layout import Field, Widget, fields
 from senforms.read import Answer, RawForm
-from senforms.wordml import FOOTER_MARK_RE, PROP_KIND, PROP_VERSION
+from senforms.wordml import FOOTER_MARK_RE, PLACEHOLDERS, PROP_KIND, PROP_VERSION
 
 # Limits on what one file may cost. A senforms form is 2-4 pages and a few thousand objects.
 MAX_PAGES = 60
@@ -209,11 +209,13 @@ def _inherited(node: DictionaryObject, key: str) -> Any:
 
 
 def _ticked(node: DictionaryObject) -> bool:
-    """Any state other than Off counts: other software uses /On, /1 or its own names for /Yes."""
+    """The field's value decides: any state other than Off is ticked (other software uses /On,
+    /1 or its own names for /Yes), and Off is unticked whatever an old appearance state says,
+    since a filler may clear /V and leave /AS as it was."""
     value = _inherited(node, "/V")
-    if value is not None and str(value) not in _OFF:
-        return True
-    # Some software sets only the widget's appearance state.
+    if value is not None:
+        return str(value) not in _OFF
+    # No value at all: some software sets only the widget's appearance state.
     widgets = [k.get_object() for k in _array(node.get("/Kids"))] or [node]
     return any(str(w.get("/AS", "/Off")) not in _OFF for w in widgets)
 
@@ -223,6 +225,8 @@ def _choice(node: DictionaryObject, spec: Field, value: Any) -> str:
     if isinstance(value, ArrayObject):
         value = value[0] if value else ""
     text = str(value or "").strip()
+    if text.casefold() in PLACEHOLDERS:
+        return ""  # "Choose one" (its own export value) or "" (forms printed by senforms 0.1.0)
     for stored, shown in spec.choices:
         if text.casefold() in (stored.casefold(), shown.casefold()):
             return stored

@@ -10,10 +10,11 @@ from collections.abc import Iterator
 
 from lxml import etree
 
-from senforms.errors import NotAFormError, UnknownVersionError, UnreadableFileError
+from senforms.errors import NotAFormError, Problem, UnknownVersionError, UnreadableFileError
 from senforms.kinds import KINDS, FormKind, UnknownFormVersion
 from senforms.layout import Field, Grid, Section, Widget, blocks, fields, fold_label
-from senforms.read import MAX_RATIO, MAX_UNPACKED_BYTES, Answer, RawForm
+from senforms.read import MAX_RATIO, MAX_UNPACKED_BYTES, Answer, RawForm, duplicate_problem, overflow_problem, refuse
+from senforms.values import parse_tick_word
 from senforms.wordml import (
     CHECKED_GLYPHS,
     CUSTOM_NS,
@@ -72,6 +73,13 @@ def _is_placeholder(sdt: etree._Element) -> bool:
     return content is None or _text(content).strip().casefold() in PLACEHOLDERS
 
 
+def _is_placeholder_run(run: etree._Element) -> bool:
+    style = run.find(f"{w('rPr')}/{w('rStyle')}")
+    if style is None or style.get(w("val")) != "PlaceholderText":
+        return False
+    return "".join(t.text or "" for t in run.iter(w("t"))).strip().casefold() in PLACEHOLDERS
+
+
 def _collect(element: etree._Element, out: list[str]) -> None:
     for child in element:
         tag = child.tag
@@ -84,13 +92,24 @@ def _collect(element: etree._Element, out: list[str]) -> None:
             if previous is not None and previous.tag == w("t"):
                 out.append("\n")
             out.append(child.text or "")
-        elif tag == w("tab"):
+        elif tag in (w("tab"), w("ptab")):
             out.append("\t")
+        elif tag == w("noBreakHyphen"):
+            # Ctrl+Shift+hyphen in Word, as in "Łukasiewicz-Núñez": a hyphen that keeps the two
+            # halves on one line. Word writes it as an element, not a character.
+            out.append("-")
+        elif tag == w("softHyphen"):
+            # Ctrl+hyphen: where a word may break at a line end; no character of the text.
+            pass
         elif tag in (w("br"), w("cr")):
             out.append("\n")
         elif tag == w("sdt"):
             if not _is_placeholder(child):
                 _collect(child, out)
+        elif tag == w("r") and _is_placeholder_run(child):
+            # The grey placeholder words of a box whose control was removed (Word's "Remove
+            # content control", Google Docs), with an answer typed beside them.
+            continue
         elif tag == w("p"):
             _collect(child, out)
             out.append("\n")
@@ -104,14 +123,82 @@ def _text(element: etree._Element) -> str:
     return "".join(out)
 
 
+_SPECIAL = str.maketrans({"\u2011": "-", "\u00ad": None})  # the same two hyphens typed as characters
+_ONE_LINE_BREAKS = re.compile(r"[ ]*[\t\n]+[ ]*")
+_BOX_GLYPHS = CHECKED_GLYPHS | {UNCHECKED}
+
+
+def _tick(text: str) -> Answer:
+    """A check box's cell with no box in it: a glyph left behind, or a word typed in its place.
+    A word that says neither yes nor no comes back as text, which ``_check_words`` turns
+    into a problem."""
+    shown = text.strip()
+    if all(ch in _BOX_GLYPHS or ch.isspace() for ch in shown):
+        return any(ch in CHECKED_GLYPHS for ch in shown)
+    words = "".join(ch for ch in shown if ch not in _BOX_GLYPHS - {"x", "X"}).strip()
+    said = parse_tick_word(words)
+    return shown if said is None else said
+
+
 def _cell_answer(cell: etree._Element, widget: Widget) -> Answer:
     if widget is Widget.check:
         for state in cell.iter(w14("checked")):
             return state.get(w14("val"), "0").lower() in ("1", "true", "on")
-        text = _text(cell)
-        return any(ch in CHECKED_GLYPHS for ch in text.replace(UNCHECKED, ""))
-    # Strip glyphs of any checkbox left in a text cell, and the trailing paragraph break.
-    return _text(cell).strip("\n")
+        return _tick(_text(cell))
+    # The trailing paragraph break is the cell's, not the answer's.
+    text = _text(cell).strip("\n").translate(_SPECIAL)
+    # Placeholder words left as plain text (Google Docs keeps them when it drops the boxes).
+    if text.strip().casefold() in PLACEHOLDERS:
+        return ""
+    if widget is not Widget.lines:
+        # A tab or Shift+Enter inside a one-line answer (a name, a date) separates words.
+        text = _ONE_LINE_BREAKS.sub(" ", text.strip("\t\n"))
+    return text
+
+
+def _blank(answer: Answer) -> bool:
+    return answer is False or (isinstance(answer, str) and not answer.strip())
+
+
+def _same(answer: Answer) -> Answer:
+    return " ".join(answer.split()) if isinstance(answer, str) else answer
+
+
+Found = dict[str, list[Answer]]
+
+
+def _merge(found: Found, specs: dict[str, Field], grids: list[Grid]) -> tuple[dict[str, Answer], list[Problem]]:
+    """One answer per box from every place it was read. A box found twice (a row copied in
+    Word keeps its tags) is read from the copy that was filled in; two different answers are a
+    problem, never one silently dropped."""
+    values: dict[str, Answer] = {}
+    problems: list[Problem] = []
+    overflowing: list[Grid] = []
+    for path, answers in found.items():
+        # Copies that differ only in spacing say the same thing.
+        filled = list({_same(a): a for a in reversed(answers) if not _blank(a)}.values())[::-1]
+        values[path] = filled[0] if filled else answers[0]
+        if len(filled) < 2:
+            continue
+        grid = next((g for g in grids if path.startswith(g.path + ".")), None)
+        if grid is None:
+            problems.append(duplicate_problem(specs[path], filled))
+        elif grid not in overflowing:
+            overflowing.append(grid)
+    problems += [overflow_problem(g) for g in overflowing]
+    return values, problems
+
+
+def _check_words(values: dict[str, Answer], specs: dict[str, Field]) -> list[Problem]:
+    return [
+        Problem(
+            label=specs[path].label,
+            message=f"{value!r} does not say yes or no; write Yes or No in this box (or tick it)",
+            path=path,
+        )
+        for path, value in values.items()
+        if specs[path].widget is Widget.check and isinstance(value, str)
+    ]
 
 
 # --- kind and version ------------------------------------------------------------------------
@@ -176,24 +263,52 @@ def _alias(sdt: etree._Element) -> str | None:
     return None if alias is None else alias.get(w("val"))
 
 
-def _by_controls(body: etree._Element, specs: dict[str, Field]) -> dict[str, Answer]:
+def _by_controls(body: etree._Element, specs: dict[str, Field]) -> Found:
     """Answers from content controls named by tag, or by title (alias) where a word processor
-    kept the titles but dropped the tags, as LibreOffice 7.4 does."""
+    kept the titles but dropped the tags, as LibreOffice 7.4 does. Every place a tag is
+    found is kept, so a copied box is seen rather than dropped."""
     by_alias = {fold_label(f.label): path for path, f in specs.items()}
-    values: dict[str, Answer] = {}
+    found: Found = {}
     for sdt in body.iter(w("sdt")):
         path = _tag(sdt)
         if path is None and (alias := _alias(sdt)):
             path = by_alias.get(fold_label(alias))
-        if path not in specs or path in values:
+        if path not in specs:
             continue
         cell = _ancestor_cell(sdt)
         tagged = [] if cell is None else [s for s in cell.iter(w("sdt")) if _tag(s) in specs or _alias(s)]
         # Read the whole cell when the control is alone in it, so text typed beside the
         # control instead of inside it is not lost.
         scope = cell if cell is not None and len(tagged) == 1 else sdt
-        values[path] = _cell_answer(scope, specs[path].widget)
-    return values
+        found.setdefault(path, []).append(_cell_answer(scope, specs[path].widget))
+    return found
+
+
+def _is_answer_control(sdt: etree._Element, specs: dict[str, Field], labels: set[str]) -> bool:
+    return _tag(sdt) in specs or fold_label(_alias(sdt) or "") in labels
+
+
+def _added_to_grids(body: etree._Element, specs: dict[str, Field], grids: list[Grid]) -> list[Grid]:
+    """Grids with text typed in cells that hold no answer box: a row or column added in Word
+    ('Insert row below' makes plain cells). Its answers have nowhere to go, so they are a problem."""
+    found: list[Grid] = []
+    labels = {fold_label(f.label) for f in specs.values()}
+    for table in body.iter(w("tbl")):
+        paths = [p for s in table.iter(w("sdt")) if (p := _tag(s)) in specs]
+        grid = next((g for g in grids for p in paths if p.startswith(g.path + ".")), None)
+        if grid is None or grid in found:
+            continue
+        for cells in list(_rows(table))[1:]:
+            extra = [
+                c
+                for c in cells[1:]
+                if not any(_is_answer_control(s, specs, labels) for s in c.iter(w("sdt")))
+                and not _blank(_cell_answer(c, Widget.text))
+            ]
+            if extra:
+                found.append(grid)
+                break
+    return found
 
 
 # --- reading by labels -----------------------------------------------------------------------
@@ -226,12 +341,23 @@ def _item_columns(grid: Grid, header: list[etree._Element]) -> dict[int, int] | 
     return mapped or None
 
 
-def _by_labels(body: etree._Element, kind: FormKind, extra: dict[str, str]) -> dict[str, Answer]:
+def _filled(cells: list[etree._Element], columns: list[int]) -> bool:
+    return any(i < len(cells) and not _blank(_cell_answer(cells[i], Widget.text)) for i in columns)
+
+
+def _by_labels(body: etree._Element, kind: FormKind, extra: dict[str, str]) -> tuple[Found, list[Grid]]:
+    """Answers found by their printed labels, and the grids with rows or columns beyond those
+    the form has (numbered 7 of 6, unnumbered, "Parent or carer 3")."""
     specs = fields(kind)
     singles = {fold_label(f.label): f for b in blocks(kind) if isinstance(b, Section) for f in b.fields}
     singles.update({label: specs[path] for label, path in extra.items() if path in specs})
     grids = [b for b in blocks(kind) if isinstance(b, Grid)]
-    values: dict[str, Answer] = {}
+    found: Found = {}
+    overflowing: list[Grid] = []
+
+    def add(f: Field, cell: etree._Element) -> None:
+        found.setdefault(f.path, []).append(_cell_answer(cell, f.widget))
+
     for table in body.iter(w("tbl")):
         rows = list(_rows(table))
         if not rows:
@@ -244,19 +370,22 @@ def _by_labels(body: etree._Element, kind: FormKind, extra: dict[str, str]) -> d
                     if number.isdigit() and 1 <= int(number) <= grid.count:
                         for i, column in columns.items():
                             if i < len(cells):
-                                f = grid.field(int(number) - 1, column)
-                                values.setdefault(f.path, _cell_answer(cells[i], f.widget))
+                                add(grid.field(int(number) - 1, column), cells[i])
+                    elif _filled(cells, list(columns)) and grid not in overflowing:
+                        overflowing.append(grid)
                 grid_done = True
             elif grid.orientation == "columns" and (items := _item_columns(grid, rows[0])):
                 by_label = {fold_label(c.label): c for c in grid.columns}
+                unknown = [i for i in range(1, len(rows[0])) if i not in items]
                 for cells in rows[1:]:
+                    if _filled(cells, unknown) and grid not in overflowing:
+                        overflowing.append(grid)
                     column = by_label.get(fold_label(_first_line(cells[0]))) if cells else None
                     if column is None:
                         continue
                     for i, index in items.items():
                         if i < len(cells):
-                            f = grid.field(index, column)
-                            values.setdefault(f.path, _cell_answer(cells[i], f.widget))
+                            add(grid.field(index, column), cells[i])
                 grid_done = True
             if grid_done:
                 break
@@ -264,8 +393,8 @@ def _by_labels(body: etree._Element, kind: FormKind, extra: dict[str, str]) -> d
             continue
         for cells in rows:
             if len(cells) >= 2 and (f := singles.get(fold_label(_first_line(cells[0])))):
-                values.setdefault(f.path, _cell_answer(cells[1], f.widget))
-    return values
+                add(f, cells[1])
+    return found, overflowing
 
 
 def read_word(data: bytes, *, labels: dict[str, dict[str, str]] | None = None) -> RawForm:
@@ -280,14 +409,22 @@ def read_word(data: bytes, *, labels: dict[str, dict[str, str]] | None = None) -
         raise UnreadableFileError("The Word file has no text in it.")
     kind, version = _identify(archive, body)
     specs = fields(kind)
-    values = _by_controls(body, specs)
+    grids = [b for b in blocks(kind) if isinstance(b, Grid)]
+    values, problems = _merge(_by_controls(body, specs), specs, grids)
+    added = _added_to_grids(body, specs, grids)
     method = "tags"
     if len(values) < len(specs):
-        found = _by_labels(body, kind, (labels or {}).get(kind.slug, {}))
+        found, beyond = _by_labels(body, kind, (labels or {}).get(kind.slug, {}))
         if not any(_tag(sdt) in specs for sdt in body.iter(w("sdt"))):
             method = "labels"
-        for path, value in found.items():
-            values.setdefault(path, value)
+        by_labels, label_problems = _merge({p: a for p, a in found.items() if p not in values}, specs, grids)
+        values |= by_labels
+        problems += label_problems
+        added += beyond
     if not values:
         raise NotAFormError(f"This looks like a {kind.title}, but none of its answer boxes could be found.")
+    problems += [overflow_problem(g) for g in dict.fromkeys(added) if g.path not in {p.path for p in problems}]
+    problems += _check_words(values, specs)
+    if problems:
+        refuse(kind, values, problems)
     return RawForm(kind=kind, version=version, values=values, method=method)
