@@ -1,0 +1,170 @@
+"""Who a form is about, through the real pipeline on real Word forms: a corpus of confusable
+pupils (twins, namesakes, a UPN copied from the wrong row, temporary then permanent UPNs, the
+same name typed in different ways) on SQLite and PostgreSQL. No form may be filed against the
+wrong child, and no form about the same child merely written differently may be set aside."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, select
+
+from senforms.archive import tables as t
+from senforms.config import Settings
+from senforms.errors import IdentityConflictError
+from senforms.pipeline import Pipeline
+from senforms.values import upn_check_letter
+from tests import test_pipeline
+from tests.pipeline_helpers import drop, filled, pupil_upn, values
+
+# The archive on SQLite and on PostgreSQL, a home folder's settings, and a pipeline.
+archive_url, cfg, pipeline = test_pipeline.archive_url, test_pipeline.cfg, test_pipeline.pipeline
+
+
+def temporary_upn(serial: int) -> str:
+    """A valid temporary UPN (it ends in a letter), as a school gives a child whose real UPN has
+    not arrived."""
+    body = f"8012000{serial:04d}A"
+    return upn_check_letter("X" + body) + body
+
+
+@dataclass
+class Entry:
+    child: str  # who the form is really about
+    expect: str  # "file": filed to that child's one record; "conflict": set aside for a person
+    pupil: dict[str, Any]
+
+
+def person(forename: str, surname: str, born: str, upn: str) -> dict[str, Any]:
+    return {"legal_forename": forename, "legal_surname": surname, "date_of_birth": born, "upn": upn}
+
+
+LONG_SURNAME = "Featherstonehaugh-Wolfeschlegelsteinhausenbergerdorff"
+TOM, BEN = pupil_upn(13), pupil_upn(31)  # the same digits, two swapped: each valid, for two children
+DECOMPOSED = "Zoe\u0308 Bronte\u0308"  # e + combining diaeresis, as macOS and some web forms send it
+
+CORPUS = [
+    Entry("amelia", "file", person("Amelia", "Hart", "2016-02-14", pupil_upn(1))),
+    # Twins: same surname, same birthday, two children.
+    Entry("ava", "file", person("Ava", "Hart", "2016-02-14", pupil_upn(2))),
+    Entry("amelia", "file", person("AMELIA ", " hart", "2016-02-14", pupil_upn(1))),
+    Entry("amelia", "file", person("Ame\u200blia", "Hart\u202e", "2016-02-14", pupil_upn(1))),
+    # Namesakes with different birthdays: two children.
+    Entry("oliver", "file", person("Oliver", "Smith", "2015-05-01", pupil_upn(3))),
+    Entry("oliver-2", "file", person("Oliver", "Smith", "2016-09-09", pupil_upn(4))),
+    Entry("oliver-2", "file", person("Oliver", "Smith", "2016-09-09", pupil_upn(4))),
+    # A UPN with two digits swapped is another pupil's valid UPN.
+    Entry("tom", "file", person("Tom", "Reed", "2016-01-01", TOM)),
+    Entry("ben", "file", person("Ben", "Cole", "2016-03-03", BEN)),
+    Entry("tom", "conflict", person("Tom", "Reed", "2016-01-01", BEN)),
+    # A temporary UPN, then the permanent one: a person says they are one child.
+    Entry("zara", "file", person("Zara", "Khan", "2016-04-04", temporary_upn(1))),
+    Entry("zara", "conflict", person("Zara", "Khan", "2016-04-04", pupil_upn(40))),
+    Entry("zara", "file", person("Zara", "Khan", "2016-04-04", temporary_upn(1))),
+    # Another child with the same name and birthday as a pupil with a temporary UPN.
+    Entry("noah", "file", person("Noah", "Patel", "2015-12-12", temporary_upn(2))),
+    Entry("noah-2", "conflict", person("Noah", "Patel", "2015-12-12", pupil_upn(41))),
+    # Accents: decomposed is the same name; missing is a likely typo for a person to settle.
+    Entry("zoe", "file", person("Zoë", "Brontë", "2016-06-06", pupil_upn(50))),
+    Entry("zoe", "file", person(*DECOMPOSED.split(), "2016-06-06", pupil_upn(50))),
+    Entry("zoe", "conflict", person("Zoe", "Bronte", "2016-06-06", pupil_upn(50))),
+    Entry("zoe-brown", "file", person("Zoë", "Brown", "2016-07-07", pupil_upn(51))),
+    Entry("zoe-brown", "conflict", person("Zoe", "Brown", "2016-07-07", pupil_upn(52))),
+    # Apostrophes as Word, phones and other programs type them.
+    Entry("liam", "file", person("Liam", "O'Brien", "2016-08-08", pupil_upn(60))),
+    *(Entry("liam", "file", person("Liam", f"O{a}Brien", "2016-08-08", pupil_upn(60))) for a in "’‘ʼ`"),
+    # Hyphens and dashes: Word's AutoCorrect dashes, its non-breaking hyphen, spaces around.
+    Entry("maya", "file", person("Maya", "Smith-Jones", "2016-10-10", pupil_upn(61))),
+    *(
+        Entry("maya", "file", person("Maya", f"Smith{h}Jones", "2016-10-10", pupil_upn(61)))
+        for h in ("\u2013", "\u2011", "\u2014", "\u2010", " - ")
+    ),
+    # Long names: two children with the same long surname.
+    Entry("max", "file", person("Maximilian Alexander Christopher", LONG_SURNAME, "2015-11-01", pupil_upn(70))),
+    Entry("max-2", "file", person("Maximilian Alexander Christian", LONG_SURNAME, "2016-01-20", pupil_upn(71))),
+]
+
+
+def early(entry: Entry, n: int) -> bytes:
+    meeting = date(2025, 9, 1) + timedelta(days=n)
+    data = values(
+        "early-discussion",
+        pupil=entry.pupil,
+        meeting_date=meeting.isoformat(),
+        next_meeting_date=(meeting + timedelta(days=60)).isoformat(),
+        decision="monitor",
+    )
+    return filled("early-discussion", data)
+
+
+@dataclass
+class Tally:
+    wrong_child: list[int]
+    second_records: list[str]
+    needless: list[int]
+    guessed: list[int]
+    notes: dict[int, str]
+    folders: dict[str, set[str]]
+
+
+def run_corpus(pipeline: Pipeline, cfg: Settings, tmp_path: Path) -> Tally:
+    notes: dict[int, str] = {}
+    for n, entry in enumerate(CORPUS):
+        try:
+            pipeline.process_file(drop(tmp_path, f"form {n}.docx", early(entry, n)))
+        except IdentityConflictError as exc:
+            notes[n] = exc.note()
+    engine = create_engine(cfg.database_url)
+    with engine.connect() as conn:
+        filed = conn.execute(select(t.ReceivedForm.original_name, t.ReceivedForm.pupil_id).order_by(t.ReceivedForm.id))
+        pupil_of = {int(name.split()[1].split(".")[0]): pupil for name, pupil in filed}
+        paths = conn.execute(select(t.Document.pupil_id, t.Document.path).where(t.Document.pupil_id.isnot(None)))
+        folder_of: dict[int, set[str]] = {}
+        for pupil, path in paths:
+            folder_of.setdefault(pupil, set()).add(path.split("/")[1])
+    engine.dispose()
+    owner: dict[int, str] = {}  # each record belongs to the child whose form started it
+    for n, pupil in sorted(pupil_of.items()):
+        owner.setdefault(pupil, CORPUS[n].child)
+    records: dict[str, set[int]] = {}
+    for n, pupil in pupil_of.items():
+        records.setdefault(CORPUS[n].child, set()).add(pupil)
+    return Tally(
+        wrong_child=[n for n, pupil in pupil_of.items() if owner[pupil] != CORPUS[n].child],
+        second_records=[child for child, ids in records.items() if len(ids) > 1],
+        needless=[n for n in notes if CORPUS[n].expect == "file"],
+        guessed=[n for n, e in enumerate(CORPUS) if e.expect == "conflict" and n in pupil_of],
+        notes=notes,
+        folders={owner[p]: f for p, f in folder_of.items()},
+    )
+
+
+def test_confusable_pupils_are_never_filed_against_the_wrong_child(
+    cfg: Settings, pipeline: Pipeline, tmp_path: Path
+) -> None:
+    tally = run_corpus(pipeline, cfg, tmp_path)
+    assert tally.wrong_child == []
+    assert tally.second_records == []
+    assert tally.needless == [], [tally.notes[n] for n in tally.needless]
+    assert tally.guessed == []
+    assert len(tally.notes) == sum(e.expect == "conflict" for e in CORPUS)
+
+    def note(child: str, upn: str) -> str:
+        [n] = [n for n, e in enumerate(CORPUS) if e.child == child and e.pupil["upn"] == upn and n in tally.notes]
+        return tally.notes[n]
+
+    # A UPN from the wrong row: the note says whose name and birthday these are.
+    assert f"are those of the pupil with UPN {TOM}" in note("tom", BEN)
+    assert "characters 12 and 13 are swapped" in note("tom", BEN)
+    # A permanent UPN for a pupil recorded under a temporary one: how to tell the archive.
+    assert f"senforms pupil fix {temporary_upn(1)} --upn {pupil_upn(40)}" in note("zara", pupil_upn(40))
+    assert f"under UPN {temporary_upn(2)}" in note("noah-2", pupil_upn(41))
+    # An accent-only difference is named, not shown as two strings that look alike.
+    accent = note("zoe", pupil_upn(50))
+    assert "the accent on ë" in accent and "probably a typo" in accent
+    assert "“Zoe” on the form, “Zoë” in the archive" in accent
+    brown = note("zoe-brown", pupil_upn(52))
+    assert f"under UPN {pupil_upn(51)}" in brown and "the accent on ë" in brown
