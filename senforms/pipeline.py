@@ -41,7 +41,7 @@ from senforms.archive.store import (
 )
 from senforms.config import Settings, write_default_settings
 from senforms.context import letter_context
-from senforms.deliver import clear_staging, safe_name, set_aside, staging, write_atomic
+from senforms.deliver import clear_staging, pupil_folder, safe_name, set_aside, staging, write_atomic
 from senforms.errors import ExitCode, OfficeError, SenformsError
 from senforms.kinds import KINDS, EarlyDiscussion, FormModel, ReviewRecord, SupportPlan
 from senforms.layout import fold_label
@@ -281,7 +281,7 @@ class Pipeline:
         """Choose each document's place in the outbox now, inside the archive transaction, so a
         crash during delivery is finished by writing to exactly the same names."""
         today = self.today().isoformat()
-        folder = safe_name(f"{pupil.legal_surname} {pupil.legal_forename} ({pupil.upn})")
+        folder = pupil_folder(pupil.legal_surname, pupil.legal_forename, pupil.upn)
         taken = set(session.scalars(select(t.Document.path).where(t.Document.pupil_id == pupil.id)).all())
         for doc in rendered:
             if doc.template == "register":

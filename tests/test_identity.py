@@ -10,12 +10,14 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import create_engine, select
 
 from senforms.archive import tables as t
 from senforms.config import Settings
+from senforms.deliver import pupil_folder, safe_file_name, safe_name
 from senforms.errors import IdentityConflictError
-from senforms.pipeline import Pipeline
+from senforms.pipeline import Pipeline, process_files
 from senforms.values import upn_check_letter
 from tests import test_pipeline
 from tests.pipeline_helpers import drop, filled, pupil_upn, values
@@ -166,5 +168,64 @@ def test_confusable_pupils_are_never_filed_against_the_wrong_child(
     accent = note("zoe", pupil_upn(50))
     assert "the accent on ë" in accent and "probably a typo" in accent
     assert "“Zoe” on the form, “Zoë” in the archive" in accent
+    # Two children with the same long surname: the names are shortened, never the UPN.
+    assert tally.folders["max"] != tally.folders["max-2"]
+    assert all(f.endswith(f"({pupil_upn(70 + i)})") for i, c in enumerate(("max", "max-2")) for f in tally.folders[c])
     brown = note("zoe-brown", pupil_upn(52))
     assert f"under UPN {pupil_upn(51)}" in brown and "the accent on ë" in brown
+
+
+# --- folder and file names ------------------------------------------------------------------------
+
+
+def test_two_children_with_the_same_long_surname_get_their_own_folders(
+    cfg: Settings, pipeline: Pipeline, tmp_path: Path
+) -> None:
+    surname = "Montgomery-Featherstonehaugh-Wolfeschlegelsteinhausenbergerdorff"
+    twins = [("Alexandra Catherine Elizabeth", pupil_upn(81)), ("Alexandra Catherine Eleanor", pupil_upn(82))]
+    for n, (forename, upn) in enumerate(twins):
+        entry = Entry(forename, "file", person(forename, surname, "2016-05-05", upn))
+        pipeline.process_file(drop(tmp_path, f"form {n}.docx", early(entry, n)))
+    folders = sorted(p.name for p in (cfg.outbox / "parents").iterdir())
+    assert [f[-15:] for f in folders] == [f"({upn})" for _, upn in twins]
+    assert all(len(f) <= 80 and " Alexandra Cath" in f for f in folders)
+
+
+def test_a_direction_override_in_a_name_cannot_disguise_a_file_name(
+    cfg: Settings, pipeline: Pipeline, tmp_path: Path
+) -> None:
+    # U+202E shows what follows backwards: "Hart‮xcod.exe" would show as "Hartexe.docx".
+    entry = Entry("amelia", "file", person("Amelia\u200d", "Hart\u202excod.exe\u2066", "2016-02-14", pupil_upn(1)))
+    pipeline.process_file(drop(tmp_path, "form.docx", early(entry, 0)))
+    names = [p.relative_to(cfg.outbox).as_posix() for p in cfg.outbox.rglob("*")]
+    assert names and not [n for n in names if any(c in n for c in "\u202e\u2066\u200d")]
+    assert (cfg.outbox / "parents" / f"Hartxcod.exe Amelia ({pupil_upn(1)})").is_dir()
+    # The file a person dropped in keeps no such character in problems/ either.
+    bad = drop(cfg.inbox, "note\u202excod.docx", b"not a form")
+    report = process_files([bad], cfg)
+    [(_, target, _)] = report.set_aside
+    assert target.name == "notexcod.docx" and target.with_name("notexcod.docx.txt").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Hart\u202excod.exe", "Hartxcod.exe"),
+        ("\ufeffAme\u200blia\u00ad \u2067Hart\u2069", "Amelia Hart"),
+        ("Zoe\u0308", "Zoë"),
+        ("CON", "_CON"),
+        ("con.docx", "_con.docx"),
+        ("COM\u00b9", "_COM\u00b9"),
+        ("trailing dots...  ", "trailing dots"),
+        ('a<b>c:"d"/e\\f|g?h*', "a b c d e f g h"),
+        ("\u200b\u202e", "unnamed"),
+    ],
+)
+def test_safe_names_are_visible_and_valid_on_windows(text: str, expected: str) -> None:
+    assert safe_name(text) == expected
+
+
+def test_long_names_are_shortened_never_the_upn_or_the_extension() -> None:
+    folder = pupil_folder("X" * 300, "Y" * 300, "H801200001001")
+    assert folder.endswith(" (H801200001001)") and len(folder) == 80
+    assert safe_file_name("a" * 300 + ".docx") == "a" * 145 + ".docx"
