@@ -11,8 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, select
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, select, text
 
+from senforms.archive import store
 from senforms.archive import tables as t
 from senforms.config import Settings
 from senforms.deliver import pupil_folder, safe_file_name, safe_name
@@ -229,3 +234,72 @@ def test_long_names_are_shortened_never_the_upn_or_the_extension() -> None:
     folder = pupil_folder("X" * 300, "Y" * 300, "H801200001001")
     assert folder.endswith(" (H801200001001)") and len(folder) == 80
     assert safe_file_name("a" * 300 + ".docx") == "a" * 145 + ".docx"
+
+
+# --- values longer than the archive's columns once were ---------------------------------------------
+
+
+def test_long_answers_are_filed_on_every_archive(cfg: Settings, pipeline: Pipeline, tmp_path: Path) -> None:
+    # Before, PostgreSQL refused these (VARCHAR(50) phone, VARCHAR(200) names...) and the watcher
+    # retried them for ever as "the archive cannot be reached"; SQLite took them.
+    long = {
+        "upn": pupil_upn(90),
+        "legal_forename": "Anne-Marie " * 22,
+        "legal_surname": "Featherstonehaugh-" * 14 + "Smith",
+        "preferred_name": "Annie " * 40,
+        "class_name": "Willow class with Mrs Example-Longname and Mr Another-Longname on Tuesdays " * 2,
+        "parents": [
+            {
+                "name": "Dr Margaret Featherstonehaugh-Wolfeschlegelsteinhausenbergerdorff " * 4,
+                "relationship": "Grandmother, who holds parental responsibility under a court order " * 2,
+                "phone": "07700 900123 (mobile, best after 3pm), or 01632 960000 at wk.",  # 61 characters
+                "email": "margaret." + "featherstonehaugh." * 18 + "grandmother@example.org.uk",
+                "preferred_contact": "phone",
+            }
+        ],
+    }
+    assert len(long["parents"][0]["phone"]) == 61
+    early_form = values("early-discussion", pupil=long)
+    done = pipeline.process_file(drop(tmp_path, "early.docx", filled("early-discussion", early_form)))
+    assert done.status == "processed"
+    plan = values("support-plan", pupil=long)
+    plan["provision"][0].update(
+        who="Mrs Example, higher-level teaching assistant, with the SENCO's support each half-term " * 3,
+        group_size="One to one, or a small group of up to three pupils from the same class " * 3,
+        frequency="Three times a week for twenty minutes, before registration in the library " * 3,
+    )
+    done = pipeline.process_file(drop(tmp_path, "plan.docx", filled("support-plan", plan)))
+    assert done.status == "processed"
+    engine = create_engine(cfg.database_url)
+    with engine.connect() as conn:
+        surname, phone = conn.execute(select(t.Pupil.legal_surname, t.Parent.phone).join(t.Parent)).one()
+        who = conn.execute(select(t.Provision.who).order_by(t.Provision.id)).scalars().first()
+    engine.dispose()
+    assert surname == long["legal_surname"].strip() and len(phone) == 61
+    assert who is not None and len(who) > 200
+
+
+def test_an_archive_made_before_the_change_is_upgraded_with_its_data(archive_url: str | None, tmp_path: Path) -> None:
+    url = archive_url or f"sqlite:///{tmp_path / 'old.db'}"
+    config = Config()
+    config.set_main_option("script_location", str(Path(store.__file__).parent / "migrations"))
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+        connection.execute(
+            text(
+                "INSERT INTO pupils (upn, legal_forename, legal_surname, date_of_birth, year_group, created_at, "
+                "updated_at) VALUES ('H801200001001', 'Amelia', 'Hart', '2016-02-14', '4', :now, :now)"
+            ),
+            {"now": store.now()},
+        )
+    engine.dispose()
+    store.Archive(url).close()  # opening the archive upgrades it
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        assert connection.execute(select(t.Pupil.legal_surname)).scalar_one() == "Hart"
+        if connection.dialect.name == "postgresql":
+            # The tables are what the models say, column types included.
+            assert compare_metadata(MigrationContext.configure(connection), t.Base.metadata) == []
+    engine.dispose()
