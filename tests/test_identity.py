@@ -19,6 +19,7 @@ from sqlalchemy import create_engine, select, text
 
 from senforms.archive import store
 from senforms.archive import tables as t
+from senforms.cli import main
 from senforms.config import Settings
 from senforms.deliver import pupil_folder, safe_file_name, safe_name
 from senforms.errors import IdentityConflictError
@@ -303,3 +304,107 @@ def test_an_archive_made_before_the_change_is_upgraded_with_its_data(archive_url
             # The tables are what the models say, column types included.
             assert compare_metadata(MigrationContext.configure(connection), t.Base.metadata) == []
     engine.dispose()
+
+
+# --- senforms pupil fix --------------------------------------------------------------------------------
+
+
+def fix(cfg: Settings, *args: str) -> int:
+    archive = ["--archive", cfg.database_url] if cfg.archive_url else []
+    return main(["--home", str(cfg.home), *archive, "pupil", "fix", *args])
+
+
+def events(cfg: Settings) -> list[tuple[str | None, str, str]]:
+    engine = create_engine(cfg.database_url)
+    with engine.connect() as conn:
+        rows = conn.execute(select(t.Event.upn, t.Event.action, t.Event.detail).order_by(t.Event.id)).all()
+    engine.dispose()
+    return [tuple(r) for r in rows]  # type: ignore[misc]
+
+
+def test_a_permanent_upn_set_aside_goes_through_after_pupil_fix(
+    cfg: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    temp, real = temporary_upn(1), pupil_upn(40)
+    zara = person("Zara", "Khan", "2016-04-04", temp)
+    first = drop(cfg.inbox, "first.docx", early(Entry("zara", "file", zara), 0))
+    later = drop(cfg.inbox, "later.docx", early(Entry("zara", "file", {**zara, "upn": real}), 1))
+    report = process_files([first, later], cfg)
+    [(_, set_aside, error)] = report.set_aside
+    assert isinstance(error, IdentityConflictError)
+    assert f"senforms pupil fix {temp} --upn {real}" in set_aside.with_name("later.docx.txt").read_text("utf-8")
+
+    assert fix(cfg, temp.lower(), "--upn", f" {real[:5]} {real[5:]} ") == 0
+    assert f"UPN {real}: UPN changed from {temp} to {real}." in capsys.readouterr().out
+    # Dropped in again, the form is filed in Zara's one record; so is a form still giving the old UPN.
+    again = drop(cfg.inbox, "later.docx", set_aside.read_bytes())
+    old = drop(cfg.inbox, "old upn.docx", early(Entry("zara", "file", zara), 2))
+    report = process_files([again, old], cfg)
+    assert report.set_aside == [] and [d.status for _, d in report.processed] == ["processed", "processed"]
+    engine = create_engine(cfg.database_url)
+    with engine.connect() as conn:
+        assert conn.execute(select(t.Pupil.upn, t.Pupil.former_upn)).all() == [(real, temp)]
+        assert conn.execute(select(t.ReceivedForm.pupil_id).distinct()).scalars().all() == [1]
+    engine.dispose()
+    assert (real, "pupil fixed", f"UPN changed from {temp} to {real} ({temp} kept as the former UPN)") in events(cfg)
+    assert (cfg.outbox / "parents" / f"Khan Zara ({real})").is_dir()
+
+
+def test_names_and_birthday_fixed_in_the_archive(
+    cfg: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    upn = pupil_upn(1)
+    typo = person("Amelia", "Hrat", "2016-12-02", upn)  # surname and birthday mistyped on the first form
+    process_files([drop(cfg.inbox, "first.docx", early(Entry("amelia", "file", typo), 0))], cfg)
+    right = person("Amélia", "Hart", "2016-02-12", upn)
+    report = process_files([drop(cfg.inbox, "right.docx", early(Entry("amelia", "file", right), 1))], cfg)
+    [(_, set_aside, _)] = report.set_aside
+    note = set_aside.with_name("right.docx.txt").read_text("utf-8")
+    assert "the accent on é" in note
+    assert f'senforms pupil fix {upn} --legal-surname "Hart" --legal-forename "Amélia" --date-of-birth "12/02/2016"' in note
+
+    args = ("--legal-surname", "Hart", "--legal-forename", "Ame\u0301lia", "--date-of-birth", "12/02/2016")
+    assert fix(cfg, upn, *args) == 0
+    out = capsys.readouterr().out
+    assert "legal surname changed from Hrat to Hart" in out and "date of birth changed from 02/12/2016 to 12/02/2016" in out
+    report = process_files([drop(cfg.inbox, "right.docx", set_aside.read_bytes())], cfg)
+    assert report.set_aside == [] and report.processed[0][1].upn == upn
+    fixed = [e for e in events(cfg) if e[1] == "pupil fixed"]
+    assert fixed == [
+        (upn, "pupil fixed", "legal first name changed from Amelia to Amélia"),
+        (upn, "pupil fixed", "legal surname changed from Hrat to Hart"),
+        (upn, "pupil fixed", "date of birth changed from 02/12/2016 to 12/02/2016"),
+    ]
+    # The same fix again changes nothing, and says so.
+    assert fix(cfg, upn, *args) == 2
+    assert "Nothing to change" in capsys.readouterr().err
+
+
+def test_pupil_fix_refuses_what_it_cannot_do(cfg: Settings, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    for n, upn in enumerate((pupil_upn(1), pupil_upn(2))):
+        entry = Entry(str(n), "file", person(f"Child{'AB'[n]}", "Hart", "2016-02-14", upn))
+        process_files([drop(cfg.inbox, f"{n}.docx", early(entry, n))], cfg)
+    cases = [
+        ((pupil_upn(3), "--legal-surname", "Hart"), 6, f"There is no pupil with UPN {pupil_upn(3)}"),
+        ((pupil_upn(1), "--upn", pupil_upn(2)), 6, f"UPN {pupil_upn(2)} is already the UPN of another pupil"),
+        ((pupil_upn(1), "--upn", "Z801200001001"), 2, "--upn: Z801200001001 has the wrong check letter"),
+        ((pupil_upn(1), "--date-of-birth", "31/02/2016"), 2, "--date-of-birth: 31/02/2016 is not a real date"),
+        ((pupil_upn(1), "--legal-forename", " \u200b "), 2, "--legal-forename cannot be blank"),
+        ((pupil_upn(1),), 2, "Nothing to change"),
+    ]
+    for args, code, message in cases:
+        assert fix(cfg, *args) == code, args
+        err = capsys.readouterr().err
+        assert message in err and "What to do:" in err and "Traceback" not in err
+    assert [e for e in events(cfg) if e[1] == "pupil fixed"] == []
+
+
+def test_the_send_register_shows_the_fixed_details(cfg: Settings, tmp_path: Path) -> None:
+    upn = pupil_upn(1)
+    data = values("early-discussion", pupil=person("Amelia", "Hrat", "2016-02-14", upn))  # SEN support
+    process_files([drop(cfg.inbox, "early.docx", filled("early-discussion", data))], cfg)
+    register = cfg.outbox / "senco" / "SEND register.csv"
+    assert "Hrat" in register.read_text("utf-8-sig")
+    assert fix(cfg, upn, "--legal-surname", "Hart", "--upn", pupil_upn(2)) == 0
+    text = register.read_text("utf-8-sig")
+    assert "Hrat" not in text and f"{pupil_upn(2)},Hart,Amelia" in text
