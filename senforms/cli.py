@@ -246,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_parser("status", help="how many forms are waiting, done today and set aside today")
     sub.add_parser("check-templates", help="check that every letter template can be filled in")
+    _pupil_arguments(sub)
     return parser
 
 
@@ -342,6 +343,45 @@ def _record_internal_error(args: argparse.Namespace) -> str:
     except OSError:
         return "the log could not be written"
     return str(path)
+
+
+# --- correcting a pupil's details --------------------------------------------------------------
+
+
+def _pupil_arguments(sub: Any) -> None:
+    p = sub.add_parser("pupil", help="correct a pupil's UPN, legal name or date of birth in the archive")
+    actions = p.add_subparsers(dest="pupil_command", required=True, metavar="ACTION")
+    fix = actions.add_parser(
+        "fix",
+        help="correct the archive's record of the pupil with this UPN, after checking the school's records",
+        description="Correct the archive's record of a pupil. Forms that disagreed with the old details "
+        "and were set aside can then be dropped in again.",
+    )
+    fix.add_argument("upn", metavar="UPN", help="the pupil's UPN as the archive has it now")
+    fix.add_argument(
+        "--upn", dest="new_upn", metavar="NEW_UPN", help="the right UPN (the old one is kept as the former UPN)"
+    )
+    fix.add_argument("--legal-forename", metavar="NAME", help="the right legal first name")
+    fix.add_argument("--legal-surname", metavar="NAME", help="the right legal surname")
+    fix.add_argument("--date-of-birth", metavar="DATE", help="the right date of birth, like 14/02/2016")
+
+
+@command("pupil")
+def _pupil(args: argparse.Namespace) -> int:
+    from senforms.archive.pupils import fix_in_home
+
+    fixed = fix_in_home(
+        _settings(args),
+        args.upn,
+        new_upn=args.new_upn,
+        legal_forename=args.legal_forename,
+        legal_surname=args.legal_surname,
+        date_of_birth=args.date_of_birth,
+    )
+    for change in fixed.changes:
+        print(f"UPN {fixed.upn}: {change}.")
+    print("Forms set aside because of the old details can now be dropped in again.")
+    return ExitCode.ok
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -8,19 +8,66 @@ import os
 import re
 import secrets
 import time
+import unicodedata
 from pathlib import Path
 
-_UNSAFE = re.compile(r'[<>:"/\\|?*\x00-\x1f]+')
-_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
+_UNSAFE = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]+')
+# Device names Windows reserves in every folder, with or without an extension ("CON.docx"),
+# including the superscript-digit forms Windows also treats as devices.
+_RESERVED = {
+    "CON",
+    "PRN",
+    "AUX",
+    "NUL",
+    "CONIN$",
+    "CONOUT$",
+    *(f"{port}{n}" for port in ("COM", "LPT") for n in [*"123456789", "\u00b9", "\u00b2", "\u00b3"]),
+}
+
+
+def _visible(char: str) -> bool:
+    """False for the characters that print as nothing or change the direction of what follows:
+    zero-width space and joiners, the byte-order mark, the soft hyphen, and the bidi embeddings,
+    overrides and isolates (U+202A-202E, U+2066-2069), with which a name can show its ending
+    backwards ("report\u202excod.exe" shows as "reportexe.docx"). Unicode calls them all
+    "format" characters (category Cf)."""
+    return unicodedata.category(char) != "Cf"
 
 
 def safe_name(text: str, limit: int = 80) -> str:
-    """A file or folder name from form text: safe on Windows, never a path."""
-    name = _UNSAFE.sub(" ", text)
+    """A file or folder name from form text: safe on Windows, never a path, nothing invisible.
+
+    NFC, so that one name is one folder however its accents were typed; no characters Windows
+    refuses or that hide or reverse text; no trailing dots or spaces (Windows drops them); never
+    a reserved device name; at most ``limit`` characters."""
+    name = unicodedata.normalize("NFC", "".join(c for c in text if _visible(c)))
+    name = _UNSAFE.sub(" ", name)
     name = " ".join(name.split()).strip(" .")
-    if not name or name.upper().split(".")[0] in _RESERVED:
+    if not name or name.upper().split(".")[0].strip() in _RESERVED:
         name = f"_{name}" if name else "unnamed"
-    return name[:limit].rstrip(" .")
+    return name[:limit].rstrip(" .") or "unnamed"
+
+
+def pupil_folder(surname: str, forename: str, upn: str, limit: int = 80) -> str:
+    """The pupil's folder in the outbox: "Surname Forename (UPN)". Long names are shortened,
+    never the UPN, so two children with the same long surname never share a folder."""
+    tail = f" ({safe_name(upn, 20)})"
+    room = limit - len(tail)
+    surname, forename = safe_name(surname, room), safe_name(forename, room)
+    if len(surname) + 1 + len(forename) > room:
+        # Both names shortened, the first name keeping at least a third, so that a person can
+        # still tell apart the folders of two children with the same long surname.
+        keep = max(room - 1 - len(surname), min(len(forename), room // 3))
+        forename = safe_name(forename, keep)
+        surname = safe_name(surname, room - 1 - len(forename))
+    return f"{surname} {forename}{tail}"
+
+
+def safe_file_name(text: str, limit: int = 150) -> str:
+    """``safe_name`` for a file name: when it is shortened, it keeps its extension (".docx")."""
+    name = safe_name(text, 10_000)
+    suffix = Path(name).suffix if 1 < len(Path(name).suffix) <= 10 else ""
+    return safe_name(name[: len(name) - len(suffix)], limit - len(suffix)) + suffix
 
 
 # Outbox files are written here first, then moved into place, so a write cut off by a crash
@@ -133,11 +180,12 @@ def set_aside(source: Path, problems: Path, note: str) -> Path:
     the two steps leaves a note without its file, never a file without a note.
     """
     problems.mkdir(parents=True, exist_ok=True)
-    target = problems / safe_name(source.name, limit=150)
+    name = Path(safe_file_name(source.name))
+    target = problems / name
     n = 1
     while target.exists() or target.with_name(target.name + ".txt").exists():
         n += 1
-        target = problems / f"{Path(safe_name(source.name, 150)).stem} ({n}){source.suffix}"
+        target = problems / f"{name.stem} ({n}){name.suffix}"
     note_path = write_atomic(
         target.with_name(target.name + ".txt"), (note.rstrip() + "\n").encode("utf-8"), overwrite=True
     )

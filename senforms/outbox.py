@@ -20,17 +20,12 @@ from sqlalchemy.orm import Session
 from senforms.archive import tables as t
 from senforms.archive.register import REGISTER_PATH, register_csv
 from senforms.archive.store import Archive, log, now
-from senforms.deliver import safe_name, staging, write_atomic
+from senforms.deliver import pupil_folder, safe_name, staging, write_atomic
 from senforms.documents import Rendered
 
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def pupil_folder(pupil: t.Pupil) -> str:
-    """The pupil's folder under each audience: surname, first name and UPN."""
-    return safe_name(f"{pupil.legal_surname} {pupil.legal_forename} ({pupil.upn})")
 
 
 def plan_delivery(
@@ -44,7 +39,7 @@ def plan_delivery(
     today: date,
 ) -> None:
     """Choose each document's place in the outbox and file it in the archive, undelivered."""
-    folder = pupil_folder(pupil)
+    folder = pupil_folder(pupil.legal_surname, pupil.legal_forename, pupil.upn)
     taken = set(session.scalars(select(t.Document.path).where(t.Document.pupil_id == pupil.id)).all())
     for doc in rendered:
         if doc.template == "register":

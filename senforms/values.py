@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import re
+import unicodedata
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
@@ -105,6 +106,20 @@ def is_temporary_upn(upn: str) -> bool:
     return upn[-1].isalpha()
 
 
+def upn_difference(typed: str, other: str) -> str | None:
+    """How two UPNs of 13 characters differ, when it looks like a slip of the keyboard: two
+    characters swapped, or one character different. None when they differ more than that."""
+    if len(typed) != len(other) or typed == other:
+        return None
+    places = [i for i, (a, b) in enumerate(zip(typed, other, strict=True)) if a != b]
+    body = [i for i in places if i > 0]  # the check letter follows the digits, so it differs too
+    if len(body) == 2 and typed[body[0]] == other[body[1]] and typed[body[1]] == other[body[0]]:
+        return f"characters {body[0] + 1} and {body[1] + 1} are swapped"
+    if len(body) == 1:
+        return f"only character {body[0] + 1} differs"
+    return None
+
+
 def parse_upn(value: Any) -> str:
     text = re.sub(r"[\s-]", "", str(value or "")).upper()
     if not text:
@@ -130,6 +145,100 @@ def upn_warnings(upn: str) -> list[str]:
 
 
 UPN = Annotated[str, BeforeValidator(parse_upn)]
+
+
+# --- names: compared as people mean them -------------------------------------------------------
+
+# Word turns ' into a curly apostrophe as people type; other programs use the modifier letter
+# or the backtick. All are the same apostrophe in a name (O'Brien).
+_APOSTROPHES = dict.fromkeys(map(ord, "\u2019\u2018\u02bc\u0060\u00b4\u2032\u201b"), "'")
+# Hyphens and dashes: Word's non-breaking hyphen (U+2011), AutoCorrect's en and em dashes.
+_HYPHENS = dict.fromkeys(map(ord, "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe63\uff0d"), "-")
+
+
+def _invisible(char: str) -> bool:
+    """Zero-width spaces and joiners, the byte-order mark, soft hyphens and the marks that change
+    the direction of text: Unicode's "format" characters, which print as nothing."""
+    return unicodedata.category(char) == "Cf"
+
+
+def name_key(text: str | None) -> str:
+    """A name as it is compared: NFC, invisible characters dropped, apostrophes and hyphens
+    unified, spaces collapsed (also around hyphens), case folded. "O’Brien" and "o'brien", or
+    "Zoë" typed as e + combining diaeresis and "Zoë" typed as one letter, have the same key."""
+    text = unicodedata.normalize("NFC", text or "")
+    text = "".join(c for c in text if not _invisible(c)).translate(_APOSTROPHES).translate(_HYPHENS)
+    text = " ".join(text.split())
+    text = re.sub(r"\s*([-'])\s*", r"\1", text)
+    return unicodedata.normalize("NFC", text.casefold())
+
+
+def without_accents(text: str) -> str:
+    """A name key with accents taken off its letters: "zoë" -> "zoe"."""
+    decomposed = unicodedata.normalize("NFD", text)
+    return unicodedata.normalize("NFC", "".join(c for c in decomposed if not unicodedata.combining(c)))
+
+
+def same_name(a: str | None, b: str | None) -> bool:
+    return name_key(a) == name_key(b)
+
+
+def accent_only(a: str | None, b: str | None) -> bool:
+    """The two names differ, but only in accents ("Zoe" and "Zoë"): probably one is a typo."""
+    ka, kb = name_key(a), name_key(b)
+    return ka != kb and without_accents(ka) == without_accents(kb)
+
+
+def tidy_name(text: str) -> str:
+    """The spelling kept in the archive: NFC (one code point per accented letter, as Windows
+    keyboards type it), invisible characters dropped, spaces collapsed."""
+    text = unicodedata.normalize("NFC", text)
+    return " ".join("".join(c for c in text if not _invisible(c)).split())
+
+
+def _letter(char: str) -> str:
+    """A character named so that a person can tell it from one that looks the same."""
+    name = unicodedata.name(char, "").lower()
+    if char in " \u00a0":
+        return "a space"
+    if ord(char) < 128 and char.isalnum():
+        return f"'{char}'"
+    return f"'{char}' ({name or f'U+{ord(char):04X}'})" if name else f"U+{ord(char):04X}"
+
+
+def name_difference(form: str, archive: str) -> str:
+    """What differs between two spellings of a name, in words, for names that may look alike:
+    "the only difference is the accent on ë (Zoë in the archive, Zoe on the form)". Empty when
+    the difference is plain to see (different letters in the same script)."""
+    a, b = tidy_name(form), tidy_name(archive)
+    if accent_only(a, b):
+        accented = sorted(
+            {
+                c
+                for x, y in zip(unicodedata.normalize("NFC", a), unicodedata.normalize("NFC", b), strict=False)
+                if x != y
+                for c in (x, y)
+                if unicodedata.normalize("NFD", c) != c
+            }
+        )
+        if len(a) != len(b) or not accented:
+            return "the names differ only in their accents"
+        marks = " and ".join(f"the accent on {c}" for c in accented)
+        return f"the only difference is {marks}, so one of the two is probably a typo"
+    # Letters that look alike but are not the same (a Cyrillic а in a Latin name, say): name them.
+    from difflib import SequenceMatcher
+
+    parts = []
+    for op, i1, i2, j1, j2 in SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if op == "equal":
+            continue
+        changed = a[i1:i2] + b[j1:j2]
+        if all(c.isascii() and c.isalnum() for c in changed):
+            continue
+        form_part = ", ".join(_letter(c) for c in a[i1:i2]) or "nothing"
+        archive_part = ", ".join(_letter(c) for c in b[j1:j2]) or "nothing"
+        parts.append(f"the form has {form_part} where the archive has {archive_part}")
+    return "; ".join(parts)
 
 
 # --- need codes: data a school can update ------------------------------------------------------

@@ -221,17 +221,6 @@ def test_identity_conflicts_are_set_aside_with_a_note(cfg: Settings, pipeline: P
     assert count(cfg, t.ReceivedForm) == 1
 
 
-def test_a_temporary_upn_is_replaced_by_the_real_one(cfg: Settings, pipeline: Pipeline, tmp_path: Path) -> None:
-    temp = values("early-discussion", pupil={"upn": "G80120000101A"})
-    pipeline.process_file(drop(tmp_path, "a.docx", filled("early-discussion", temp)))
-    real = values("early-discussion", meeting_date="2025-12-02", next_meeting_date="2026-01-10", decision="monitor")
-    pipeline.process_file(drop(tmp_path, "b.docx", filled("early-discussion", real)))
-    engine = create_engine(cfg.database_url)
-    with engine.connect() as conn:
-        assert conn.execute(select(t.Pupil.upn, t.Pupil.former_upn)).all() == [("H801200001001", "G80120000101A")]
-    engine.dispose()
-
-
 def test_extract_of_generated_prefilled_form_round_trips(cfg: Settings, pipeline: Pipeline, tmp_path: Path) -> None:
     pipeline.process_file(
         drop(tmp_path, "a.docx", filled("early-discussion", values("early-discussion", decision="monitor")))

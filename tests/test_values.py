@@ -3,7 +3,18 @@ from datetime import date
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from senforms.values import UPN, UKDate, parse_need_code, parse_uk_date, upn_warnings
+from senforms.values import (
+    UPN,
+    UKDate,
+    accent_only,
+    name_difference,
+    parse_need_code,
+    parse_uk_date,
+    same_name,
+    tidy_name,
+    upn_difference,
+    upn_warnings,
+)
 
 upn = TypeAdapter(UPN)
 
@@ -66,3 +77,53 @@ def test_need_codes_accept_code_or_dropdown_text() -> None:
     assert parse_need_code("") is None
     with pytest.raises(Exception, match="not a census need code"):
         parse_need_code("ADHD")
+
+
+# --- names ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("Zoë", "Zoe\u0308"),  # one code point, or e + combining diaeresis
+        ("O'Brien", "O’Brien"),
+        ("O'Brien", "o‘brien"),
+        ("O'Brien", "OʼBrien"),
+        ("O'Brien", "O`Brien"),
+        ("Smith-Jones", "Smith–Jones"),
+        ("Smith-Jones", "Smith\u2011Jones"),  # Word's non-breaking hyphen
+        ("Smith-Jones", "SMITH — JONES"),
+        ("Mary Ann", " mary\u00a0 ann "),
+        ("Amelia", "Ame\u200blia\u202e"),  # zero-width space, right-to-left override
+        ("Straße", "STRASSE"),
+    ],
+)
+def test_the_same_name_written_differently_is_the_same_name(a: str, b: str) -> None:
+    assert same_name(a, b)
+    assert not accent_only(a, b)
+
+
+@pytest.mark.parametrize(("a", "b"), [("Zoe", "Zoë"), ("Jose", "José"), ("Bronte", "Brontë")])
+def test_an_accent_only_difference_is_not_the_same_name_but_is_named(a: str, b: str) -> None:
+    assert not same_name(a, b)
+    assert accent_only(a, b)
+    accented = next(c for c in b if not c.isascii())
+    assert f"the accent on {accented}" in name_difference(a, b)
+
+
+def test_letters_that_look_alike_are_named() -> None:
+    # A Cyrillic а pasted into a Latin name looks the same on screen: the note must say what differs.
+    explained = name_difference("H\u0430rt", "Hart")
+    assert "cyrillic small letter a" in explained and "latin" not in explained.split("where")[0]
+    # An ordinary typo is plain to see, and needs no explanation.
+    assert name_difference("Browne", "Brown") == ""
+
+
+def test_tidy_name_keeps_one_spelling_of_each_letter() -> None:
+    assert tidy_name(" Zoe\u0308\u200b  Brown ") == "Zoë Brown"
+
+
+def test_a_upn_slip_is_described() -> None:
+    assert upn_difference("T801200005013", "Q801200005031") == "characters 12 and 13 are swapped"
+    assert upn_difference("R801200005051", "F801200005052") == "only character 13 differs"
+    assert upn_difference("R801200005051", "H801200001001") is None

@@ -26,7 +26,15 @@ from senforms import kinds
 from senforms.archive import tables as t
 from senforms.errors import ArchiveError, IdentityConflictError
 from senforms.history import History
-from senforms.values import format_uk_date, is_temporary_upn
+from senforms.values import (
+    accent_only,
+    format_uk_date,
+    is_temporary_upn,
+    name_difference,
+    same_name,
+    tidy_name,
+    upn_difference,
+)
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _migrate_lock = threading.Lock()
@@ -136,46 +144,66 @@ def lock_pupil(session: Session, pupil_id: int | None) -> None:
 
 
 def _same(a: str | None, b: str | None) -> bool:
-    return " ".join((a or "").casefold().split()) == " ".join((b or "").casefold().split())
+    """The same name as people mean it: see ``values.name_key``."""
+    return same_name(a, b)
+
+
+def _same_person(row: t.Pupil, pupil: kinds.Pupil) -> bool:
+    return (
+        row.date_of_birth == pupil.date_of_birth
+        and _same(row.legal_surname, pupil.legal_surname)
+        and _same(row.legal_forename, pupil.legal_forename)
+    )
+
+
+def _likely_same_person(row: t.Pupil, pupil: kinds.Pupil) -> bool:
+    """Same date of birth and the same names but for accents: the same child, or a typo away."""
+    return row.date_of_birth == pupil.date_of_birth and all(
+        _same(a, b) or accent_only(a, b)
+        for a, b in ((row.legal_surname, pupil.legal_surname), (row.legal_forename, pupil.legal_forename))
+    )
+
+
+def _name_conflict(label: str, on_form: str, in_archive: str) -> str:
+    text = f"{label} “{on_form}” on the form, “{in_archive}” in the archive"
+    if explained := name_difference(on_form, in_archive):
+        text += f" ({explained})"
+    return text
+
+
+def _fix_command(upn: str, options: list[tuple[str, str]]) -> str:
+    return f"senforms pupil fix {upn} " + " ".join(f'{option} "{value}"' for option, value in options)
 
 
 def find_pupil(session: Session, pupil: kinds.Pupil, kind: str) -> t.Pupil | None:
     """The archive's pupil for this form, or None for a new pupil. Never a guess: any
-    disagreement between the form and the archive raises ``IdentityConflictError``."""
+    disagreement between the form and the archive raises ``IdentityConflictError`` for a person
+    to resolve (correct the form, or correct the archive with ``senforms pupil fix``).
+
+    Names are compared as ``values.name_key`` says (so "O’Brien" is "O'Brien"); an accent-only
+    difference is named as a likely typo, never taken for another child nor quietly accepted.
+    A temporary UPN gives way to a permanent one only when the form names the temporary UPN as
+    the pupil's former UPN, or through ``senforms pupil fix``."""
     row = session.scalar(select(t.Pupil).where(t.Pupil.upn == pupil.upn))
     if row is None:
         row = session.scalar(select(t.Pupil).where(t.Pupil.former_upn == pupil.upn))
     if row is not None:
-        conflicts = []
-        if not _same(row.legal_surname, pupil.legal_surname):
-            conflicts.append(f"legal surname {pupil.legal_surname!r} on the form, {row.legal_surname!r} in the archive")
-        if not _same(row.legal_forename, pupil.legal_forename):
-            conflicts.append(
-                f"legal first name {pupil.legal_forename!r} on the form, {row.legal_forename!r} in the archive"
-            )
-        if row.date_of_birth != pupil.date_of_birth:
-            conflicts.append(
-                f"date of birth {format_uk_date(pupil.date_of_birth)} on the form, "
-                f"{format_uk_date(row.date_of_birth)} in the archive"
-            )
-        if conflicts:
-            raise IdentityConflictError(
-                f"The pupil on this form does not match the archive's pupil with UPN {pupil.upn}: "
-                + "; ".join(conflicts)
-                + "."
-            )
+        _check_details(session, row, pupil)
         return row
-    # Same person under another UPN: a typo, or a temporary UPN now replaced by the real one.
-    twins = session.scalars(select(t.Pupil).where(t.Pupil.date_of_birth == pupil.date_of_birth)).all()
-    for twin in twins:
-        if _same(twin.legal_surname, pupil.legal_surname) and _same(twin.legal_forename, pupil.legal_forename):
-            if is_temporary_upn(twin.upn) and not is_temporary_upn(pupil.upn):
-                twin.former_upn, twin.upn = twin.upn, pupil.upn
-                return twin
-            raise IdentityConflictError(
-                f"The archive already has a pupil with this name and date of birth under UPN {twin.upn}, "
-                f"but this form gives UPN {pupil.upn}. One of the two UPNs is probably mistyped."
-            )
+    alike = [
+        other
+        for other in session.scalars(select(t.Pupil).where(t.Pupil.date_of_birth == pupil.date_of_birth)).all()
+        if _likely_same_person(other, pupil)
+    ]
+    # Forms have no "former UPN" answer yet; when one is added, this is what it means.
+    former = getattr(pupil, "former_upn", None)
+    for other in alike:
+        if former and other.upn == former and is_temporary_upn(former) and _same_person(other, pupil):
+            other.former_upn, other.upn = other.upn, pupil.upn
+            log(session, "upn replaced", f"temporary UPN {former} replaced by {pupil.upn}, as the form says", upn=pupil.upn)
+            return other
+    if alike:
+        raise _another_upn(alike[0], pupil)
     if kind != "early-discussion":
         raise IdentityConflictError(
             f"There is no pupil with UPN {pupil.upn} in the archive. A pupil's record starts with their "
@@ -186,15 +214,114 @@ def find_pupil(session: Session, pupil: kinds.Pupil, kind: str) -> t.Pupil | Non
     return None
 
 
+def _check_details(session: Session, row: t.Pupil, pupil: kinds.Pupil) -> None:
+    conflicts = []
+    if not _same(row.legal_surname, pupil.legal_surname):
+        conflicts.append(_name_conflict("legal surname", pupil.legal_surname, row.legal_surname))
+    if not _same(row.legal_forename, pupil.legal_forename):
+        conflicts.append(_name_conflict("legal first name", pupil.legal_forename, row.legal_forename))
+    if row.date_of_birth != pupil.date_of_birth:
+        conflicts.append(
+            f"date of birth {format_uk_date(pupil.date_of_birth)} on the form, "
+            f"{format_uk_date(row.date_of_birth)} in the archive"
+        )
+    if not conflicts:
+        return
+    message = (
+        f"The pupil on this form does not match the archive's pupil with UPN {row.upn}: " + "; ".join(conflicts) + "."
+    )
+    # A UPN copied from the wrong row of a list: the rest of the form is another pupil's.
+    owner = next(
+        (
+            other
+            for other in session.scalars(select(t.Pupil).where(t.Pupil.date_of_birth == pupil.date_of_birth)).all()
+            if other.id != row.id and _same_person(other, pupil)
+        ),
+        None,
+    )
+    if owner is not None:
+        slip = upn_difference(pupil.upn, owner.upn)
+        message += (
+            f" The name and date of birth on the form are those of the pupil with UPN {owner.upn}"
+            + (f" (in the two UPNs {slip})" if slip else "")
+            + ", so the UPN on the form is probably mistyped."
+        )
+        raise IdentityConflictError(
+            message,
+            advice=f"Check the UPN against the school's records, correct it on the form (probably {owner.upn}), "
+            "save it and drop it in again.",
+        )
+    advice = (
+        "Check the pupil's UPN, name and date of birth against the school's records. If the form is wrong, "
+        "correct it, save it and drop it in again. If the archive is wrong, the SENCO can correct it"
+    )
+    fixes = []
+    if not _same(row.legal_surname, pupil.legal_surname):
+        fixes.append(("--legal-surname", pupil.legal_surname))
+    if not _same(row.legal_forename, pupil.legal_forename):
+        fixes.append(("--legal-forename", pupil.legal_forename))
+    if row.date_of_birth != pupil.date_of_birth:
+        fixes.append(("--date-of-birth", format_uk_date(pupil.date_of_birth)))
+    raise IdentityConflictError(
+        message, advice=f"{advice} with: {_fix_command(row.upn, fixes)}, then drop this form in again."
+    )
+
+
+def _another_upn(other: t.Pupil, pupil: kinds.Pupil) -> IdentityConflictError:
+    """The archive has this child (or a child a typo away) under another UPN."""
+    names = []
+    for label, on_form, in_archive in (
+        ("legal surname", pupil.legal_surname, other.legal_surname),
+        ("legal first name", pupil.legal_forename, other.legal_forename),
+    ):
+        if not _same(on_form, in_archive):
+            names.append(_name_conflict(label, on_form, in_archive))
+    alike = "this name and date of birth" if not names else "almost this name and the same date of birth"
+    message = (
+        f"The archive already has a pupil with {alike} under UPN {other.upn}, but this form gives UPN {pupil.upn}."
+    )
+    if names:
+        message += " The names differ: " + "; ".join(names) + "."
+    slip = upn_difference(pupil.upn, other.upn)
+    if is_temporary_upn(other.upn) and not is_temporary_upn(pupil.upn):
+        message += (
+            f" {other.upn} is a temporary UPN: if {pupil.upn} is the same child's permanent UPN, the archive "
+            "needs to be told; senforms never guesses that two records are one child."
+        )
+        advice = (
+            f"Check both UPNs against the school's records. If {pupil.upn} is the permanent UPN of the pupil "
+            f"recorded under {other.upn}, the SENCO runs: senforms pupil fix {other.upn} --upn {pupil.upn} "
+            "and then drops this form in again. If they are two different children, ask the SENCO."
+        )
+    else:
+        if slip:
+            message += f" In the two UPNs {slip}, so one of them is probably mistyped."
+        else:
+            message += " One of the two UPNs is probably mistyped."
+        advice = (
+            "Check the UPN against the school's records. If the form is wrong, correct it and drop it in again; "
+            f"if the archive is wrong, the SENCO runs: senforms pupil fix {other.upn} --upn {pupil.upn}. "
+            "If they are two different children, ask the SENCO."
+        )
+    return IdentityConflictError(message, advice=advice)
+
+
 def save_pupil(session: Session, row: t.Pupil | None, pupil: kinds.Pupil) -> t.Pupil:
-    """Create the pupil, or bring the archive's details up to date from the latest form."""
+    """Create the pupil, or bring the archive's details (other than who the pupil is) up to date
+    from the latest form."""
     if row is None:
-        row = t.Pupil(upn=pupil.upn, created_at=now())
+        row = t.Pupil(
+            upn=pupil.upn,
+            created_at=now(),
+            legal_forename=tidy_name(pupil.legal_forename),
+            legal_surname=tidy_name(pupil.legal_surname),
+            date_of_birth=pupil.date_of_birth,
+        )
         session.add(row)
-    row.legal_forename = pupil.legal_forename
-    row.legal_surname = pupil.legal_surname
-    row.preferred_name = pupil.preferred_name
-    row.date_of_birth = pupil.date_of_birth
+    # The legal names and date of birth stay as first recorded: ``find_pupil`` has checked that the
+    # form agrees with them, and a form that spells them another way ("O’Brien" for "O'Brien") must
+    # not move the pupil's letters to a new folder. Only ``senforms pupil fix`` changes them.
+    row.preferred_name = tidy_name(pupil.preferred_name) if pupil.preferred_name else None
     row.year_group = pupil.year_group.value
     row.class_name = pupil.class_name
     row.updated_at = now()

@@ -1,6 +1,12 @@
 """The archive's tables. Received forms and the event log are the record; the other tables are
 what those forms established (the pupil, SEN status, cycles, outcomes, provision), kept as rows
-so the register, provision maps and evidence summaries can be queried."""
+so the register, provision maps and evidence summaries can be queried.
+
+Whatever a person types on a form is kept in a ``Text`` column, which has no length limit on any
+database: a form allows answers of any length, and a column shorter than an answer made
+PostgreSQL refuse the form (SQLite never checks lengths), which the watcher took for an outage and
+retried for ever. ``String(n)`` is kept for values senforms itself checks or chooses: UPNs (13
+characters, validated), choices, codes and hashes."""
 
 from __future__ import annotations
 
@@ -39,12 +45,12 @@ class Pupil(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     upn: Mapped[str] = mapped_column(String(13), unique=True)
     former_upn: Mapped[str | None] = mapped_column(String(13))
-    legal_forename: Mapped[str] = mapped_column(String(200))
-    legal_surname: Mapped[str] = mapped_column(String(200))
-    preferred_name: Mapped[str | None] = mapped_column(String(200))
+    legal_forename: Mapped[str] = mapped_column(Text)
+    legal_surname: Mapped[str] = mapped_column(Text)
+    preferred_name: Mapped[str | None] = mapped_column(Text)
     date_of_birth: Mapped[date] = mapped_column(Date)
     year_group: Mapped[str] = mapped_column(String(8))
-    class_name: Mapped[str | None] = mapped_column(String(100))
+    class_name: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     parents: Mapped[list[Parent]] = relationship(
@@ -57,11 +63,11 @@ class Parent(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     pupil_id: Mapped[int] = mapped_column(ForeignKey("pupils.id"), index=True)
     position: Mapped[int] = mapped_column(Integer)
-    name: Mapped[str] = mapped_column(String(200))
-    relation: Mapped[str | None] = mapped_column("relationship", String(100))
+    name: Mapped[str] = mapped_column(Text)
+    relation: Mapped[str | None] = mapped_column("relationship", Text)
     address: Mapped[str | None] = mapped_column(Text)
-    email: Mapped[str | None] = mapped_column(String(320))
-    phone: Mapped[str | None] = mapped_column(String(50))
+    email: Mapped[str | None] = mapped_column(Text)
+    phone: Mapped[str | None] = mapped_column(Text)
     preferred_contact: Mapped[str | None] = mapped_column(String(20))
     pupil: Mapped[Pupil] = relationship(back_populates="parents")
 
@@ -76,7 +82,7 @@ class ReceivedForm(Base):
     kind: Mapped[str] = mapped_column(String(40))
     version: Mapped[int] = mapped_column(Integer)
     meeting_date: Mapped[date] = mapped_column(Date)
-    original_name: Mapped[str] = mapped_column(String(400))
+    original_name: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     original: Mapped[bytes] = mapped_column(LargeBinary)
     data: Mapped[str] = mapped_column(Text)  # the validated model as JSON
@@ -159,9 +165,9 @@ class Provision(Base):
     cycle_id: Mapped[int] = mapped_column(ForeignKey("cycles.id"), index=True)
     position: Mapped[int] = mapped_column(Integer)
     what: Mapped[str] = mapped_column(Text)
-    who: Mapped[str | None] = mapped_column(String(200))
-    group_size: Mapped[str | None] = mapped_column(String(100))
-    frequency: Mapped[str | None] = mapped_column(String(200))
+    who: Mapped[str | None] = mapped_column(Text)
+    group_size: Mapped[str | None] = mapped_column(Text)
+    frequency: Mapped[str | None] = mapped_column(Text)
     start_date: Mapped[date | None] = mapped_column(Date)
     weekly_cost: Mapped[Decimal | None] = mapped_column(Numeric(10, 2))
     impact: Mapped[str | None] = mapped_column(Text)
@@ -175,9 +181,9 @@ class Document(Base):
     pupil_id: Mapped[int | None] = mapped_column(ForeignKey("pupils.id"), index=True)
     form_id: Mapped[int] = mapped_column(ForeignKey("received_forms.id"), index=True)
     audience: Mapped[str] = mapped_column(String(20))
-    title: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(Text)
     template: Mapped[str] = mapped_column(String(100))
-    path: Mapped[str] = mapped_column(String(600))  # relative to the outbox, with "/" separators
+    path: Mapped[str] = mapped_column(Text)  # relative to the outbox, with "/" separators
     content_hash: Mapped[str] = mapped_column(String(64))
     content: Mapped[bytes] = mapped_column(LargeBinary)
     corrected: Mapped[bool] = mapped_column(Boolean, default=False)
