@@ -17,10 +17,8 @@ from __future__ import annotations
 import copy
 import io
 import re
-import struct
 import threading
 import zipfile
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +42,7 @@ import senforms
 from senforms.config import Settings
 from senforms.errors import TemplateError
 from senforms.values import clean_text
+from senforms.zipparts import Stored, raw_member, stored, write_zip
 
 TEMPLATES = Path(senforms.__file__).parent.parent / "templates"
 LETTERS = "letters"
@@ -195,90 +194,6 @@ _DOCXTPL = DocxTemplate(io.BytesIO())
 
 
 @dataclass(frozen=True)
-class _Stored:
-    """One zip member, compressed, as bytes ready to write: its local header, name and data."""
-
-    name: bytes
-    flags: int
-    method: int
-    time: int
-    date: int
-    crc: int
-    size: int
-    compressed: bytes
-    local: bytes  # the local file header, name and compressed data together
-
-
-_LOCAL = struct.Struct("<4s5H3L2H")
-_CENTRAL = struct.Struct("<4s6H3L5H2L")
-_END = struct.Struct("<4s4H2LH")
-
-
-def _stored(info: zipfile.ZipInfo, *, compressed: bytes | None = None, data: bytes | None = None) -> _Stored:
-    """A member from its compressed bytes as the template holds them, or from new content
-    (deflated here, with the template's name and date, so the same letter is the same bytes)."""
-    name = info.filename.encode("utf-8")
-    flags = 0x800 if not info.filename.isascii() else 0
-    if compressed is None:
-        assert data is not None
-        packer = zlib.compressobj(6, zlib.DEFLATED, -15)
-        compressed = packer.compress(data) + packer.flush()
-        method, crc, size = zipfile.ZIP_DEFLATED, zlib.crc32(data), len(data)
-    else:
-        method, crc, size = info.compress_type, info.CRC, info.file_size
-    year, month, day, hour, minute, second = info.date_time
-    dos_date = max(year - 1980, 0) << 9 | month << 5 | day
-    dos_time = hour << 11 | minute << 5 | second // 2
-    local = _LOCAL.pack(b"PK\x03\x04", 20, flags, method, dos_time, dos_date, crc, len(compressed), size, len(name), 0)
-    return _Stored(name, flags, method, dos_time, dos_date, crc, size, compressed, local + name + compressed)
-
-
-def _zip(members: list[_Stored]) -> bytes:
-    """A zip of members already compressed: nothing is compressed again."""
-    central = []
-    offset = 0
-    for m in members:
-        central.append(
-            _CENTRAL.pack(
-                b"PK\x01\x02",
-                20,
-                20,
-                m.flags,
-                m.method,
-                m.time,
-                m.date,
-                m.crc,
-                len(m.compressed),
-                m.size,
-                len(m.name),
-                0,
-                0,
-                0,
-                0,
-                0,
-                offset,
-            )
-            + m.name
-        )
-        offset += len(m.local)
-    directory = b"".join(central)
-    end = _END.pack(b"PK\x05\x06", 0, 0, len(members), len(members), len(directory), offset, 0)
-    return b"".join(m.local for m in members) + directory + end
-
-
-def _raw_member(data: bytes, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> _Stored:
-    """The member's compressed bytes sliced from the template, when they can be copied as they
-    are (deflated or stored, not encrypted, no zip64); otherwise compressed once here."""
-    plain = archive.read(info)  # read once, which checks its CRC
-    if info.compress_type in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) and not info.flag_bits & 0x1:
-        fields = _LOCAL.unpack_from(data, info.header_offset)
-        if fields[0] == b"PK\x03\x04" and max(info.compress_size, info.file_size, info.header_offset) < 0xFFFFFFFF:
-            start = info.header_offset + _LOCAL.size + fields[9] + fields[10]
-            return _stored(info, compressed=data[start : start + info.compress_size])
-    return _stored(info, data=plain)
-
-
-@dataclass(frozen=True)
 class _Part:
     """A part with tags: its Jinja template and the source it was compiled from."""
 
@@ -289,7 +204,7 @@ class _Part:
 
 @dataclass(frozen=True)
 class _Compiled:
-    members: tuple[_Stored | zipfile.ZipInfo, ...]  # in the template's order: raw, or a part rendered
+    members: tuple[Stored | zipfile.ZipInfo, ...]  # in the template's order: raw, or a part rendered
     body: _Part
     shell: Any  # the document element without its body
     body_index: int
@@ -412,7 +327,7 @@ def _compile(data: bytes, document: Any) -> _Compiled:
     rendered = {body_part.name, *parts, *footnotes, *([core[0]] if core else [])}
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         members = tuple(
-            info if info.filename in rendered else _raw_member(data, archive, info)
+            info if info.filename in rendered else raw_member(data, archive, info)
             for info in archive.infolist()
             if not info.is_dir()
         )
@@ -623,7 +538,9 @@ def _assemble(
                 texts += compiled.static_texts.get(name, [])
     _check_texts(texts, where, prepared)
 
-    return _zip([_stored(m, data=new[m.filename]) if isinstance(m, zipfile.ZipInfo) else m for m in compiled.members])
+    return write_zip(
+        [stored(m, data=new[m.filename]) if isinstance(m, zipfile.ZipInfo) else m for m in compiled.members]
+    )
 
 
 def _as_written(data: bytes, expression: str) -> str:
