@@ -50,3 +50,38 @@ def test_prefilled_word_forms_never_carry_another_pupils_values() -> None:
     with zipfile.ZipFile(io.BytesIO(make_form(kind, school="Oakfield Primary School"))) as archive:
         document = archive.read("word/document.xml")
     assert b"Quillfeather" not in document and b"Zebedee" not in document
+
+
+def test_prefilled_pdf_forms_are_filled_into_a_copy_of_one_drawing() -> None:
+    from pypdf import PdfReader
+
+    from senforms.pdfform import _blank, make_pdf_form
+
+    kind = KINDS["early-discussion"]
+    first = values("early-discussion", pupil={"upn": pupil_upn(1), "legal_surname": "Quillfeather"})
+    second = values("early-discussion", pupil={"upn": pupil_upn(2), "legal_surname": "Zebedee"}, decision="monitor")
+    _blank.cache_clear()
+    a = make_pdf_form(kind, school="Oakfield Primary School", values=first)
+    b = make_pdf_form(kind, school="Oakfield Primary School", values=second)
+    assert _blank.cache_info().misses == 1  # drawn once for both
+    model, _ = extract(b)
+    assert model.pupil.legal_surname == "Zebedee" and model.decision.value == "monitor"  # type: ignore[attr-defined]
+    assert extract(a)[0].pupil.legal_surname == "Quillfeather"  # type: ignore[attr-defined]
+    fields = PdfReader(io.BytesIO(b)).get_fields() or {}
+    assert fields["decision"]["/V"] == "monitor"
+    assert all(v.get("/V") != "Quillfeather" for v in fields.values())
+    # A tick is the box's "on" state, as reportlab draws a ticked box.
+    ticked = [name for name, value in case_ticks(first).items() if value]
+    assert ticked
+    for name in ticked:
+        assert fields[name]["/V"] == "/Yes"
+    blank_fields = PdfReader(io.BytesIO(make_pdf_form(kind, school="Oakfield Primary School"))).get_fields() or {}
+    assert all(v.get("/V") in (None, "", "/Off") for v in blank_fields.values())
+
+
+def case_ticks(data: dict) -> dict[str, bool]:
+    from senforms.layout import Widget, fields
+    from senforms.wordform import flatten
+
+    specs = fields(KINDS["early-discussion"])
+    return {p: bool(v) for p, v in flatten(data).items() if p in specs and specs[p].widget is Widget.check}
