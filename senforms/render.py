@@ -225,6 +225,7 @@ class _Entry:
 
 _CACHE: dict[Path, _Entry] = {}
 _CACHE_LOCK = threading.Lock()
+_COMPILE_LOCK = threading.Lock()
 
 
 def _entry(template: Path, where: str) -> _Entry:
@@ -254,8 +255,11 @@ def _compiled(entry: _Entry) -> _Compiled:
     every time until it is corrected."""
     found = entry.compiled
     if found is None:
-        found = _compile(entry.data, entry.document)
-        entry.compiled, entry.document = found, None
+        with _COMPILE_LOCK:  # once, even when two watchers' threads ask at the same moment
+            found = entry.compiled
+            if found is None:
+                found = _compile(entry.data, entry.document)
+                entry.compiled, entry.document = found, None
     return found
 
 
@@ -326,6 +330,8 @@ def _compile(data: bytes, document: Any) -> _Compiled:
 
     rendered = {body_part.name, *parts, *footnotes, *([core[0]] if core else [])}
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        if missing := rendered - set(archive.namelist()):
+            raise KeyError(f"the package has no part named {', '.join(sorted(missing))}")
         members = tuple(
             info if info.filename in rendered else raw_member(data, archive, info)
             for info in archive.infolist()
