@@ -1,15 +1,24 @@
-"""Benchmark: the pipeline on a realistic school's year of forms, against the floor.
+"""Benchmark: ms per form of each kind through the real pipeline, against two baselines measured
+in the same run, at several archive sizes, on SQLite and (when SENFORMS_TEST_POSTGRES_URL is set)
+on PostgreSQL.
 
-A school of P pupils on SEN support, each with an early discussion note and then a plan and a
-review per term, makes N filled Word forms. All are processed in one batch through
-``Pipeline.process_file``. The floor, measured in the same run, is the unavoidable work: parsing
-the same inputs (unzip and parse each document.xml) and rendering the same outputs with docxtpl
-(one fresh template per document, as the pipeline wrote them), nothing else.
+Baselines, measured in this process just before the pipeline runs:
 
-Each N runs in its own process, so peak memory (maximum resident set size) is that batch's own.
+- floor: the work a form cannot avoid, done with no checks: read the form (unzip, parse,
+  validate), render each of its letters from a template compiled once (the body's Jinja
+  template rendered, compressed, and zipped with the template's other parts copied raw), fill
+  its pre-filled form into a copy of the blank's parsed document.xml, write each document to a
+  file. The archive's SQL is not in the floor (the issue puts it at about 2.3 ms a form).
+- docxtpl: a fresh ``DocxTemplate`` render and save of one letter (the mean over the letters the
+  pipeline writes), which is what a letter cost before templates were compiled once.
 
-    python bench/pipeline.py                  # N = 250, 500, 1000
-    python bench/pipeline.py --n 140 --quick  # one small run
+The archive-size axis: before timing, ``size`` pupils on SEN support (each with a parent, a
+received form and a register row) are bulk-inserted through the archive's own tables with
+SQLAlchemy Core, so the register and the identity look-ups see a school of that size.
+
+    python bench/pipeline.py                         # sizes 100 1000 10000 50000, 8 forms a kind
+    python bench/pipeline.py --quick                 # sizes 100 1000, 4 forms a kind: about a minute
+    python bench/pipeline.py --sizes 100 50000 --forms 5 --no-postgres
 """
 
 from __future__ import annotations
@@ -18,19 +27,31 @@ import argparse
 import copy
 import io
 import json
-import subprocess
+import os
+import statistics
 import sys
 import tempfile
 import time
+import uuid
 import zipfile
-from datetime import date, timedelta
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-FORMS_PER_PUPIL = 7  # early discussion, then plan and review for three terms
+KINDS = ("early-discussion", "support-plan", "review")
+SHORT = {"early-discussion": "early", "support-plan": "plan", "review": "review"}
+SCHOOL = "Oakfield Primary School"
+TODAY = date(2026, 3, 2)
+
+
+# --- inputs --------------------------------------------------------------------------------------
 
 
 def pupil_values(i: int) -> dict[str, Any]:
@@ -56,170 +77,425 @@ def pupil_values(i: int) -> dict[str, Any]:
     }
 
 
-def school_year(pupils: int) -> list[tuple[str, dict[str, Any]]]:
-    """Every form of the year in the order the office would drop them."""
-    cases = {
-        k: json.loads((ROOT / "tests" / "cases" / f"{k}.json").read_text(encoding="utf-8"))
-        for k in ("early-discussion", "support-plan", "review")
+def forms_for(pupil: int) -> dict[str, dict[str, Any]]:
+    """One pupil's early discussion, first plan and first review, as nested values."""
+    cases = {k: json.loads((ROOT / "tests" / "cases" / f"{k}.json").read_text(encoding="utf-8")) for k in KINDS}
+    values = pupil_values(pupil)
+    start = date(2025, 9, 8) + timedelta(days=pupil % 20)
+    plan_date = start + timedelta(weeks=2)
+    plan = copy.deepcopy(cases["support-plan"]) | {
+        "pupil": values,
+        "cycle": 1,
+        "plan_date": plan_date,
+        "review_date": plan_date + timedelta(weeks=11),
     }
-    forms: list[tuple[int, str, dict[str, Any]]] = []
-    for i in range(pupils):
-        pupil = pupil_values(i)
-        start = date(2025, 9, 8) + timedelta(days=i % 20)
-        early = copy.deepcopy(cases["early-discussion"]) | {
-            "pupil": pupil,
-            "meeting_date": start,
-            "next_meeting_date": start + timedelta(days=28),
-        }
-        forms.append((0, "early-discussion", early))
-        for cycle in (1, 2, 3):
-            plan_date = start + timedelta(weeks=2 + 13 * (cycle - 1))
-            plan = copy.deepcopy(cases["support-plan"]) | {
-                "pupil": pupil,
-                "cycle": cycle,
-                "plan_date": plan_date,
-                "review_date": plan_date + timedelta(weeks=11),
-            }
-            review = copy.deepcopy(cases["review"]) | {
-                "pupil": pupil,
-                "cycle": cycle,
-                "plan_date": plan_date,
-                "review_date": plan_date + timedelta(weeks=11),
-                "next_review_date": plan_date + timedelta(weeks=24),
-                "decision": "continue",
-                "outcomes": [
-                    {
-                        "description": o["description"],
-                        "rating": ["not-achieved", "partly", "achieved"][(i + cycle + n) % 3],
-                        "evidence": "Seen in class.",
-                    }
-                    for n, o in enumerate(plan["outcomes"])
-                ],
-            }
-            forms += [(2 * cycle - 1, "support-plan", plan), (2 * cycle, "review", review)]
-    forms.sort(key=lambda f: f[0])  # a term's forms arrive together, pupil after pupil
-    return [(kind, values) for _, kind, values in forms]
+    return {
+        "early-discussion": copy.deepcopy(cases["early-discussion"])
+        | {"pupil": values, "meeting_date": start, "next_meeting_date": start + timedelta(days=28)},
+        "support-plan": plan,
+        "review": copy.deepcopy(cases["review"])
+        | {
+            "pupil": values,
+            "cycle": 1,
+            "plan_date": plan_date,
+            "review_date": plan_date + timedelta(weeks=11),
+            "next_review_date": plan_date + timedelta(weeks=24),
+            "decision": "continue",
+            "outcomes": [
+                {"description": o["description"], "rating": ["not-achieved", "partly", "achieved"][n % 3], "evidence": "Seen."}
+                for n, o in enumerate(plan["outcomes"])
+            ],
+        },
+    }
 
 
-def make_inputs(n: int, folder: Path) -> list[Path]:
-    from senforms.kinds import KINDS
+def make_inputs(pupils: int) -> list[tuple[str, str, bytes]]:
+    """(kind, file name, .docx bytes): every early discussion, then every plan, then every review,
+    as a term's forms arrive."""
+    from senforms.kinds import KINDS as ALL
     from senforms.wordform import make_form
 
-    pupils = -(-n // FORMS_PER_PUPIL)
-    paths = []
-    for number, (kind, values) in enumerate(school_year(pupils)[:n]):
-        path = folder / f"{number:05d} {kind}.docx"
-        path.write_bytes(make_form(KINDS[kind], school="Oakfield Primary School", values=values))
-        paths.append(path)
-    return paths
+    per_pupil = [forms_for(i) for i in range(pupils)]
+    return [
+        (kind, f"{i:05d} {kind}.docx", make_form(ALL[kind], school=SCHOOL, values=forms[kind]))
+        for kind in KINDS
+        for i, forms in enumerate(per_pupil)
+    ]
 
 
-def floor(paths: list[Path], outputs: list[tuple[str, str]]) -> float:
-    """Parse every input, render every output with docxtpl: nothing else."""
+# --- the archive at a given size ------------------------------------------------------------------
+
+
+@contextmanager
+def archive_url(backend: str, home: Path) -> Iterator[str | None]:
+    """None for SQLite in the home folder, else a fresh PostgreSQL database dropped afterwards."""
+    if backend == "sqlite":
+        yield None
+        return
+    from sqlalchemy import create_engine, text
+
+    base = os.environ["SENFORMS_TEST_POSTGRES_URL"]
+    name = f"senforms_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield base.replace("/postgres?", f"/{name}?")
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def bulk_school(url: str, size: int) -> float:
+    """``size`` pupils on SEN support, inserted in chunks with Core executemany; returns seconds."""
+    from sqlalchemy import create_engine, func, select
+
+    from senforms.archive import tables as t
+    from senforms.values import upn_check_letter
+
+    started = time.perf_counter()
+    engine = create_engine(url)
+    stamp = datetime(2025, 9, 1, tzinfo=UTC)
+    chunk = 5000
+    with engine.begin() as conn:
+        base = conn.scalar(select(func.coalesce(func.max(t.Pupil.id), 0))) + 1_000_000
+        for start in range(0, size, chunk):
+            ids = range(start, min(size, start + chunk))
+            pupils, parents, received, status = [], [], [], []
+            for i in ids:
+                pid = base + i
+                body = f"802{i:09d}"
+                pupils.append(
+                    {
+                        "id": pid,
+                        "upn": upn_check_letter("X" + body) + body,
+                        "former_upn": None,
+                        "legal_forename": ["Ada", "Ben", "Cara", "Dev"][i % 4],
+                        "legal_surname": f"Bulk{i:06d}",
+                        "preferred_name": None,
+                        "date_of_birth": date(2013 + i % 7, 1 + i % 12, 1 + i % 28),
+                        "year_group": str(1 + i % 6),
+                        "class_name": "Elm",
+                        "created_at": stamp,
+                        "updated_at": stamp,
+                    }
+                )
+                parents.append({"pupil_id": pid, "position": 0, "name": f"Parent {i}", "relationship": "Mother"})
+                received.append(
+                    {
+                        "id": pid,
+                        "content_hash": f"{i:064x}",
+                        "pupil_id": pid,
+                        "kind": "early-discussion",
+                        "version": 1,
+                        "meeting_date": date(2025, 6, 1),
+                        "original_name": "bulk.docx",
+                        "received_at": stamp,
+                        "original": b"",
+                        "data": "{}",
+                        "read_by": "tags",
+                        "superseded_by_id": None,
+                        "state": "done",
+                    }
+                )
+                status.append(
+                    {
+                        "pupil_id": pid,
+                        "form_id": pid,
+                        "provision": "K",
+                        "primary_need": "SPLD",
+                        "secondary_need": None,
+                        "start_date": date(2025, 6, 1),
+                        "end_date": None,
+                    }
+                )
+            conn.execute(t.Pupil.__table__.insert(), pupils)
+            conn.execute(t.Parent.__table__.insert(), parents)
+            conn.execute(t.ReceivedForm.__table__.insert(), received)
+            conn.execute(t.SenStatus.__table__.insert(), status)
+    engine.dispose()
+    return time.perf_counter() - started
+
+
+# --- the pipeline ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    backend: str
+    size: int
+    ms: dict[str, list[float]]
+    documents: dict[str, list[str]]  # kind -> templates written for one form of it
+    failed: int
+    bulk_s: float
+
+
+def run_pipeline(backend: str, size: int, inputs: list[tuple[str, str, bytes]], warm: int) -> Run:
+    from sqlalchemy import create_engine, select
+
+    from senforms.archive import tables as t
+    from senforms.config import load_settings
+    from senforms.pipeline import Pipeline
+
+    with tempfile.TemporaryDirectory(prefix="senforms-bench-") as tmp:
+        home = Path(tmp)
+        write_settings(home)
+        with archive_url(backend, home) as url:
+            settings = load_settings(home, archive_url=url)
+            ms: dict[str, list[float]] = {k: [] for k in KINDS}
+            failed = 0
+            with Pipeline(settings, today=lambda: TODAY) as pipeline:
+                bulk = bulk_school(settings.database_url, size)
+                for number, (kind, name, data) in enumerate(inputs):
+                    started = time.perf_counter()
+                    try:
+                        pipeline.process_bytes(data, name=name)
+                    except Exception as exc:  # a benchmark counts failures rather than stopping
+                        failed += 1
+                        print(f"  {name}: {exc}", file=sys.stderr)
+                        continue
+                    elapsed = (time.perf_counter() - started) * 1000
+                    # The first `warm` pupils' forms are not timed: caches fill and the database warms.
+                    if number % (len(inputs) // len(KINDS)) >= warm:
+                        ms[kind].append(elapsed)
+            engine = create_engine(settings.database_url)
+            with engine.connect() as conn:
+                rows = conn.execute(
+                    select(t.ReceivedForm.id, t.ReceivedForm.kind, t.Document.template)
+                    .join(t.Document, t.Document.form_id == t.ReceivedForm.id)
+                    .order_by(t.Document.id)
+                ).all()
+            engine.dispose()
+    first: dict[str, int] = {}
+    documents: dict[str, list[str]] = {k: [] for k in KINDS}
+    for form_id, kind, template in rows:
+        if first.setdefault(kind, form_id) == form_id:
+            documents[kind].append(template)
+    return Run(backend, size, ms, documents, failed, bulk)
+
+
+def write_settings(home: Path) -> None:
+    from senforms.config import write_default_settings
+
+    write_default_settings(home)
+    path = home / "senforms.toml"
+    path.write_text(path.read_text(encoding="utf-8").replace('name = "(fill in)"', f'name = "{SCHOOL}"', 1), "utf-8")
+
+
+# --- the baselines ---------------------------------------------------------------------------------
+
+
+def timed(work: Callable[[], Any], repeat: int) -> float:
+    """Median ms of ``repeat`` calls after one untimed call."""
+    work()
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        work()
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+class FloorLetter:
+    """A letter template compiled once, rendered with no checks: the least work a letter needs."""
+
+    def __init__(self, path: Path) -> None:
+        from docxtpl import DocxTemplate
+        from jinja2.sandbox import SandboxedEnvironment
+        from lxml import etree
+
+        data = path.read_bytes()
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            self.members = [(i, archive.read(i)) for i in archive.infolist()]
+        root = etree.fromstring(dict((i.filename, b) for i, b in self.members)["word/document.xml"])
+        body = root.find("{http://schemas.openxmlformats.org/wordprocessingml/2006/main}body")
+        source = DocxTemplate(path).patch_xml(etree.tostring(body, encoding="unicode"))
+        self.head, self.tail = _split_around(etree.tostring(root, encoding="unicode"), body)
+        self.template = SandboxedEnvironment(autoescape=True).from_string(source)
+        # The other parts compressed once, as the template holds them; only the body changes.
+        self.raw = [(i, zlib.compress(b, 6)[2:-4], zlib.crc32(b), len(b)) for i, b in self.members]
+
+    def render(self, context: dict[str, Any]) -> bytes:
+        xml = (self.head + self.template.render(context) + self.tail).encode()
+        parts = [
+            (i, zlib.compress(xml, 6)[2:-4], zlib.crc32(xml), len(xml)) if i.filename == "word/document.xml" else raw
+            for raw in self.raw
+            for i in [raw[0]]
+        ]
+        return _zip(parts)
+
+
+def _split_around(document: str, body: Any) -> tuple[str, str]:
+    start = document.index("<w:body")
+    end = document.index("</w:body>") + len("</w:body>")
+    return document[:start], document[end:]
+
+
+def _zip(parts: list[tuple[zipfile.ZipInfo, bytes, int, int]]) -> bytes:
+    """A zip from members already compressed (deflate): local headers, data, central directory."""
+    import struct
+
+    out = io.BytesIO()
+    central = []
+    for info, data, crc, size in parts:
+        name = info.filename.encode()
+        offset = out.tell()
+        out.write(struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 8, 0, 0x21, crc, len(data), size, len(name), 0))
+        out.write(name)
+        out.write(data)
+        central.append(
+            struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 8, 0, 0x21, crc, len(data), size, len(name), 0, 0, 0, 0, 0, offset)
+            + name
+        )
+    start = out.tell()
+    out.write(b"".join(central))
+    out.write(struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, len(central), len(central), out.tell() - start, start, 0))
+    return out.getvalue()
+
+
+def baselines(inputs: list[tuple[str, str, bytes]], documents: dict[str, list[str]], repeat: int) -> dict[str, Any]:
+    """Floor per kind and docxtpl per letter, in ms."""
     from docxtpl import DocxTemplate
     from lxml import etree
 
     from senforms.documents import sample_context
-    from senforms.kinds import KINDS
+    from senforms.forms import read
+    from senforms.kinds import KINDS as ALL
     from senforms.letters import LETTERS
     from senforms.render import TEMPLATES
-    from senforms.wordform import build_template
+    from senforms.validate import validate
+    from senforms.wordform import build_template, set_control
+    from senforms.wordml import w
 
-    contexts = {name: sample_context(letter) for name, letter in LETTERS.items()}
-    forms = {}
-    for slug, kind in KINDS.items():
+    letters_used = sorted({d for ds in documents.values() for d in ds if d in LETTERS})
+    contexts = {name: sample_context(name) for name in letters_used}
+    compiled = {name: FloorLetter(TEMPLATES / "letters" / f"{name}.docx") for name in letters_used}
+
+    # A pre-filled form at its floor: the blank's document.xml parsed once, then per form a copy
+    # of the tree with a dozen boxes filled, serialised and zipped with the other parts raw.
+    blanks: dict[str, tuple[Any, list[Any]]] = {}
+    for slug in KINDS:
         buffer = io.BytesIO()
-        build_template(kind).save(buffer)
-        forms[slug] = buffer.getvalue()
-    parser = etree.XMLParser(resolve_entities=False)
+        build_template(ALL[slug]).save(buffer)
+        with zipfile.ZipFile(buffer) as archive:
+            members = [(i, archive.read(i)) for i in archive.infolist()]
+        tree = etree.fromstring(dict((i.filename, b) for i, b in members)["word/document.xml"])
+        raw = [(i, zlib.compress(b, 6)[2:-4], zlib.crc32(b), len(b)) for i, b in members]
+        blanks[slug] = (tree, raw)
 
-    started = time.perf_counter()
-    for path in paths:
-        with zipfile.ZipFile(path) as archive:
-            etree.fromstring(archive.read("word/document.xml"), parser)
-    for template, _audience in outputs:
-        if template.startswith("form:"):
-            # The floor for a pre-filled form: open the form and save it.
-            source = io.BytesIO(forms[template[5:]])
-            doc = DocxTemplate(source)
-            doc.render({})
-        elif template == "register":
-            continue
-        else:
-            doc = DocxTemplate(str(TEMPLATES / "letters" / f"{template}.docx"))
-            doc.render(contexts[template], autoescape=True)
+    def prefill(slug: str) -> bytes:
+        from senforms.layout import Widget
+
+        tree, raw = blanks[slug]
+        root = copy.deepcopy(tree)
+        for n, sdt in enumerate(root.iter(w("sdt"))):
+            if n >= 12:
+                break
+            set_control(sdt, Widget.text, "A value typed in the box")
+        xml = etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)
+        return _zip(
+            [
+                (r[0], zlib.compress(xml, 6)[2:-4], zlib.crc32(xml), len(xml)) if r[0].filename == "word/document.xml" else r
+                for r in raw
+            ]
+        )
+
+    one = {kind: next(data for k, _, data in inputs if k == kind) for kind in KINDS}
+    out = Path(tempfile.mkdtemp(prefix="senforms-floor-"))
+    result: dict[str, Any] = {"floor": {}, "floor_parts": {}}
+    for kind in KINDS:
+        docs = documents[kind]
+
+        def read_validate(kind: str = kind) -> Any:
+            return validate(read(one[kind], name="form.docx"))
+
+        def letters(kind: str = kind, docs: list[str] = docs) -> list[bytes]:
+            made = [compiled[d].render(contexts[d]) for d in docs if d in compiled]
+            made += [prefill(d[5:]) for d in docs if d.startswith("form:")]
+            return made
+
+        made = letters()
+
+        def write(made: list[bytes] = made) -> None:
+            for n, data in enumerate(made):
+                (out / f"{n}.docx").write_bytes(data)
+
+        parts = {"read": timed(read_validate, repeat), "render": timed(letters, repeat), "write": timed(write, repeat)}
+        result["floor_parts"][kind] = parts
+        result["floor"][kind] = sum(parts.values())
+
+    def docxtpl(name: str) -> None:
+        doc = DocxTemplate(TEMPLATES / "letters" / f"{name}.docx")
+        doc.render(contexts[name], autoescape=True)
         doc.save(io.BytesIO())
-    return time.perf_counter() - started
+
+    per_letter = {name: timed(lambda name=name: docxtpl(name), max(3, repeat // 3)) for name in letters_used}
+    result["docxtpl_letters"] = per_letter
+    result["docxtpl"] = statistics.mean(per_letter.values())
+    return result
 
 
-def worker(n: int) -> dict[str, Any]:
-    import resource
-
-    from sqlalchemy import create_engine, select
-
-    from senforms.archive import tables as t
-    from senforms.config import load_settings, write_default_settings
-    from senforms.pipeline import Pipeline
-
-    with tempfile.TemporaryDirectory() as tmp:
-        inputs = Path(tmp) / "inputs"
-        inputs.mkdir()
-        paths = make_inputs(n, inputs)
-        home = Path(tmp) / "home"
-        home.mkdir()
-        write_default_settings(home)
-        settings = load_settings(home)
-        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        started = time.perf_counter()
-        failed = 0
-        with Pipeline(settings) as pipeline:
-            for path in paths:
-                try:
-                    pipeline.process_file(path)
-                except Exception as exc:  # a benchmark counts failures rather than stopping
-                    failed += 1
-                    print(f"  {path.name}: {exc}", file=sys.stderr)
-        elapsed = time.perf_counter() - started
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        engine = create_engine(settings.database_url)
-        with engine.connect() as conn:
-            outputs = [(r.template, r.audience) for r in conn.execute(select(t.Document.template, t.Document.audience))]
-        engine.dispose()
-        base = floor(paths, outputs)
-    return {
-        "n": n,
-        "failed": failed,
-        "documents": len(outputs),
-        "seconds": elapsed,
-        "floor": base,
-        "peak_mb": peak / 1024,
-        "start_mb": rss_before / 1024,
-    }
+# --- the table ---------------------------------------------------------------------------------------
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, nargs="*", default=[250, 500, 1000])
-    parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--sizes", type=int, nargs="+", help="archive sizes in pupils (default 100 1000 10000 50000)")
+    parser.add_argument("--forms", type=int, help="timed forms of each kind per size (default 8, --quick 4)")
+    parser.add_argument("--quick", action="store_true", help="sizes 100 and 1000, 4 forms a kind")
+    parser.add_argument("--no-postgres", action="store_true", help="SQLite only, even if PostgreSQL is set")
     args = parser.parse_args()
-    if args.worker:
-        print(json.dumps(worker(args.worker)))
-        return
-    print(f"{'forms':>6} {'docs':>6} {'forms/s':>8} {'pipeline s':>10} {'floor s':>8} {'ratio':>6} {'peak MB':>8}")
-    for n in args.n:
-        result = subprocess.run(
-            [sys.executable, __file__, "--worker", str(n)], capture_output=True, text=True, check=False
-        )
-        if result.returncode != 0:
-            print(result.stderr[-3000:])
-            raise SystemExit(result.returncode)
-        r = json.loads(result.stdout.strip().splitlines()[-1])
+    sizes = args.sizes or ([100, 1000] if args.quick else [100, 1000, 10000, 50000])
+    forms = args.forms or (4 if args.quick else 8)
+    warm = 1
+    backends = ["sqlite"]
+    if os.environ.get("SENFORMS_TEST_POSTGRES_URL") and not args.no_postgres:
+        backends.append("postgresql")
+
+    inputs = make_inputs(forms + warm)
+    runs = []
+    base: dict[str, Any] | None = None
+    for backend in backends:
+        for size in sizes:
+            run = run_pipeline(backend, size, inputs, warm)
+            runs.append(run)
+            if base is None:
+                base = baselines(inputs, run.documents, 15 if args.quick else 30)
+                print_baselines(base, run.documents)
+            print_run(run, base)
+    print(
+        "\nms = median per form through Pipeline.process_bytes (the first pupil's forms untimed); "
+        "x floor and x docxtpl are that median over the baselines measured above in this run."
+    )
+
+
+def print_baselines(base: dict[str, Any], documents: dict[str, list[str]]) -> None:
+    print("Baselines (median ms, this run):")
+    print(f"  docxtpl, one fresh letter: {base['docxtpl']:.1f} ms (mean of " + ", ".join(
+        f"{n} {v:.1f}" for n, v in base["docxtpl_letters"].items()) + ")")
+    for kind in KINDS:
+        p = base["floor_parts"][kind]
         print(
-            f"{r['n']:>6} {r['documents']:>6} {r['n'] / r['seconds']:>8.1f} {r['seconds']:>10.2f} {r['floor']:>8.2f} "
-            f"{r['seconds'] / r['floor']:>6.2f} {r['peak_mb']:>8.0f}"
-            + (f"  ({r['failed']} failed)" if r["failed"] else "")
+            f"  floor, {SHORT[kind]:>6}: {base['floor'][kind]:5.1f} ms = read+validate {p['read']:.1f}"
+            f" + render {p['render']:.1f} + write {p['write']:.1f}   ({', '.join(documents[kind])})"
         )
-    print("ratio = pipeline time / floor time (aim: at most 1.5); peak MB = the batch process's maximum RSS")
+    print()
+    header = " ".join(f"{SHORT[k] + ' ms':>10} {'xfloor':>6} {'xdocxtpl':>8}" for k in KINDS)
+    print(f"{'archive':>11} {'pupils':>7} {header}")
+
+
+def print_run(run: Run, base: dict[str, Any]) -> None:
+    cells = []
+    for kind in KINDS:
+        times = run.ms[kind]
+        if not times:
+            cells.append(f"{'-':>10} {'-':>6} {'-':>8}")
+            continue
+        median = statistics.median(times)
+        cells.append(f"{median:>10.1f} {median / base['floor'][kind]:>6.1f} {median / base['docxtpl']:>8.2f}")
+    note = f"  ({run.failed} failed)" if run.failed else ""
+    print(f"{run.backend:>11} {run.size:>7} {' '.join(cells)}   bulk insert {run.bulk_s:.1f} s{note}", flush=True)
 
 
 if __name__ == "__main__":

@@ -13,15 +13,17 @@ NeedAppearances is also set, so viewers that can redraw fields with their own fo
 from __future__ import annotations
 
 import io
+import threading
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from pypdf import PdfReader, PdfWriter
-from pypdf.generic import DictionaryObject, NameObject, TextStringObject
+from pypdf.generic import ArrayObject, DictionaryObject, NameObject, NumberObject, TextStringObject
 from reportlab.lib.colors import Color
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.utils import simpleSplit
@@ -433,6 +435,48 @@ def _zapf_resource(writer: PdfWriter) -> None:
         fonts[NameObject("/ZaDb")] = writer._add_object(zapf)
 
 
+# --- drawn once per kind and school, then only filled ----------------------------------------------
+
+_CLONE_LOCK = threading.Lock()
+
+
+@lru_cache(maxsize=32)
+def _blank(kind: FormKind, school: str) -> tuple[PdfReader, dict[str, float]]:
+    """The empty form drawn by reportlab and finished (metadata, fonts, NeedAppearances) once
+    per kind and school, held parsed: drawing it again for every pre-filled form was most of
+    the cost, and parsing it again most of the rest."""
+    drawn, widths = _draw(kind, school, {})
+    reader = PdfReader(io.BytesIO(_finish(drawn, widths, kind, {})))
+    PdfWriter(clone_from=reader)  # reads every object once, so later copies only copy
+    return reader, widths
+
+
+def _fill_choices_and_ticks(writer: PdfWriter, kind: FormKind, prepared: Mapping[str, Any]) -> None:
+    """Ticks and choices put in the blank as reportlab puts them when it draws a value: a tick
+    is the box's "on" appearance; a choice stores its value (``/V``, ``/I``) and shows its words,
+    drawn by pypdf from the words and then given back the stored value."""
+    specs = fields(kind)
+    widgets = _widgets(writer)
+    shown: dict[str, str] = {}
+    for path, value in prepared.items():
+        f = specs[path]
+        if f.widget is Widget.check and value:
+            annot = widgets[path]
+            on = next((k for k in annot["/AP"]["/N"] if k != "/Off"), "/Yes")
+            annot[NameObject("/V")] = annot[NameObject("/AS")] = NameObject(on)
+        elif f.widget is Widget.choice and value:
+            shown[path] = _latin(dict(f.choices)[value])
+    if not shown:
+        return
+    writer.update_page_form_field_values(None, shown, auto_regenerate=True)
+    for path in shown:
+        annot = widgets[path]
+        options = [str(o[0]) if isinstance(o, list) else str(o) for o in annot.get("/Opt", [])]
+        annot[NameObject("/V")] = TextStringObject(prepared[path])
+        if prepared[path] in options:
+            annot[NameObject("/I")] = ArrayObject([NumberObject(options.index(prepared[path]))])
+
+
 def make_pdf_form(kind: FormKind, *, school: str, values: Mapping[str, Any] | None = None) -> bytes:
     """A fillable PDF form, blank or pre-filled, as bytes.
 
@@ -440,9 +484,27 @@ def make_pdf_form(kind: FormKind, *, school: str, values: Mapping[str, Any] | No
     """
     prepared = _prepared(kind, values)
     specs = fields(kind)
+    reader, widths = _blank(kind, school)
+    if not prepared:
+        return _finish_copy(reader)
+    with _CLONE_LOCK:  # the reader's stream is shared; a copy is the caller's own
+        writer = PdfWriter(clone_from=reader)
     texts = {p: v for p, v in prepared.items() if specs[p].widget not in (Widget.check, Widget.choice) and v}
-    drawn, widths = _draw(kind, school, prepared)
-    return _finish(drawn, widths, kind, texts)
+    multi_line = {p for p, f in specs.items() if f.widget is Widget.lines}
+    if texts:
+        _fill_texts(writer, texts, multi_line, widths)
+    _fill_choices_and_ticks(writer, kind, prepared)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def _finish_copy(reader: PdfReader) -> bytes:
+    with _CLONE_LOCK:
+        writer = PdfWriter(clone_from=reader)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
 
 
 __all__ = ["META_KIND", "META_VERSION", "make_pdf_form"]

@@ -8,7 +8,8 @@ Safety: the values come from forms that parents and staff typed, so they are dat
 template code. Jinja does not re-read the text of a value, autoescape keeps ``& < >`` from
 breaking the XML, the sandbox keeps an edited template from reaching Python internals, and
 braces in values are written as character references so docxtpl's own ``{_{`` post-processing
-cannot touch them. Every document written is opened again before it is handed back.
+cannot touch them. Every document written is parsed again (strictly) and checked for tags left
+unfilled before it is handed back.
 """
 
 from __future__ import annotations
@@ -26,23 +27,26 @@ from dataclasses import dataclass
 from importlib.resources import as_file, files
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from docx import Document
 from docx.opc.exceptions import PackageNotFoundError
-from docx.oxml.ns import qn
+from docx.oxml.ns import nsmap, qn
+from docx.oxml.parser import oxml_parser, parse_xml
 from docx.text.paragraph import Paragraph
 from docxtpl import DocxTemplate
 from jinja2 import StrictUndefined, Template
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
 from jinja2.utils import missing
+from lxml import etree
 from lxml.etree import XMLSyntaxError
 from markupsafe import Markup, escape
 
 from senforms.config import Settings
 from senforms.errors import TemplateError
 from senforms.values import clean_text
+from senforms.zipparts import Stored, raw_member, stored, write_zip
 
 # The templates senforms ships live inside the package, so an installed wheel has them.
 TEMPLATES: Traversable = files("senforms") / "templates"
@@ -159,22 +163,74 @@ def _strings(value: Any) -> list[str]:
 
 
 # --- the template cache -----------------------------------------------------------------------
+#
+# A template is compiled once into what changes from letter to letter and what does not. What
+# changes is the body (word/document.xml) and any header, footer or footnotes part, or core
+# property, that has tags; each is turned into a Jinja template exactly as docxtpl would (its
+# ``patch_xml`` clean-up, which joins tags that Word split across runs, then ``{%p %}`` and
+# ``{%tr %}`` handling in the sandboxed environment). Everything else (the 800 KB of styles, the
+# theme, the fonts) is kept as the compressed bytes the template holds and copied into every
+# letter unchanged: deep-copying, re-serialising and re-compressing it was most of a letter's
+# cost. The letter is then checked on the XML it was rendered to, never by opening it again.
+
+_HEADER = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/header"
+_FOOTER = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/footer"
+_FOOTNOTES = "application/vnd.openxmlformats-officedocument.wordprocessingml.footnotes+xml"
+_CORE = "application/vnd.openxmlformats-package.core-properties+xml"
+# The core properties docxtpl renders, as python-docx names them, and their elements.
+_PROPERTIES = {
+    "author": "{http://purl.org/dc/elements/1.1/}creator",
+    "comments": "{http://purl.org/dc/elements/1.1/}description",
+    "identifier": "{http://purl.org/dc/elements/1.1/}identifier",
+    "language": "{http://purl.org/dc/elements/1.1/}language",
+    "subject": "{http://purl.org/dc/elements/1.1/}subject",
+    "title": "{http://purl.org/dc/elements/1.1/}title",
+}
+# A part with none of these is the same after rendering as before (no tag, nothing for
+# docxtpl's post-processing of {_{ or of tabs and line breaks in values), so it is copied raw.
+_CHANGES = re.compile(r"[{}\t\a\f\n]")
+# The body is parsed strictly: a malformed result is an error, never silently repaired.
+_BODY_PARSER = etree.XMLParser(resolve_entities=False)
+# docxtpl's XML helpers (patch_xml, resolve_listing, fix_tables) use no state of the template.
+_DOCXTPL = DocxTemplate(io.BytesIO())
 
 
 @dataclass(frozen=True)
-class _Parsed:
+class _Part:
+    """A part with tags: its Jinja template and the source it was compiled from."""
+
+    name: str
+    source: str
+    template: Template
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    members: tuple[Stored | zipfile.ZipInfo, ...]  # in the template's order: raw, or a part rendered
+    body: _Part
+    shell: Any  # the document element without its body
+    body_index: int
+    parts: dict[str, _Part]  # headers and footers with tags
+    footnotes: dict[str, _Part]
+    core: tuple[str, Any, dict[str, Template]] | None  # core.xml's name, tree and templated properties
+    hdrftr: dict[str, str]  # relationship id -> part name, for the headers and footers
+    static_texts: dict[str, list[str]]  # the text of each header and footer that has no tags
+
+
+@dataclass
+class _Entry:
     key: tuple[int, int]
     data: bytes
-    # Never rendered itself: docxtpl changes the document it renders, so each render works on a
-    # deep copy, which costs less than opening the .docx again.
-    document: Any
+    document: Any  # python-docx's Document, until compiled
+    compiled: _Compiled | None = None
 
 
-_CACHE: dict[Path, _Parsed] = {}
+_CACHE: dict[Path, _Entry] = {}
 _CACHE_LOCK = threading.Lock()
+_COMPILE_LOCK = threading.Lock()
 
 
-def _parsed(template: Path, where: str) -> _Parsed:
+def _entry(template: Path, where: str) -> _Entry:
     """The template opened once, and again only when the file changes (mtime or size)."""
     try:
         stat = template.stat()
@@ -190,26 +246,210 @@ def _parsed(template: Path, where: str) -> _Parsed:
         document = Document(io.BytesIO(data))
     except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError, XMLSyntaxError) as exc:
         raise TemplateError(f"{where} cannot be opened as a Word document ({exc}).") from None
-    parsed = _Parsed(key, data, document)
+    entry = _Entry(key, data, document)
     with _CACHE_LOCK:
-        _CACHE[template] = parsed
-    return parsed
+        _CACHE[template] = entry
+    return entry
 
 
-class _Template(DocxTemplate):
-    """docxtpl's clean-up of the XML (joining tags that Word split across runs) depends only on
-    the XML, so it is done once per template part rather than on every render."""
+def _compiled(entry: _Entry) -> _Compiled:
+    """Compiled on first use; a template with a mistake is not kept, so it fails the same way
+    every time until it is corrected."""
+    found = entry.compiled
+    if found is None:
+        with _COMPILE_LOCK:  # once, even when two watchers' threads ask at the same moment
+            found = entry.compiled
+            if found is None:
+                found = _compile(entry.data, entry.document)
+                entry.compiled, entry.document = found, None
+    return found
 
-    _patched: ClassVar[dict[str, str]] = {}
 
-    def patch_xml(self, src_xml: str) -> str:
-        found = self._patched.get(src_xml)
-        if found is None:
-            found = super().patch_xml(src_xml)
-            if len(self._patched) > 256:
-                self._patched.clear()
-            self._patched[src_xml] = found
-        return found
+def _jinja(name: str, xml: str) -> _Part:
+    """A part's XML as docxtpl prepares it, compiled; a syntax error carries the paragraphs
+    around it (``docx_context``), as docxtpl's ``render_xml_part`` gives them."""
+    source = re.sub(r"<w:p([ >])", r"\n<w:p\1", _DOCXTPL.patch_xml(xml))
+    try:
+        return _Part(name, source, _ENV.from_string(source))
+    except TemplateSyntaxError as exc:
+        _add_context(exc, source)
+        raise
+
+
+def _add_context(exc: Exception, source: str) -> None:
+    lineno = getattr(exc, "lineno", None)
+    if lineno is not None:
+        first = max(lineno - 4, 0)
+        exc.docx_context = [re.sub(r"<[^>]+>", "", x) for x in source.splitlines()[first : first + 7]]  # type: ignore[attr-defined]
+
+
+def _member(partname: str) -> str:
+    return partname.lstrip("/")
+
+
+def _compile(data: bytes, document: Any) -> _Compiled:
+    main = document.part
+    body = document.element.body
+    body_part = _jinja(_member(main.partname), etree.tostring(body, encoding="unicode"))
+    shell = copy.deepcopy(document.element)
+    body_index = list(document.element).index(body)
+    shell.remove(shell[body_index])
+
+    parts: dict[str, _Part] = {}
+    static_texts: dict[str, list[str]] = {}
+    hdrftr: dict[str, str] = {}
+    for rel_id, rel in main.rels.items():
+        if rel.is_external or rel.reltype not in (_HEADER, _FOOTER):
+            continue
+        part = rel.target_part
+        name = _member(part.partname)
+        hdrftr[rel_id] = name
+        if not part.blob or name in parts or name in static_texts:
+            continue
+        xml = etree.tostring(parse_xml(part.blob), encoding="unicode")
+        if _CHANGES.search(_DOCXTPL.patch_xml(xml)):
+            parts[name] = _jinja(name, xml)
+        else:
+            static_texts[name] = _part_texts(parse_xml(part.blob))
+
+    footnotes: dict[str, _Part] = {}
+    core: tuple[str, Any, dict[str, Template]] | None = None
+    for part in main.package.iter_parts():
+        name = _member(part.partname)
+        if part.content_type == _FOOTNOTES:
+            xml = part.blob.decode("utf-8") if isinstance(part.blob, bytes) else part.blob
+            if _CHANGES.search(_DOCXTPL.patch_xml(xml)):
+                footnotes[name] = _jinja(name, xml)
+        elif part.content_type == _CORE:
+            tree = etree.fromstring(part.blob, etree.XMLParser(resolve_entities=False))
+            templated = {}
+            for element_name in _PROPERTIES.values():
+                element = tree.find(element_name)
+                if element is not None and element.text and re.search(r"[{}]", element.text):
+                    templated[element_name] = _ENV.from_string(element.text)
+            if templated:
+                core = (name, tree, templated)
+
+    rendered = {body_part.name, *parts, *footnotes, *([core[0]] if core else [])}
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        if missing := rendered - set(archive.namelist()):
+            raise KeyError(f"the package has no part named {', '.join(sorted(missing))}")
+        members = tuple(
+            info if info.filename in rendered else raw_member(data, archive, info)
+            for info in archive.infolist()
+            if not info.is_dir()
+        )
+    return _Compiled(members, body_part, shell, body_index, parts, footnotes, core, hdrftr, static_texts)
+
+
+def _render_part(part: _Part, context: Mapping[str, Any]) -> str:
+    """docxtpl's ``render_xml_part`` on a template compiled once."""
+    try:
+        xml = part.template.render(context)
+    except TemplateSyntaxError as exc:
+        _add_context(exc, part.source)
+        raise
+    xml = re.sub(r"\n<w:p([ >])", r"<w:p\1", xml)
+    xml = xml.replace("{_{", "{{").replace("}_}", "}}").replace("{_%", "{%").replace("%_}", "%}")
+    return _resolve_listing(xml)
+
+
+_PARAGRAPH = re.compile(r"<w:p(?: [^>]*)?>.*?</w:p>", re.DOTALL)
+_LISTING = re.compile(r"[\t\a\n\f]")
+
+
+def _resolve_listing(xml: str) -> str:
+    """docxtpl's ``resolve_listing`` (tabs, line breaks, new paragraphs and pages in values),
+    run only on the paragraphs that have one of those characters: on any other paragraph it
+    gives back the same text, and running it on all of them was a third of a letter's time."""
+    if not _LISTING.search(xml):
+        return xml
+    return _PARAGRAPH.sub(
+        lambda m: _DOCXTPL.resolve_listing(m.group(0)) if _LISTING.search(m.group(0)) else m.group(0), xml
+    )
+
+
+_T, _TAB, _PTAB, _BR, _CR, _HYPHEN = (qn(f"w:{t}") for t in ("t", "tab", "ptab", "br", "cr", "noBreakHyphen"))
+_R, _HYPERLINK, _BR_TYPE = qn("w:r"), qn("w:hyperlink"), qn("w:type")
+
+
+def _run_text(run: Any) -> str:
+    """python-docx's ``Run.text``, without an XPath query per run."""
+    out = []
+    for e in run.iterchildren(_T, _TAB, _PTAB, _BR, _CR, _HYPHEN):
+        tag = e.tag
+        if tag == _T:
+            out.append(e.text or "")
+        elif tag == _BR:
+            out.append("\n" if e.get(_BR_TYPE, "textWrapping") == "textWrapping" else "")
+        else:
+            out.append({_TAB: "\t", _PTAB: "\t", _CR: "\n", _HYPHEN: "-"}[tag])
+    return "".join(out)
+
+
+def _paragraph_text(p: Any) -> str:
+    """python-docx's ``Paragraph.text``: its runs and its hyperlinks' runs, in order."""
+    out = []
+    for e in p.iterchildren(_R, _HYPERLINK):
+        if e.tag == _R:
+            out.append(_run_text(e))
+        else:
+            out.extend(_run_text(r) for r in e.iterchildren(_R))
+    return "".join(out)
+
+
+def _part_texts(root: Any) -> list[str]:
+    """A header's or footer's text as ``_document_text`` reads it: its own paragraphs, and the
+    paragraphs of each cell of its own tables joined by line breaks."""
+    texts = [_paragraph_text(p) for p in root.iterchildren(qn("w:p"))]
+    for table in root.iterchildren(qn("w:tbl")):
+        for row in table.iterchildren(qn("w:tr")):
+            for cell in row.iterchildren(qn("w:tc")):
+                texts.append("\n".join(_paragraph_text(p) for p in cell.iterchildren(qn("w:p"))))
+    return texts
+
+
+def _tables_to_fix(body: Any) -> bool:
+    """Whether docxtpl's ``fix_tables`` would change a table: a ``{%tc %}`` loop can leave a
+    row with more cells, or all rows with fewer, than the table's grid has columns."""
+    for table in body.iter(qn("w:tbl")):
+        grid = table.find(qn("w:tblGrid"))
+        if grid is None:
+            return True  # fix_tables fails on it, as docxtpl would
+        columns = len(grid.findall(qn("w:gridCol")))
+        widest = spanned = 0
+        for row in table.iter(qn("w:tr")):
+            cells = row.findall(qn("w:tc"))
+            widest = max(widest, len(cells))
+            try:
+                spanned = max(spanned, sum(_span(cell) for cell in cells))
+            except (TypeError, ValueError):
+                return True
+        if widest > columns or spanned < columns:
+            return True
+    return False
+
+
+def _span(cell: Any) -> int:
+    span = cell.find(f"{qn('w:tcPr')}/{qn('w:gridSpan')}")
+    return 1 if span is None else int(span.get(qn("w:val")))
+
+
+def _sections(body: Any) -> list[Any]:
+    """Each section's properties in document order, as python-docx's ``Document.sections``."""
+    found = []
+    for child in body.iterchildren(qn("w:p"), qn("w:sectPr")):
+        sect = child if child.tag == qn("w:sectPr") else child.find(f"{qn('w:pPr')}/{qn('w:sectPr')}")
+        if sect is not None:
+            found.append(sect)
+    return found
+
+
+def _parse(xml: str | bytes, parser: Any, where: str) -> Any:
+    try:
+        return etree.fromstring(xml.encode("utf-8") if isinstance(xml, str) else xml, parser)
+    except XMLSyntaxError as exc:
+        raise TemplateError(f"{where} produced a document that Word could not open ({exc}).") from None
 
 
 def _label(template: Path) -> str:
@@ -223,18 +463,18 @@ def _label(template: Path) -> str:
 
 
 def render_docx(template: Path, context: Mapping[str, Any]) -> bytes:
-    """Fill in a letter template and return the .docx bytes, checked by opening them again."""
+    """Fill in a letter template and return the .docx bytes, checked on the XML they hold."""
     template = Path(template).resolve()
     where = f"The template {_label(template)}"
-    parsed = _parsed(template, where)
-    data = parsed.data
+    entry = _entry(template, where)
+    data = entry.data
     prepared = _prepare(context, "")
     try:
-        doc = _Template(io.BytesIO(data))
-        doc.docx = copy.deepcopy(parsed.document)
-        doc.render(prepared, _ENV)
-        out = io.BytesIO()
-        doc.save(out)
+        compiled = _compiled(entry)
+        body_xml = _render_part(compiled.body, prepared)
+        rendered_parts = {name: _render_part(part, prepared) for name, part in compiled.parts.items()}
+        rendered_notes = {name: _render_part(part, prepared) for name, part in compiled.footnotes.items()}
+        properties = {element: t.render(prepared) for element, t in compiled.core[2].items()} if compiled.core else {}
     except _UnknownName as exc:
         raise TemplateError(
             f"{where}: the template uses {{{{ {_as_written(data, str(exc))} }}}}, which senforms does not "
@@ -250,9 +490,64 @@ def render_docx(template: Path, context: Mapping[str, Any]) -> bytes:
         # An edited template can fail in many small ways (a filter on the wrong kind of value,
         # a loop over a name that is not a list); the school needs the message, not a traceback.
         raise TemplateError(f"{where} could not be filled in: {exc}.") from None
-    result = out.getvalue()
-    _check_output(result, where, prepared)
-    return result
+    return _assemble(compiled, body_xml, rendered_parts, rendered_notes, properties, where, prepared)
+
+
+def _assemble(
+    compiled: _Compiled,
+    body_xml: str,
+    rendered_parts: dict[str, str],
+    rendered_notes: dict[str, str],
+    properties: dict[str, str],
+    where: str,
+    prepared: Any,
+) -> bytes:
+    """Parse what was rendered (strictly: it must be well-formed), check it, and zip it with
+    the parts that never change."""
+    body = _parse(body_xml, _BODY_PARSER, where)
+    texts = [_paragraph_text(p) for p in body.iter(qn("w:p"))]
+    if _tables_to_fix(body):
+        body = _DOCXTPL.fix_tables(body_xml)
+    for number, element in enumerate(body.iter(f"{{{nsmap['wp']}}}docPr"), start=1001):
+        element.attrib["id"] = str(number)  # as docxtpl does: unique ids for pictures
+    root = copy.deepcopy(compiled.shell)
+    root.insert(compiled.body_index, body)
+    new: dict[str, bytes] = {compiled.body.name: etree.tostring(root, encoding="UTF-8", standalone=True)}
+
+    part_trees = {name: _parse(xml, oxml_parser, where) for name, xml in rendered_parts.items()}
+    for name, tree in part_trees.items():
+        new[name] = etree.tostring(tree, encoding="UTF-8", standalone=True)
+    for name, xml in rendered_notes.items():
+        _parse(xml, etree.XMLParser(resolve_entities=False), where)
+        new[name] = xml.encode("utf-8")
+    if compiled.core is not None:
+        name, tree, _ = compiled.core
+        tree = copy.deepcopy(tree)
+        for element, value in properties.items():
+            if len(value) > 255:
+                raise TemplateError(f"{where} could not be filled in: a document property is over 255 characters.")
+            tree.find(element).text = value
+        new[name] = etree.tostring(tree, encoding="UTF-8", standalone=True)
+
+    # The text _document_text reads: body, then each section's headers and footers in use.
+    for section in _sections(body):
+        for reference, kind in (
+            ("headerReference", "default"),
+            ("footerReference", "default"),
+            ("headerReference", "first"),
+            ("footerReference", "first"),
+        ):
+            ref = section.find(f"{qn('w:' + reference)}[@{qn('w:type')}='{kind}']")
+            name = None if ref is None else compiled.hdrftr.get(ref.get(qn("r:id"), ""))
+            if name in part_trees:
+                texts += _part_texts(part_trees[name])
+            elif name is not None:
+                texts += compiled.static_texts.get(name, [])
+    _check_texts(texts, where, prepared)
+
+    return write_zip(
+        [stored(m, data=new[m.filename]) if isinstance(m, zipfile.ZipInfo) else m for m in compiled.members]
+    )
 
 
 def _as_written(data: bytes, expression: str) -> str:
@@ -301,11 +596,16 @@ def _document_text(doc: Any) -> list[str]:
 
 
 def _check_output(result: bytes, where: str, context: Any) -> None:
+    """The whole package opened again with python-docx and checked: the slow, independent
+    check, kept for tests that compare it with the check ``render_docx`` makes on its XML."""
     try:
         doc = Document(io.BytesIO(result))
     except Exception as exc:
         raise TemplateError(f"{where} produced a document that Word could not open ({exc}).") from None
-    texts = _document_text(doc)
+    _check_texts(_document_text(doc), where, context)
+
+
+def _check_texts(texts: list[str], where: str, context: Any) -> None:
     text = "\n".join(texts)
     if not text.strip():
         raise TemplateError(f"{where} produced an empty document.")

@@ -6,10 +6,12 @@ items are pre-drawn numbered rows, never repeating sections, which LibreOffice d
 
 from __future__ import annotations
 
+import copy
 import io
 import re
 import zipfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
@@ -47,6 +49,7 @@ from senforms.wordml import (
     w,
     w14,
 )
+from senforms.zipparts import Stored, raw_member, stored, write_zip
 
 SCHOOL_TAG = "school.name"
 _PLACEHOLDER_STYLE = "Placeholder Text"
@@ -313,7 +316,7 @@ def make_form(
             value = _known_date(value, spec.label)
         answers[path] = (spec.widget, value, dict(spec.choices) if spec.choices else None)
     stamp = template.stat().st_mtime_ns if template else 0
-    return _fill_package(_template_bytes(kind, str(template) if template else None, stamp), answers)
+    return _fill_package(_blank(kind, str(template) if template else None, stamp), answers)
 
 
 @lru_cache(maxsize=16)
@@ -330,20 +333,44 @@ def _template_bytes(kind: FormKind, template: str | None, _stamp: int) -> bytes:
 _FILLED_PARTS = re.compile(r"^word/(document|header\d*)\.xml$")
 
 
-def _fill_package(source: bytes, answers: Mapping[str, tuple[Widget, Any, dict[str, str] | None]]) -> bytes:
-    """Copy the package, putting each answer in the control tagged with its path."""
-    out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(source)) as zin, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zout:
-        for info in zin.infolist():
-            data = zin.read(info)
+@dataclass(frozen=True)
+class _Blank:
+    """A blank form taken apart once: the parts answers go in, parsed, with the tag of each of
+    their content controls in document order; every other part as its compressed bytes."""
+
+    members: tuple[Stored | zipfile.ZipInfo, ...]
+    trees: dict[str, tuple[etree._Element, tuple[str | None, ...]]]
+
+
+@lru_cache(maxsize=16)
+def _blank(kind: FormKind, template: str | None, stamp: int) -> _Blank:
+    source = _template_bytes(kind, template, stamp)
+    members: list[Stored | zipfile.ZipInfo] = []
+    trees = {}
+    with zipfile.ZipFile(io.BytesIO(source)) as archive:
+        for info in archive.infolist():
             if _FILLED_PARTS.match(info.filename):
-                root = etree.fromstring(data, etree.XMLParser(resolve_entities=False))
-                for sdt in list(root.iter(w("sdt"))):
-                    if (tag := _tag(sdt)) in answers:
-                        set_control(sdt, *answers[tag])
-                data = etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)
-            zout.writestr(info, data)
-    return out.getvalue()
+                root = etree.fromstring(archive.read(info), etree.XMLParser(resolve_entities=False))
+                trees[info.filename] = (root, tuple(_tag(sdt) for sdt in root.iter(w("sdt"))))
+                members.append(info)
+            else:
+                members.append(raw_member(source, archive, info))
+    return _Blank(tuple(members), trees)
+
+
+def _fill_package(blank: _Blank, answers: Mapping[str, tuple[Widget, Any, dict[str, str] | None]]) -> bytes:
+    """The blank's package with each answer in the control tagged with its path: only the parts
+    with controls are written again, each from a copy of its tree parsed once."""
+    filled: dict[str, bytes] = {}
+    for name, (tree, tags) in blank.trees.items():
+        root = copy.deepcopy(tree)
+        for sdt, tag in list(zip(root.iter(w("sdt")), tags, strict=True)):
+            if tag in answers:
+                set_control(sdt, *answers[tag])
+        filled[name] = etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)
+    return write_zip(
+        [stored(m, data=filled[m.filename]) if isinstance(m, zipfile.ZipInfo) else m for m in blank.members]
+    )
 
 
 def _known_date(text: str, label: str) -> date:

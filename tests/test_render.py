@@ -378,3 +378,123 @@ def test_letters_read_cleanly_before_the_school_details_are_filled_in(name: str)
     assert " on  or at " not in shown and " at ." not in shown and " on ." not in shown
     context["school"] |= {"phone": "01603 000000", "email": "office@oakfield.example"}
     assert "01603 000000" in render(name, context) and "office@oakfield.example" in render(name, context)
+
+
+# --- letters from compiled templates ------------------------------------------------------------
+
+
+def _raw_members(data: bytes) -> dict[str, tuple[int, int, int, bytes]]:
+    """Each member's compression, CRC, size and compressed bytes, as stored in the zip."""
+    import struct
+    import zipfile
+
+    found = {}
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert archive.testzip() is None
+        for info in archive.infolist():
+            name_len, extra_len = struct.unpack_from("<2H", data, info.header_offset + 26)
+            start = info.header_offset + 30 + name_len + extra_len
+            found[info.filename] = (info.compress_type, info.CRC, info.file_size, data[start : start + info.compress_size])
+    return found
+
+
+@pytest.mark.parametrize("name", ["sen-notification", "evidence-summary"])
+def test_a_letter_copies_the_unchanged_parts_of_its_template_byte_for_byte(name: str) -> None:
+    path = TEMPLATES / "letters" / f"{name}.docx"
+    template = _raw_members(path.read_bytes())
+    letter = _raw_members(render_docx(path, sample_context(name)))
+    assert list(letter) == list(template)  # the same parts, in the same order
+    assert letter["word/document.xml"][1] != template["word/document.xml"][1]
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        # A part with a tag (this footer has the school's details) is rendered; no other is.
+        unchanged = [n for n in template if b"{" not in archive.read(n) and not n.endswith(".rels")]
+    assert "word/styles.xml" in unchanged and "word/document.xml" not in unchanged
+    for member in unchanged:
+        assert letter[member] == template[member], member
+
+
+def test_the_same_letter_is_the_same_bytes() -> None:
+    path = TEMPLATES / "letters" / "plan-parent-copy.docx"
+    assert render_docx(path, sample_context("plan-parent-copy")) == render_docx(path, sample_context("plan-parent-copy"))
+
+
+@pytest.mark.parametrize("name", list(LETTERS))
+def test_every_letter_passes_the_full_python_docx_check_and_texts_agree(name: str) -> None:
+    """The check made on the rendered XML reads the same paragraph text python-docx reads, and
+    the letter passes the slower check that opens the whole package again."""
+    from lxml import etree
+
+    from senforms.render import _check_output, _paragraph_text, _prepare
+
+    context = sample_context(name)
+    context["pupil"]["known_as"] = HOSTILE + "\ttabbed"
+    data = render_docx(TEMPLATES / "letters" / f"{name}.docx", context)
+    _check_output(data, name, _prepare(context, ""))  # the context as render_docx cleans it
+    doc = Document(io.BytesIO(data))
+    ours = [_paragraph_text(p) for p in etree.fromstring(doc.element.xml.encode()).iter(qn("w:p"))]
+    assert ours == [Paragraph(p, doc.part).text for p in doc.element.body.iter(qn("w:p"))]
+
+
+def test_tags_in_headers_footers_tables_and_properties_are_filled(settings: Settings) -> None:
+    path = own_template(settings, "plan-parent-copy", "Plan for {{ pupil.known_as }}")
+    doc = Document(str(path))
+    doc.sections[0].header.paragraphs[0].text = "Header: {{ school.name }}"
+    doc.sections[0].footer.paragraphs[0].text = "Footer: {{ pupil.upn }}"
+    doc.core_properties.title = "Plan for {{ pupil.known_as }}"
+    table = doc.add_table(rows=3, cols=2)
+    table.cell(0, 0).text = "{%tr for o in form.outcomes %}"
+    table.cell(1, 0).text = "{{ o.description }}"
+    table.cell(1, 1).text = "{{ o.success_criteria }}"
+    table.cell(2, 0).text = "{%tr endfor %}"
+    doc.add_paragraph("{%p if corrected %}")
+    doc.add_paragraph("Corrected copy")
+    doc.add_paragraph("{%p endif %}")
+    doc.save(path)
+    context = sample_context("plan-parent-copy")
+    out = Document(io.BytesIO(render_docx(path, context)))
+    assert out.sections[0].header.paragraphs[0].text == "Header: Oakfield Primary School"
+    assert out.sections[0].footer.paragraphs[0].text == "Footer: H801200001001"
+    assert out.core_properties.title == "Plan for Ollie"
+    rows = [[c.text for c in row.cells] for row in out.tables[0].rows]
+    assert rows == [[o["description"], o["success_criteria"]] for o in context["form"]["outcomes"]]
+    assert "Corrected copy" not in text(render_docx(path, context))
+    context["corrected"] = True
+    assert "Corrected copy" in text(render_docx(path, context))
+
+
+def test_a_tag_left_unfilled_in_a_footer_is_reported(settings: Settings) -> None:
+    path = own_template(settings, "review-outcome", "Dear {{ greeting }}")
+    doc = Document(str(path))
+    doc.sections[0].footer.paragraphs[0].text = "Page { {page}}"
+    doc.save(path)
+    with pytest.raises(TemplateError, match="left unfilled in the paragraph \"Page"):
+        render_docx(path, sample_context("review-outcome"))
+
+
+def test_an_unknown_name_in_a_header_is_reported(settings: Settings) -> None:
+    path = own_template(settings, "review-outcome", "Dear {{ greeting }}")
+    doc = Document(str(path))
+    doc.sections[0].header.paragraphs[0].text = "{{ school.motto }}"
+    doc.save(path)
+    with pytest.raises(TemplateError, match=r"uses \{\{ school\.motto \}\}"):
+        render_docx(path, sample_context("review-outcome"))
+
+
+def test_a_letter_that_is_not_well_formed_xml_is_an_error_not_repaired(settings: Settings) -> None:
+    # docxtpl parsed its output with recover=True, which silently dropped what did not fit.
+    path = own_template(settings, "review-outcome", "Dear {{ greeting }} {{ '</w:t>' | safe }}")
+    with pytest.raises(TemplateError, match="produced a document that Word could not open"):
+        render_docx(path, sample_context("review-outcome"))
+
+
+def test_a_template_with_a_mistake_fails_every_time_until_corrected(settings: Settings) -> None:
+    path = own_template(settings, "review-outcome", "Oops {% if form.decision %}")
+    for _ in range(2):
+        with pytest.raises(TemplateError, match="written wrongly"):
+            render_docx(path, sample_context("review-outcome"))
+    own_template(settings, "review-outcome", "Fixed {{ pupil.known_as }}")
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    assert text(render_docx(path, sample_context("review-outcome"))).strip() == "Fixed Ollie"
