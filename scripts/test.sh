@@ -25,6 +25,8 @@ fi
 eval "$(bash scripts/postgres.sh start)"
 
 .venv/bin/ruff check senforms tests bench
+.venv/bin/lint-imports
+.venv/bin/mypy
 set +e
 .venv/bin/python -m pytest -q "$@"
 status=$?

@@ -173,7 +173,8 @@ def _process(args: argparse.Namespace) -> int:
     from senforms.pipeline import process_files
 
     settings = _settings(args, need_home=True)
-    paths, missing = [], []
+    paths: list[Path] = []
+    missing: list[Path] = []
     for name in args.files:
         path = Path(name)
         (paths if path.is_file() else missing).append(path)

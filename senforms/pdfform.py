@@ -412,7 +412,9 @@ def _finish(drawn: bytes, widths: dict[str, float], kind: FormKind, texts: dict[
     _zapf_resource(writer)
     writer.add_metadata({META_KIND: kind.slug, META_VERSION: str(kind.version)})
     # Tools that keep only the standard keys still keep the title and subject (see _draw).
-    writer._info.get_object()[NameObject("/Title")] = TextStringObject(kind.title)  # type: ignore[union-attr]
+    info = writer._info.get_object() if writer._info is not None else None
+    if isinstance(info, DictionaryObject):
+        info[NameObject("/Title")] = TextStringObject(kind.title)
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()
@@ -422,6 +424,7 @@ def _zapf_resource(writer: PdfWriter) -> None:
     """Viewers that redraw ticks (NeedAppearances) look for ZapfDingbats as /ZaDb in the form's
     resources; reportlab does not put it there, and poppler then draws no tick."""
     form = writer._root_object["/AcroForm"].get_object()
+    assert isinstance(form, DictionaryObject)
     resources = form.setdefault(NameObject("/DR"), DictionaryObject()).get_object()
     fonts = resources.setdefault(NameObject("/Font"), DictionaryObject()).get_object()
     if "/ZaDb" not in fonts:
@@ -462,7 +465,7 @@ def _fill_choices_and_ticks(writer: PdfWriter, kind: FormKind, prepared: Mapping
         f = specs[path]
         if f.widget is Widget.check and value:
             annot = widgets[path]
-            on = next((k for k in annot["/AP"]["/N"] if k != "/Off"), "/Yes")
+            on = next((k for k in annot["/AP"]["/N"] if k != "/Off"), "/Yes")  # type: ignore[index]
             annot[NameObject("/V")] = annot[NameObject("/AS")] = NameObject(on)
         elif f.widget is Widget.choice and value:
             shown[path] = _latin(dict(f.choices)[value])

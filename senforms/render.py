@@ -116,7 +116,7 @@ class _Environment(SandboxedEnvironment):
         self._compiled: dict[str, Template] = {}
         self._lock = threading.Lock()
 
-    def from_string(self, source: Any, globals: Any = None, template_class: Any = None) -> Template:  # type: ignore[override]
+    def from_string(self, source: Any, globals: Any = None, template_class: Any = None) -> Template:
         if globals is not None or template_class is not None or not isinstance(source, str):
             return super().from_string(source, globals, template_class)
         with self._lock:
@@ -538,11 +538,11 @@ def _assemble(
             ("footerReference", "first"),
         ):
             ref = section.find(f"{qn('w:' + reference)}[@{qn('w:type')}='{kind}']")
-            name = None if ref is None else compiled.hdrftr.get(ref.get(qn("r:id"), ""))
-            if name in part_trees:
-                texts += _part_texts(part_trees[name])
-            elif name is not None:
-                texts += compiled.static_texts.get(name, [])
+            found = None if ref is None else compiled.hdrftr.get(ref.get(qn("r:id"), ""))
+            if found is not None and found in part_trees:
+                texts += _part_texts(part_trees[found])
+            elif found is not None:
+                texts += compiled.static_texts.get(found, [])
     _check_texts(texts, where, prepared)
 
     return write_zip(

@@ -286,7 +286,7 @@ def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     for key, value in items:
         path = f"{prefix}{key}"
         if isinstance(value, Mapping | list | tuple):
-            flat.update(flatten(value, f"{path}."))
+            flat.update(flatten(value, f"{path}."))  # type: ignore[arg-type]  # a list flattens by index
         elif value is not None:
             flat[path] = value
     return flat
@@ -365,7 +365,7 @@ def _fill_package(blank: _Blank, answers: Mapping[str, tuple[Widget, Any, dict[s
     for name, (tree, tags) in blank.trees.items():
         root = copy.deepcopy(tree)
         for sdt, tag in list(zip(root.iter(w("sdt")), tags, strict=True)):
-            if tag in answers:
+            if tag is not None and tag in answers:
                 set_control(sdt, *answers[tag])
         filled[name] = etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)
     return write_zip(

@@ -152,7 +152,7 @@ def fix_in_home(settings: Settings, upn: str, **details: str | None) -> Fixed:
     archive = Archive(settings.database_url)
     try:
         with archive.session() as session:
-            fixed = fix_pupil(session, upn, **details)  # type: ignore[arg-type]
+            fixed = fix_pupil(session, upn, **details)
             on_register = session.scalar(
                 select(t.SenStatus.id)
                 .join(t.Pupil, t.Pupil.id == t.SenStatus.pupil_id)

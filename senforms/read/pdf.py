@@ -110,7 +110,7 @@ def _damaged() -> UnreadableFileError:
 
 
 def _acroform(reader: PdfReader) -> DictionaryObject | None:
-    form = reader.trailer["/Root"].get("/AcroForm")
+    form = reader.trailer["/Root"].get("/AcroForm")  # type: ignore[attr-defined]
     form = form.get_object() if form is not None else None
     return form if isinstance(form, DictionaryObject) else None
 
@@ -118,7 +118,7 @@ def _acroform(reader: PdfReader) -> DictionaryObject | None:
 def _refuse_xfa(reader: PdfReader) -> None:
     root = reader.trailer["/Root"]
     form = _acroform(reader)
-    dynamic = bool(root.get("/NeedsRendering", False))
+    dynamic = bool(root.get("/NeedsRendering", False))  # type: ignore[attr-defined]
     if dynamic or (form is not None and "/XFA" in form):
         raise XfaFormError(
             "This PDF is an Adobe XFA ('LiveCycle') form"
@@ -129,7 +129,7 @@ def _refuse_xfa(reader: PdfReader) -> None:
 
 def _marks(reader: PdfReader) -> tuple[str, str] | None:
     """The kind and version: from the document information, else from the footer text."""
-    info = reader.metadata or {}
+    info: Any = reader.metadata or {}
     kind = info.get(f"/{PROP_KIND}")
     if kind:
         return str(kind).strip().lower(), str(info.get(f"/{PROP_VERSION}", "")).strip()

@@ -380,12 +380,12 @@ def _by_labels(body: etree._Element, kind: FormKind, extra: dict[str, str]) -> t
                 for cells in rows[1:]:
                     if _filled(cells, unknown) and grid not in overflowing:
                         overflowing.append(grid)
-                    column = by_label.get(fold_label(_first_line(cells[0]))) if cells else None
-                    if column is None:
+                    labelled = by_label.get(fold_label(_first_line(cells[0]))) if cells else None
+                    if labelled is None:
                         continue
                     for i, index in items.items():
                         if i < len(cells):
-                            add(grid.field(index, column), cells[i])
+                            add(grid.field(index, labelled), cells[i])
                 grid_done = True
             if grid_done:
                 break
