@@ -1,0 +1,152 @@
+"""Letters on paper a school would send: A4, one font family, "Page N of M", rows and headings
+that do not break badly, and the title in the document's properties.
+
+The Word-level tests read the rendered .docx; the LibreOffice tests convert every rendered letter
+to PDF and measure what would be printed (page size with pypdf, fonts with pdffonts).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from docx import Document
+from docx.oxml.ns import qn
+from docx.shared import Cm
+from pypdf import PdfReader
+
+from senforms.config import Settings
+from senforms.documents import sample_context
+from senforms.letters import LETTERS
+from senforms.office import Office, find_office
+from senforms.render import letter_template, render_docx
+
+NAMES = sorted(LETTERS)
+
+
+def rendered(name: str) -> bytes:
+    return render_docx(letter_template(Settings(home=Path(".")), name), sample_context(name))
+
+
+@pytest.fixture(scope="module")
+def documents() -> dict[str, bytes]:
+    return {name: rendered(name) for name in NAMES}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_letter_is_a4_with_page_numbers_and_its_title(documents: dict[str, bytes], name: str) -> None:
+    doc = Document(io.BytesIO(documents[name]))
+    section = doc.sections[0]
+    assert abs(section.page_width - Cm(21.0)) < Cm(0.01) and abs(section.page_height - Cm(29.7)) < Cm(0.01)
+    # Parent letters have 2 cm margins; the staff briefing 1.5 cm, to stay on one page.
+    least = Cm(2.0) if LETTERS[name].audience == "parents" else Cm(1.5)
+    for margin in (section.left_margin, section.right_margin, section.top_margin, section.bottom_margin):
+        assert margin >= least - Cm(0.01)
+    footer_xml = section.footer._element.xml
+    instructions = " ".join(re.findall(r"<w:instrText[^>]*>([^<]*)<", footer_xml))
+    assert "PAGE" in instructions.split() and "NUMPAGES" in instructions.split()
+    assert doc.core_properties.title
+    # Headings keep with what follows; every table row is kept whole on one page.
+    assert doc.styles["Heading 1"].paragraph_format.keep_with_next
+    assert doc.styles["Heading 2"].paragraph_format.keep_with_next
+    for table in doc.tables:
+        for row in table.rows:
+            assert row._tr.trPr is not None and row._tr.trPr.find(qn("w:cantSplit")) is not None
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_no_style_falls_back_to_a_theme_font(documents: dict[str, bytes], name: str) -> None:
+    doc = Document(io.BytesIO(documents[name]))
+    # A theme reference (asciiTheme) overrides a named font: that is how headings came out in
+    # Calibri Light beside an Arial body.
+    for element in doc.styles.element.iter(qn("w:rFonts")):
+        assert not any(key.endswith("Theme") or key.endswith("theme") for key in element.attrib), element.attrib
+        assert element.get(qn("w:ascii")) == "Arial"
+
+
+def test_the_sign_off_keeps_with_the_paragraph_before_it(documents: dict[str, bytes]) -> None:
+    for name, letter in LETTERS.items():
+        if letter.audience != "parents":
+            continue
+        paragraphs = Document(io.BytesIO(documents[name])).paragraphs
+        at = next(i for i, p in enumerate(paragraphs) if p.text.strip() == "Yours sincerely")
+        # The paragraph before, the closing and the blank lines up to the signatory's name.
+        for p in paragraphs[at - 1 : at + 4]:
+            assert p.paragraph_format.keep_with_next, (name, p.text)
+
+
+# --- in LibreOffice ---------------------------------------------------------------------------------
+
+needs_office = pytest.mark.skipif(
+    find_office() is None or shutil.which("pdffonts") is None,
+    reason="LibreOffice (soffice) or pdffonts (poppler-utils) is not installed",
+)
+
+
+@pytest.fixture(scope="module")
+def pdfs(documents: dict[str, bytes], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
+    if find_office() is None:
+        pytest.skip("LibreOffice (soffice) is not installed")
+    folder = tmp_path_factory.mktemp("print")
+    sources = []
+    for name, content in documents.items():
+        sources.append(folder / f"{name}.docx")
+        sources[-1].write_bytes(content)
+    with Office(timeout=120) as office:
+        converted = office.convert(sources, folder / "pdf")
+    yield {source.stem: pdf for source, pdf in zip(sources, converted, strict=True)}
+
+
+def font_families(pdf: Path) -> set[str]:
+    done = subprocess.run(["pdffonts", str(pdf)], capture_output=True, text=True, check=True, timeout=60)
+    families = set()
+    for line in done.stdout.splitlines()[2:]:
+        name = line.split()[0]
+        name = name.split("+", 1)[-1]  # subset prefix, ABCDEF+
+        # "LiberationSans-Bold" and "Arial-BoldMT" are one family each: LiberationSans, Arial.
+        families.add(re.split(r"[-,]", name)[0].removesuffix("MT"))
+    return families
+
+
+@pytest.mark.libreoffice
+@needs_office
+@pytest.mark.parametrize("name", NAMES)
+def test_printed_on_a4_in_one_font_family(pdfs: dict[str, Path], name: str) -> None:
+    reader = PdfReader(pdfs[name])
+    for page in reader.pages:
+        width, height = float(page.mediabox.width), float(page.mediabox.height)
+        assert (round(width), round(height)) == (595, 842), (name, width, height)
+    families = font_families(pdfs[name])
+    # The ballot boxes and scissors of the reply slip may come from a symbol font; letters are one family.
+    text_families = {f for f in families if not f.startswith(("OpenSymbol", "DejaVu", "Symbol"))}
+    assert len(text_families) == 1, (name, families)
+
+
+@pytest.mark.libreoffice
+@needs_office
+@pytest.mark.parametrize("name", NAMES)
+def test_page_n_of_m_is_printed(pdfs: dict[str, Path], name: str) -> None:
+    reader = PdfReader(pdfs[name])
+    pages = len(reader.pages)
+    for number, page in enumerate(reader.pages, start=1):
+        text = " ".join(page.extract_text().split())
+        assert f"Page {number} of {pages}" in text, (name, number, text[-200:])
+
+
+@pytest.mark.libreoffice
+@needs_office
+def test_no_last_page_holds_only_the_signature(pdfs: dict[str, Path]) -> None:
+    for name, letter in LETTERS.items():
+        if letter.audience != "parents":
+            continue
+        for page in PdfReader(pdfs[name]).pages:
+            text = " ".join(page.extract_text().split())
+            if "Yours sincerely" in text:
+                before = text.split("Yours sincerely")[0]
+                # The closing paragraph (contact us, or the free advice) is on the same page.
+                assert "contact" in before or "advice" in before or "office" in before, (name, before[-200:])
