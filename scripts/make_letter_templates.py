@@ -274,6 +274,11 @@ def letterhead(doc: DocumentType) -> None:
         align="right",
     )
     para(doc)
+    # Who the letter is for, placed where a window envelope shows it; only when the form gave names.
+    tag(doc, "{%p if address_block %}")
+    para(doc, "{{ address_block }}")
+    para(doc)
+    tag(doc, "{%p endif %}")
     para(doc, "{{ today }}")
     para(doc, "Private and confidential", bold=True)
     corrected(doc)
@@ -733,7 +738,7 @@ def specialist_letter() -> DocumentType:
     sign_off(doc)
     para(doc, "✂ - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - -", align="centre")
     heading(doc, "Reply: asking a specialist for advice about {{ pupil.full_name }}", 2)
-    para(doc, "☐  I agree to the school asking a specialist for advice about my child.")
+    para(doc, "☐  I agree to the school asking a specialist for advice about {{ pupil.known_as }}.")
     para(doc, "☐  I do not agree at the moment. I would like to talk about it first.")
     para(doc, "Name: ____________________________   Signed: ____________________   Date: ____________")
     footer(doc, "Asking a specialist for advice: {{ pupil.full_name }}")

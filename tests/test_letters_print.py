@@ -148,5 +148,77 @@ def test_no_last_page_holds_only_the_signature(pdfs: dict[str, Path]) -> None:
             text = " ".join(page.extract_text().split())
             if "Yours sincerely" in text:
                 before = text.split("Yours sincerely")[0]
-                # The closing paragraph (contact us, or the free advice) is on the same page.
-                assert "contact" in before or "advice" in before or "office" in before, (name, before[-200:])
+                # A closing paragraph (contact us, free advice, the Local Offer) is on the same page.
+                closing = ("contact", "advice", "office", "Local Offer")
+                assert any(words in before for words in closing), (name, before[-200:])
+
+
+# --- addressing families ------------------------------------------------------------------------
+
+PUPIL = {
+    "upn": "A123456789012",
+    "legal_forename": "Amara",
+    "legal_surname": "Adeyemi",
+    "date_of_birth": "2018-04-01",
+    "year_group": "3",
+}
+
+
+def pupil_with(*parents: dict[str, str]):
+    from senforms.kinds import Pupil
+
+    return Pupil.model_validate(PUPIL | {"parents": list(parents)})
+
+
+@pytest.mark.parametrize(
+    ("names", "expected"),
+    [
+        (["Mrs Joanne Clarke", "Mr Tunde Adeyemi"], "Dear Mrs Clarke and Mr Adeyemi"),
+        (["Dr. Amy Lee"], "Dear Dr Lee"),
+        (["Miss Jo Bell", "Mx Sam Bell"], "Dear Miss Bell and Mx Bell"),
+        (["Joanne Clarke"], "Dear Joanne Clarke"),  # no title written: the full name, never a guess
+        (["Mrs Joanne Clarke", "Tunde Adeyemi"], "Dear Mrs Clarke and Tunde Adeyemi"),
+        (["Mrsjones"], "Dear Mrsjones"),
+        ([], "Dear Parent or Carer"),
+    ],
+)
+def test_the_greeting_uses_title_and_surname_only_when_the_form_gives_a_title(
+    names: list[str], expected: str
+) -> None:
+    from senforms.context import greeting
+
+    assert greeting(pupil_with(*({"name": n} for n in names))) == expected
+
+
+def test_one_address_block_for_parents_at_one_address() -> None:
+    from senforms.context import address_block, recipients
+
+    pupil = pupil_with(
+        {"name": "Mrs Joanne Clarke", "address": "4 Mill Street\nOakfield\nOK2 3EF", "email": "jc@example.org"},
+        {"name": "Mr Tunde Adeyemi", "address": "4 Mill Street, Oakfield, OK2 3EF"},
+    )
+    households = recipients(pupil)
+    assert len(households) == 1
+    assert households[0]["greeting"] == "Dear Mrs Clarke and Mr Adeyemi"
+    assert address_block(households) == "Mrs Joanne Clarke and Mr Tunde Adeyemi\n4 Mill Street\nOakfield\nOK2 3EF"
+
+
+def test_parents_living_apart_are_two_households_each_with_their_own_greeting() -> None:
+    from senforms.context import address_block, recipients
+
+    pupil = pupil_with(
+        {"name": "Mrs Joanne Clarke", "address": "4 Mill Street\nOakfield"},
+        {"name": "Mr Tunde Adeyemi", "address": "Flat 2, 9 Quay Road\nPortbury", "preferred_contact": "letter"},
+    )
+    households = recipients(pupil)
+    assert [h["greeting"] for h in households] == ["Dear Mrs Clarke", "Dear Mr Adeyemi"]
+    assert households[1]["preferred_contact"] == "Letter"
+    assert address_block(households) == "Mrs Joanne Clarke\n4 Mill Street\nOakfield\n\nMr Tunde Adeyemi\nFlat 2, 9 Quay Road\nPortbury"
+
+
+def test_the_letter_prints_the_recipient_block_and_a_carers_reply_slip(documents: dict[str, bytes]) -> None:
+    text = "\n".join(p.text for p in Document(io.BytesIO(documents["specialist-letter"])).paragraphs)
+    assert "Ms Rachel Hart and Mr Daniel Hart\n12 Beech Lane\nOakfield\nOK1 2AB" in text
+    assert "Dear Ms Hart and Mr Hart" in text
+    assert "my child" not in text
+    assert "advice about Ollie." in text
