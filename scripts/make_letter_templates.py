@@ -31,33 +31,84 @@ ACCENT = RGBColor(0x1F, 0x3A, 0x5F)
 # --- building blocks --------------------------------------------------------------------------
 
 
+FONT = "Arial"
+# A4 (the forms are A4, and python-docx's own default is US Letter).
+A4_WIDTH_CM, A4_HEIGHT_CM = 21.0, 29.7
+_FONT_SLOTS = ("w:ascii", "w:hAnsi", "w:cs", "w:eastAsia")
+_THEME_SLOTS = ("w:asciiTheme", "w:hAnsiTheme", "w:cstheme", "w:eastAsiaTheme")
+
+
+def _one_font(r_pr) -> None:
+    """Name FONT in every font slot and drop the theme references: a theme font (asciiTheme) wins
+    over a named one, which is how headings came out in Calibri Light beside an Arial body."""
+    r_fonts = r_pr.find(qn("w:rFonts"))
+    if r_fonts is None:
+        r_fonts = OxmlElement("w:rFonts")
+        r_pr.insert(0, r_fonts)
+    for slot in _THEME_SLOTS:
+        r_fonts.attrib.pop(qn(slot), None)
+    for slot in _FONT_SLOTS:
+        r_fonts.set(qn(slot), FONT)
+
+
+def _theme_fonts(doc: DocumentType) -> None:
+    """The theme's heading and body fonts too, for anything a school adds in Word later."""
+    for rel in doc.part.rels.values():
+        if rel.reltype.endswith("/theme"):
+            part = rel.target_part
+            xml = part.blob.decode("utf-8")
+            for old in ('typeface="Calibri Light"', 'typeface="Calibri"', 'typeface="Cambria"'):
+                xml = xml.replace(old, f'typeface="{FONT}"')
+            part._blob = xml.encode("utf-8")
+
+
 def new_document(title: str, margins_cm: float = 2.0) -> DocumentType:
     doc = Document()
     for section in doc.sections:
+        section.page_width, section.page_height = Cm(A4_WIDTH_CM), Cm(A4_HEIGHT_CM)
         section.top_margin = section.bottom_margin = Cm(margins_cm)
         section.left_margin = section.right_margin = Cm(margins_cm)
-    normal = doc.styles["Normal"]
-    normal.font.name = "Arial"
+    styles = doc.styles
+    # The document defaults and every style (table styles' first-row formats included) name
+    # FONT, so nothing falls back to a theme font.
+    for r_fonts in list(styles.element.iter(qn("w:rFonts"))):
+        _one_font(r_fonts.getparent())
+    _theme_fonts(doc)
+    normal = styles["Normal"]
+    normal.font.name = FONT
+    _one_font(normal.element.get_or_add_rPr())
     normal.font.size = Pt(11)
-    # East-Asian font slot too, or Word falls back to its own default for some characters.
-    normal.element.rPr.rFonts.set(qn("w:eastAsia"), "Arial")
     normal.paragraph_format.space_after = Pt(6)
     for name, size in (("Title", 18), ("Heading 1", 14), ("Heading 2", 12)):
-        style = doc.styles[name]
-        style.font.name = "Arial"
+        style = styles[name]
+        _one_font(style.element.get_or_add_rPr())
         style.font.size = Pt(size)
         style.font.color.rgb = ACCENT
         style.font.bold = True
+        style.font.italic = False
         style.paragraph_format.space_before = Pt(10 if name != "Title" else 0)
         style.paragraph_format.space_after = Pt(4)
+        # A heading never ends a page: it goes over with the paragraph or table it introduces.
+        style.paragraph_format.keep_with_next = True
     doc.core_properties.title = title
     doc.core_properties.author = "senforms"
     doc.core_properties.comments = "A senforms letter template; see templates/letters/README.md"
     return doc
 
 
-def para(doc: DocumentType, text: str = "", *, bold: bool = False, size: float | None = None, align: str = "") -> None:
+def para(
+    doc: DocumentType,
+    text: str = "",
+    *,
+    bold: bool = False,
+    size: float | None = None,
+    align: str = "",
+    keep: bool = False,
+) -> None:
+    """A paragraph; ``keep`` keeps it on the same page as the next one (the closing of a letter)."""
     p = doc.add_paragraph()
+    if keep:
+        p.paragraph_format.keep_with_next = True
     if text:
         run = p.add_run(text)
         run.bold = bold
@@ -121,6 +172,7 @@ def loop_table(
         _cell_text(table.cell(2, i), text)
     _cell_text(table.cell(3, 0), "{%tr endfor %}")
     _repeat_header(table.rows[0])
+    _no_split(table)
     _widths(table, widths_cm)
     doc.add_paragraph().paragraph_format.space_after = Pt(2)
 
@@ -135,6 +187,7 @@ def pairs_table(
         _cell_text(table.cell(r, 0), label, bold=True)
         _shade(table.cell(r, 0), "F2F2F2")
         _cell_text(table.cell(r, 1), value)
+    _no_split(table)
     _widths(table, widths_cm)
     doc.add_paragraph().paragraph_format.space_after = Pt(2)
 
@@ -149,6 +202,15 @@ def _widths(table, widths_cm: Sequence[float]) -> None:
             cell.width = Cm(width)
 
 
+def _no_split(table) -> None:
+    """No row is broken across two pages (a rating on one page and its evidence on the next)."""
+    for row in table.rows:
+        tr_pr = row._tr.get_or_add_trPr()
+        cant_split = OxmlElement("w:cantSplit")
+        cant_split.set(qn("w:val"), "true")
+        tr_pr.insert(0, cant_split)
+
+
 def _repeat_header(row) -> None:
     tr_pr = row._tr.get_or_add_trPr()
     header = OxmlElement("w:tblHeader")
@@ -156,13 +218,47 @@ def _repeat_header(row) -> None:
     tr_pr.append(header)
 
 
+def _field(p, instruction: str) -> None:
+    """A Word field (PAGE, NUMPAGES) that Word and LibreOffice fill in when the page is laid out."""
+    for kind, value in (
+        ("fldChar", "begin"),
+        ("instrText", f" {instruction} \\* MERGEFORMAT "),
+        ("fldChar", "separate"),
+        ("t", "1"),
+        ("fldChar", "end"),
+    ):
+        run = p.add_run()
+        if kind == "fldChar":
+            fld = OxmlElement("w:fldChar")
+            fld.set(qn("w:fldCharType"), value)
+            run._r.append(fld)
+        else:
+            run._r.append(_text(f"w:{kind}", value))
+
+
+def _text(tag_name: str, text: str):
+    element = OxmlElement(tag_name)
+    element.set(qn("xml:space"), "preserve")
+    element.text = text
+    return element
+
+
 def footer(doc: DocumentType, text: str) -> None:
-    p = doc.sections[0].footer.paragraphs[0]
+    """The document's own line, then "Page N of M" on every page."""
+    section_footer = doc.sections[0].footer
+    p = section_footer.paragraphs[0]
     p.text = text
-    p.alignment = WD_ALIGN_PARAGRAPH.CENTER
-    for run in p.runs:
-        run.font.size = Pt(8)
-        run.font.color.rgb = RGBColor(0x59, 0x59, 0x59)
+    page = section_footer.add_paragraph()
+    page.add_run("Page ")
+    _field(page, "PAGE")
+    page.add_run(" of ")
+    _field(page, "NUMPAGES")
+    for line in (p, page):
+        line.alignment = WD_ALIGN_PARAGRAPH.CENTER
+        line.paragraph_format.space_after = Pt(0)
+        for run in line.runs:
+            run.font.size = Pt(8)
+            run.font.color.rgb = RGBColor(0x59, 0x59, 0x59)
 
 
 # --- parts that letters share ------------------------------------------------------------------
@@ -178,6 +274,11 @@ def letterhead(doc: DocumentType) -> None:
         align="right",
     )
     para(doc)
+    # Who the letter is for, placed where a window envelope shows it; only when the form gave names.
+    tag(doc, "{%p if address_block %}")
+    para(doc, "{{ address_block }}")
+    para(doc)
+    tag(doc, "{%p endif %}")
     para(doc, "{{ today }}")
     para(doc, "Private and confidential", bold=True)
     corrected(doc)
@@ -216,6 +317,7 @@ def sendiass(doc: DocumentType) -> None:
         "about anything in this letter."
         "{% if sendiass.phone %} Phone {{ sendiass.phone }}.{% endif %}"
         "{% if sendiass.website %} Website: {{ sendiass.website }}.{% endif %}",
+        keep=True,
     )
     tag(doc, "{%p endif %}")
     tag(doc, "{%p if sendiass.local_offer %}")
@@ -223,15 +325,18 @@ def sendiass(doc: DocumentType) -> None:
         doc,
         "The council's Local Offer describes the help available locally for children with special "
         "educational needs: {{ sendiass.local_offer }}.",
+        keep=True,
     )
     tag(doc, "{%p endif %}")
 
 
 def sign_off(doc: DocumentType) -> None:
-    para(doc, "Yours sincerely")
-    para(doc)
-    para(doc)
-    para(doc, "{{ signatory.name }}", bold=True)
+    # Kept together and with the paragraph before it (contact_us and sendiass keep with next
+    # too), so a page never holds only a signature.
+    para(doc, "Yours sincerely", keep=True)
+    para(doc, keep=True)
+    para(doc, keep=True)
+    para(doc, "{{ signatory.name }}", bold=True, keep=True)
     para(doc, "{{ signatory.role }}, {{ school.name }}")
 
 
@@ -241,6 +346,7 @@ def contact_us(doc: DocumentType) -> None:
         "If you have any questions, or would like to talk about this, please contact me through the "
         "school office{% if school.phone %} on {{ school.phone }}{% endif %}"
         "{% if school.email %}{% if school.phone %} or{% endif %} at {{ school.email }}{% endif %}.",
+        keep=True,
     )
 
 
@@ -626,12 +732,13 @@ def specialist_letter() -> DocumentType:
         "{% if school.email %}, or reply by e-mail to {{ school.email }}{% endif %}. If you would like to talk "
         "about it first, please {% if school.phone %}ring me on {{ school.phone }}{% else %}contact me through "
         "the school office{% endif %}.",
+        keep=True,
     )
     sendiass(doc)
     sign_off(doc)
     para(doc, "✂ - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - -", align="centre")
     heading(doc, "Reply: asking a specialist for advice about {{ pupil.full_name }}", 2)
-    para(doc, "☐  I agree to the school asking a specialist for advice about my child.")
+    para(doc, "☐  I agree to the school asking a specialist for advice about {{ pupil.known_as }}.")
     para(doc, "☐  I do not agree at the moment. I would like to talk about it first.")
     para(doc, "Name: ____________________________   Signed: ____________________   Date: ____________")
     footer(doc, "Asking a specialist for advice: {{ pupil.full_name }}")

@@ -12,7 +12,7 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from senforms.errors import ExitCode, NotAHomeError, SenformsError, count
 
@@ -296,11 +296,16 @@ def _status(args: argparse.Namespace) -> int:
 # --- letter templates ----------------------------------------------------------------------------
 
 
+if TYPE_CHECKING:
+    from senforms.config import Settings
+
+
 @command("check-templates")
 def _check_templates(args: argparse.Namespace) -> int:
     from senforms.documents import check_templates
 
-    problems = check_templates(_settings(args))
+    settings = _settings(args)
+    problems = check_templates(settings)
     for problem in problems:
         print(problem, file=sys.stderr)
     if problems:
@@ -313,7 +318,30 @@ def _check_templates(args: argparse.Namespace) -> int:
         )
         return int(TemplateError.exit_code)
     print("All letter templates can be filled in.")
+    _print_reading_ages(settings)
     return ExitCode.ok
+
+
+def _print_reading_ages(settings: Settings) -> None:
+    """Each parent letter's reading age, so a school that edits a template sees it: a warning
+    above 11, never an error (the letter still goes out)."""
+    from senforms.documents import READING_AGE_LIMIT, reading_ages
+
+    try:
+        ages = reading_ages(settings)
+    except LookupError:
+        # textstat 0.7.13 fetches the CMU pronouncing dictionary through nltk on first use; offline
+        # that fails, and a missing reading age must not make a school think its letters are broken.
+        print("\nThe reading age of the letters could not be worked out on this computer.")
+        return
+    print("\nReading age of each letter to parents (aim for 11 or under):")
+    for name, age in ages:
+        warning = (
+            "  <- harder than most parents find easy: use shorter sentences and everyday words"
+            if age > READING_AGE_LIMIT
+            else ""
+        )
+        print(f"  {name}.docx: {age:g}{warning}")
 
 
 LOG_NAME = "senforms.log"

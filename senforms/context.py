@@ -71,9 +71,79 @@ def pupil_context(pupil: Pupil) -> dict[str, Any]:
     }
 
 
+# A name on the form that starts with one of these is greeted by title and surname.
+TITLES = ("Mr", "Mrs", "Ms", "Miss", "Mx", "Dr")
+NO_NAME = "Dear Parent or Carer"
+
+
+def _titled(name: str) -> tuple[str, str] | None:
+    """("Mrs", "Clarke") for "Mrs Joanne Clarke" or "mrs. clarke"; None when the name has no title."""
+    words = name.split()
+    title = words[0].rstrip(".").capitalize() if words else ""
+    if title in TITLES and len(words) >= 2:
+        return title, words[-1]
+    return None
+
+
+def salutation(names: list[str]) -> str:
+    """How a letter to these people opens: "Dear Mrs Clarke and Mr Adeyemi", "Dear Joanne Clarke"
+    (no title on the form: the full name, never a guessed title), or "Dear Parent or Carer" when
+    no name is known."""
+    names = [n.strip() for n in names if n and n.strip()]
+    if not names:
+        return NO_NAME
+    titled = [_titled(n) for n in names]
+    return "Dear " + " and ".join(f"{t[0]} {t[1]}" if t else n for n, t in zip(names, titled, strict=True))
+
+
 def greeting(pupil: Pupil) -> str:
-    names = [p.name for p in pupil.parents]
-    return f"Dear {' and '.join(names)}" if names else "Dear parent or carer"
+    return salutation([p.name for p in pupil.parents])
+
+
+def _address_key(address: str) -> str:
+    """Two addresses typed a little differently ("12 Beech Lane, Oakfield" and "12 beech lane\n
+    Oakfield") are one household."""
+    return " ".join(address.replace(",", " ").split()).casefold()
+
+
+def recipients(pupil: Pupil) -> list[dict[str, Any]]:
+    """The households a letter goes to, one entry for each address on the form: ``names`` (the
+    people there, "Ms Rachel Hart and Mr Daniel Hart"), ``address`` (lines, may be empty),
+    ``greeting``, ``email``, ``preferred_contact``. A parent with no address on the form is
+    taken to live at the first address given (the form has one address box each, and a parent
+    who shares the address often leaves theirs empty). Empty when the form names no one."""
+    households: dict[str, list[Any]] = {}
+    without: list[Any] = []
+    for parent in pupil.parents:
+        if parent.address and parent.address.strip():
+            households.setdefault(_address_key(parent.address), []).append(parent)
+        else:
+            without.append(parent)
+    groups = list(households.values())
+    if groups:
+        groups[0].extend(without)
+    elif without:
+        groups = [without]
+    out = []
+    for people in groups:
+        address = next((p.address.strip() for p in people if p.address and p.address.strip()), "")
+        contact = next((p for p in people if p.email or p.preferred_contact), people[0])
+        out.append(
+            {
+                "names": " and ".join(p.name for p in people),
+                "address": address,
+                "greeting": salutation([p.name for p in people]),
+                "email": contact.email or "",
+                "preferred_contact": display(contact.preferred_contact),
+            }
+        )
+    return out
+
+
+def address_block(households: list[dict[str, Any]]) -> str:
+    """The names and address printed above the letter, each household's lines together."""
+    blocks = ["\n".join(part for part in (h["names"], h["address"]) if part) for h in households]
+    return "\n\n".join(blocks)
 
 
 def form_context(form: BaseModel) -> dict[str, Any]:
@@ -135,6 +205,7 @@ def letter_context(
     with_cycles: bool = False,
 ) -> dict[str, Any]:
     pupil: Pupil = form.pupil  # type: ignore[attr-defined]
+    households = recipients(pupil)
     return {
         "school": _settings_part("school", settings.school),
         "signatory": _settings_part("signatory", settings.signatory),
@@ -143,6 +214,8 @@ def letter_context(
         "corrected": corrected,
         "pupil": pupil_context(pupil),
         "greeting": greeting(pupil),
+        "recipients": households,
+        "address_block": address_block(households),
         "form": form_context(form),
         "cycles": cycles_context(history) if with_cycles else [],
         "flags": [{"description": f.description, "ratings": list(f.ratings)} for f in flags],

@@ -12,6 +12,7 @@ data (``senforms/samples/forms.json``), so the two cannot drift apart.
 
 from __future__ import annotations
 
+import io
 import json
 import tempfile
 from dataclasses import dataclass
@@ -170,6 +171,55 @@ def _sample_settings() -> Settings:
             "local_offer": "www.oakshire.example.gov.uk/localoffer",
         },
     )
+
+
+# A reading age of 11 (Flesch-Kincaid grade 6) or under for every parent letter (issue 10.4).
+READING_AGE_LIMIT = 11
+GRADE_TO_AGE = 5  # a US school grade plus five is the usual reading age
+
+
+def letter_text(content: bytes) -> str:
+    """What a parent reads in a rendered letter: every paragraph and table cell, in order
+    (the footer's reference line is left out)."""
+    from docx import Document
+    from docx.table import Table
+    from docx.text.paragraph import Paragraph
+
+    doc = Document(io.BytesIO(content))
+    lines: list[str] = []
+    for block in doc.element.body.iterchildren():
+        if block.tag.endswith("}p"):
+            lines.append(Paragraph(block, doc).text)
+        elif block.tag.endswith("}tbl"):
+            for row in Table(block, doc).rows:
+                lines.extend(cell.text for cell in row.cells)
+    # A line without a full stop (a heading, a table cell) ends a sentence too.
+    return "\n".join(
+        line if line.rstrip().endswith((".", "?", "!", ":")) else f"{line}." for line in lines if line.strip()
+    )
+
+
+def reading_grade(text: str) -> float:
+    import textstat
+
+    return float(textstat.flesch_kincaid_grade(text))
+
+
+def reading_ages(settings: Settings) -> list[tuple[str, float]]:
+    """Each parent letter in use, filled in with the sample details, and its reading age
+    (Flesch-Kincaid grade + 5). Letters that cannot be filled in are left to check_templates."""
+    from senforms.letters import Audience
+
+    ages = []
+    for letter in LETTERS.values():
+        if letter.audience != Audience.PARENTS:
+            continue
+        try:
+            content = render_docx(letter_template(settings, letter.name), sample_context(letter))
+        except TemplateError:
+            continue
+        ages.append((letter.name, round(reading_grade(letter_text(content)) + GRADE_TO_AGE, 1)))
+    return ages
 
 
 def check_templates(settings: Settings) -> list[str]:

@@ -1,0 +1,224 @@
+"""Letters on paper a school would send: A4, one font family, "Page N of M", rows and headings
+that do not break badly, and the title in the document's properties.
+
+The Word-level tests read the rendered .docx; the LibreOffice tests convert every rendered letter
+to PDF and measure what would be printed (page size with pypdf, fonts with pdffonts).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from docx import Document
+from docx.oxml.ns import qn
+from docx.shared import Cm
+from pypdf import PdfReader
+
+from senforms.config import Settings
+from senforms.documents import sample_context
+from senforms.letters import LETTERS
+from senforms.office import Office, find_office
+from senforms.render import letter_template, render_docx
+
+NAMES = sorted(LETTERS)
+
+
+def rendered(name: str) -> bytes:
+    return render_docx(letter_template(Settings(home=Path(".")), name), sample_context(name))
+
+
+@pytest.fixture(scope="module")
+def documents() -> dict[str, bytes]:
+    return {name: rendered(name) for name in NAMES}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_letter_is_a4_with_page_numbers_and_its_title(documents: dict[str, bytes], name: str) -> None:
+    doc = Document(io.BytesIO(documents[name]))
+    section = doc.sections[0]
+    assert abs(section.page_width - Cm(21.0)) < Cm(0.01) and abs(section.page_height - Cm(29.7)) < Cm(0.01)
+    # Parent letters have 2 cm margins; the staff briefing 1.5 cm, to stay on one page.
+    least = Cm(2.0) if LETTERS[name].audience == "parents" else Cm(1.5)
+    for margin in (section.left_margin, section.right_margin, section.top_margin, section.bottom_margin):
+        assert margin >= least - Cm(0.01)
+    footer_xml = section.footer._element.xml
+    instructions = " ".join(re.findall(r"<w:instrText[^>]*>([^<]*)<", footer_xml))
+    assert "PAGE" in instructions.split() and "NUMPAGES" in instructions.split()
+    assert doc.core_properties.title
+    # Headings keep with what follows; every table row is kept whole on one page.
+    assert doc.styles["Heading 1"].paragraph_format.keep_with_next
+    assert doc.styles["Heading 2"].paragraph_format.keep_with_next
+    for table in doc.tables:
+        for row in table.rows:
+            assert row._tr.trPr is not None and row._tr.trPr.find(qn("w:cantSplit")) is not None
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_no_style_falls_back_to_a_theme_font(documents: dict[str, bytes], name: str) -> None:
+    doc = Document(io.BytesIO(documents[name]))
+    # A theme reference (asciiTheme) overrides a named font: that is how headings came out in
+    # Calibri Light beside an Arial body.
+    for element in doc.styles.element.iter(qn("w:rFonts")):
+        assert not any(key.endswith("Theme") or key.endswith("theme") for key in element.attrib), element.attrib
+        assert element.get(qn("w:ascii")) == "Arial"
+
+
+def test_the_sign_off_keeps_with_the_paragraph_before_it(documents: dict[str, bytes]) -> None:
+    for name, letter in LETTERS.items():
+        if letter.audience != "parents":
+            continue
+        paragraphs = Document(io.BytesIO(documents[name])).paragraphs
+        at = next(i for i, p in enumerate(paragraphs) if p.text.strip() == "Yours sincerely")
+        # The paragraph before, the closing and the blank lines up to the signatory's name.
+        for p in paragraphs[at - 1 : at + 4]:
+            assert p.paragraph_format.keep_with_next, (name, p.text)
+
+
+# --- in LibreOffice ---------------------------------------------------------------------------------
+
+needs_office = pytest.mark.skipif(
+    find_office() is None or shutil.which("pdffonts") is None,
+    reason="LibreOffice (soffice) or pdffonts (poppler-utils) is not installed",
+)
+
+
+@pytest.fixture(scope="module")
+def pdfs(documents: dict[str, bytes], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
+    if find_office() is None:
+        pytest.skip("LibreOffice (soffice) is not installed")
+    folder = tmp_path_factory.mktemp("print")
+    sources = []
+    for name, content in documents.items():
+        sources.append(folder / f"{name}.docx")
+        sources[-1].write_bytes(content)
+    with Office(timeout=120) as office:
+        converted = office.convert(sources, folder / "pdf")
+    yield {source.stem: pdf for source, pdf in zip(sources, converted, strict=True)}
+
+
+def font_families(pdf: Path) -> set[str]:
+    done = subprocess.run(["pdffonts", str(pdf)], capture_output=True, text=True, check=True, timeout=60)
+    families = set()
+    for line in done.stdout.splitlines()[2:]:
+        name = line.split()[0]
+        name = name.split("+", 1)[-1]  # subset prefix, ABCDEF+
+        # "LiberationSans-Bold" and "Arial-BoldMT" are one family each: LiberationSans, Arial.
+        families.add(re.split(r"[-,]", name)[0].removesuffix("MT"))
+    return families
+
+
+@pytest.mark.libreoffice
+@needs_office
+@pytest.mark.parametrize("name", NAMES)
+def test_printed_on_a4_in_one_font_family(pdfs: dict[str, Path], name: str) -> None:
+    reader = PdfReader(pdfs[name])
+    for page in reader.pages:
+        width, height = float(page.mediabox.width), float(page.mediabox.height)
+        assert (round(width), round(height)) == (595, 842), (name, width, height)
+    families = font_families(pdfs[name])
+    # The ballot boxes and scissors of the reply slip may come from a symbol font; letters are one family.
+    text_families = {f for f in families if not f.startswith(("OpenSymbol", "DejaVu", "Symbol"))}
+    assert len(text_families) == 1, (name, families)
+
+
+@pytest.mark.libreoffice
+@needs_office
+@pytest.mark.parametrize("name", NAMES)
+def test_page_n_of_m_is_printed(pdfs: dict[str, Path], name: str) -> None:
+    reader = PdfReader(pdfs[name])
+    pages = len(reader.pages)
+    for number, page in enumerate(reader.pages, start=1):
+        text = " ".join(page.extract_text().split())
+        assert f"Page {number} of {pages}" in text, (name, number, text[-200:])
+
+
+@pytest.mark.libreoffice
+@needs_office
+def test_no_last_page_holds_only_the_signature(pdfs: dict[str, Path]) -> None:
+    for name, letter in LETTERS.items():
+        if letter.audience != "parents":
+            continue
+        for page in PdfReader(pdfs[name]).pages:
+            text = " ".join(page.extract_text().split())
+            if "Yours sincerely" in text:
+                before = text.split("Yours sincerely")[0]
+                # A closing paragraph (contact us, free advice, the Local Offer) is on the same page.
+                closing = ("contact", "advice", "office", "Local Offer")
+                assert any(words in before for words in closing), (name, before[-200:])
+
+
+# --- addressing families ------------------------------------------------------------------------
+
+PUPIL = {
+    "upn": "A123456789012",
+    "legal_forename": "Amara",
+    "legal_surname": "Adeyemi",
+    "date_of_birth": "2018-04-01",
+    "year_group": "3",
+}
+
+
+def pupil_with(*parents: dict[str, str]):
+    from senforms.kinds import Pupil
+
+    return Pupil.model_validate(PUPIL | {"parents": list(parents)})
+
+
+@pytest.mark.parametrize(
+    ("names", "expected"),
+    [
+        (["Mrs Joanne Clarke", "Mr Tunde Adeyemi"], "Dear Mrs Clarke and Mr Adeyemi"),
+        (["Dr. Amy Lee"], "Dear Dr Lee"),
+        (["Miss Jo Bell", "Mx Sam Bell"], "Dear Miss Bell and Mx Bell"),
+        (["Joanne Clarke"], "Dear Joanne Clarke"),  # no title written: the full name, never a guess
+        (["Mrs Joanne Clarke", "Tunde Adeyemi"], "Dear Mrs Clarke and Tunde Adeyemi"),
+        (["Mrsjones"], "Dear Mrsjones"),
+        ([], "Dear Parent or Carer"),
+    ],
+)
+def test_the_greeting_uses_title_and_surname_only_when_the_form_gives_a_title(
+    names: list[str], expected: str
+) -> None:
+    from senforms.context import greeting
+
+    assert greeting(pupil_with(*({"name": n} for n in names))) == expected
+
+
+def test_one_address_block_for_parents_at_one_address() -> None:
+    from senforms.context import address_block, recipients
+
+    pupil = pupil_with(
+        {"name": "Mrs Joanne Clarke", "address": "4 Mill Street\nOakfield\nOK2 3EF", "email": "jc@example.org"},
+        {"name": "Mr Tunde Adeyemi", "address": "4 Mill Street, Oakfield, OK2 3EF"},
+    )
+    households = recipients(pupil)
+    assert len(households) == 1
+    assert households[0]["greeting"] == "Dear Mrs Clarke and Mr Adeyemi"
+    assert address_block(households) == "Mrs Joanne Clarke and Mr Tunde Adeyemi\n4 Mill Street\nOakfield\nOK2 3EF"
+
+
+def test_parents_living_apart_are_two_households_each_with_their_own_greeting() -> None:
+    from senforms.context import address_block, recipients
+
+    pupil = pupil_with(
+        {"name": "Mrs Joanne Clarke", "address": "4 Mill Street\nOakfield"},
+        {"name": "Mr Tunde Adeyemi", "address": "Flat 2, 9 Quay Road\nPortbury", "preferred_contact": "letter"},
+    )
+    households = recipients(pupil)
+    assert [h["greeting"] for h in households] == ["Dear Mrs Clarke", "Dear Mr Adeyemi"]
+    assert households[1]["preferred_contact"] == "Letter"
+    assert address_block(households) == "Mrs Joanne Clarke\n4 Mill Street\nOakfield\n\nMr Tunde Adeyemi\nFlat 2, 9 Quay Road\nPortbury"
+
+
+def test_the_letter_prints_the_recipient_block_and_a_carers_reply_slip(documents: dict[str, bytes]) -> None:
+    text = "\n".join(p.text for p in Document(io.BytesIO(documents["specialist-letter"])).paragraphs)
+    assert "Ms Rachel Hart and Mr Daniel Hart\n12 Beech Lane\nOakfield\nOK1 2AB" in text
+    assert "Dear Ms Hart and Mr Hart" in text
+    assert "my child" not in text
+    assert "advice about Ollie." in text
