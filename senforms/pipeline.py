@@ -46,11 +46,12 @@ from senforms.archive.store import (
     save_pupil,
 )
 from senforms.config import Settings
+from senforms.context import correction_lines
 from senforms.deliver import clear_staging, set_aside
 from senforms.documents import PdfLetters, Rendered, render_documents
 from senforms.errors import ArchiveError, ExitCode, SenformsError
 from senforms.history import History
-from senforms.kinds import FormKind, FormModel, Pupil, kind_of
+from senforms.kinds import EarlyDiscussion, FormKind, FormModel, Pupil, ReviewRecord, SupportPlan, kind_of
 from senforms.letters import Audience
 from senforms.outbox import deliver, plan_delivery, sha256
 from senforms.read import RawForm
@@ -90,6 +91,14 @@ class Identified:
     corrects: int | None  # the id of the form this one corrects (same pupil, kind and meeting date)
     current: tuple[int, ...]  # the ids of the pupil's current forms: what step 5 checks is unchanged
     past: History  # the pupil's current forms, less the one corrected
+    previous: FormModel | None = None  # the answers of the form this one would correct
+    previous_done: bool = True  # whether that form's documents were all delivered
+
+    def same_answers(self, form: FormModel) -> bool:
+        """The form says what the one on record says: a re-save (Word rewrites its document
+        properties on every save) or a copy, not a correction. Compared as validated answers, so
+        a UPN typed with spaces or a date typed another way is the same answer."""
+        return self.previous is not None and self.previous.model_dump(mode="json") == form.model_dump(mode="json")
 
 
 def identify(session: Session, form: FormModel, kind: FormKind) -> Identified:
@@ -101,7 +110,38 @@ def identify(session: Session, form: FormModel, kind: FormKind) -> Identified:
     previous = current_form(session, pupil.id, kind.slug, meeting)
     earlier = current_forms(session, pupil.id)
     corrects = previous.id if previous is not None else None
-    return Identified(pupil.id, corrects, tuple(r.id for r, _ in earlier), history(earlier, excluding=corrects))
+    return Identified(
+        pupil.id,
+        corrects,
+        tuple(r.id for r, _ in earlier),
+        history(earlier, excluding=corrects),
+        previous=next((m for r, m in earlier if r.id == corrects), None),
+        previous_done=previous is None or previous.state == "done",
+    )
+
+
+def _stage(form: FormModel) -> int:
+    """Where a form stands in the graduated approach: early discussion 0, plan of cycle n 2n-1,
+    review of cycle n 2n. Meetings with parents stand outside the cycle (-1)."""
+    if isinstance(form, SupportPlan):
+        return 2 * form.cycle - 1
+    if isinstance(form, ReviewRecord):
+        return 2 * form.cycle
+    if isinstance(form, EarlyDiscussion):
+        return 0
+    return -1
+
+
+def moved_on(doc: rules.Prefilled, past: History) -> bool:
+    """A pre-filled form for a step the pupil's record has already passed: a corrected plan of
+    cycle 1 must not give the SENCO a second review record when cycle 1's review (or cycle 2's
+    plan) is already filed."""
+    if doc.kind == "early-discussion":
+        later = [f for f in past.early if str(f.meeting_date) >= str(doc.values.get("meeting_date", ""))]
+        return bool(later) or any(_stage(f) > 0 for f in past.forms)
+    cycle = int(doc.values.get("cycle", 1))
+    stage = 2 * cycle - 1 if doc.kind == "support-plan" else 2 * cycle
+    return any(_stage(f) >= stage for f in past.forms)
 
 
 def decide(form: FormModel, past: History) -> rules.Next:
@@ -253,7 +293,16 @@ class Pipeline:
         for _ in range(ATTEMPTS):
             with self.archive.reading() as session:
                 seen = identify(session, form, kind)
+            if seen.same_answers(form):
+                return self._again(seen, kind, upn)
             decided = decide(form, seen.past)
+            correction: list[str] = []
+            if seen.previous is not None:
+                correction = correction_lines(kind, seen.previous, form)
+                decided = rules.Next(
+                    [d for d in decided.documents if not (isinstance(d, rules.Prefilled) and moved_on(d, seen.past))],
+                    decided.flags,
+                )
             today = self.today()
             rendered, more = render_documents(
                 self.settings,
@@ -263,6 +312,7 @@ class Pipeline:
                 corrected=seen.corrects is not None,
                 today=today,
                 pdf=self.pdf,
+                correction=correction,
             )
             try:
                 with self.archive.session() as session:
@@ -290,6 +340,18 @@ class Pipeline:
         status = "corrected" if seen.corrects is not None else "processed"
         logger.info("%s %s for UPN %s: %d documents", status, kind.slug, upn, len(written))
         return Processed(kind.slug, upn, status, written, warnings + more)
+
+    def _again(self, seen: Identified, kind: FormKind, upn: str) -> Processed:
+        """The same answers as the form on record: nothing filed again, no documents; only a
+        line in the event log, and the delivery finished if a crash interrupted it."""
+        assert seen.corrects is not None
+        with self.archive.session() as session:
+            log(session, "received again", f"{kind.slug}: same answers as form {seen.corrects}", upn=upn, form_id=seen.corrects)
+        logger.info("already processed %s for UPN %s (same answers as form %d)", kind.slug, upn, seen.corrects)
+        if not seen.previous_done:
+            written = deliver(self.archive, self.settings.outbox, seen.corrects, self.checkpoint)
+            return Processed(kind.slug, upn, "processed", written)
+        return Processed(kind.slug, upn, "already processed")
 
     def _known(self, digest: str) -> Processed | None:
         """A form already received: finish its delivery if a crash interrupted it."""
