@@ -30,7 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from senforms import forms, rules
+from senforms import forms, layout, rules
 from senforms.archive import tables as t
 from senforms.archive.record import rebuild_record
 from senforms.archive.register import register_csv
@@ -49,7 +49,15 @@ from senforms.config import Settings
 from senforms.context import correction_lines
 from senforms.deliver import clear_staging, set_aside
 from senforms.documents import PdfLetters, Rendered, render_documents
-from senforms.errors import ArchiveError, ExitCode, SenformsError
+from senforms.errors import (
+    ArchiveError,
+    CycleError,
+    ExitCode,
+    FormInvalidError,
+    Problem,
+    SenformsError,
+    UnknownPupilError,
+)
 from senforms.history import History
 from senforms.kinds import EarlyDiscussion, FormKind, FormModel, Pupil, ReviewRecord, SupportPlan, kind_of
 from senforms.letters import Audience
@@ -142,6 +150,45 @@ def moved_on(doc: rules.Prefilled, past: History) -> bool:
     cycle = int(doc.values.get("cycle", 1))
     stage = 2 * cycle - 1 if doc.kind == "support-plan" else 2 * cycle
     return any(_stage(f) >= stage for f in past.forms)
+
+
+#: A meeting dated further ahead than this has not happened yet: a typing slip to confirm.
+FUTURE_DAYS = 30
+
+
+def check_date(form: FormModel, kind: FormKind, today: date) -> None:
+    """The form's meeting (or plan, or review) has happened: a date more than ``FUTURE_DAYS``
+    ahead is a problem to put right, not a letter thanking parents for a meeting still to come."""
+    meeting: date = getattr(form, kind.meeting_date)
+    if (meeting - today).days > FUTURE_DAYS:
+        label = layout.fields(kind)[kind.meeting_date].label
+        shown = f"{meeting:%d/%m/%Y}"
+        raise FormInvalidError(
+            [
+                Problem(
+                    label,
+                    f"{shown} is more than {FUTURE_DAYS} days after today ({today:%d/%m/%Y}); a form is "
+                    "filled in at or after the meeting. Check the year and the month",
+                    kind.meeting_date,
+                )
+            ],
+            kind_title=kind.title,
+        )
+
+
+def check_cycle(form: FormModel, kind: FormKind, past: History) -> None:
+    """A review reviews a plan: a review for a cycle with no plan on record is set aside."""
+    if not isinstance(form, ReviewRecord):
+        return
+    record = past.cycles.get(form.cycle)
+    if record is None or record.plan is None:
+        upn = form.pupil.upn
+        raise CycleError(
+            f"This review record is for cycle {form.cycle}, but the archive has no SEN support plan for "
+            f"cycle {form.cycle} for the pupil with UPN {upn}, so there is nothing for it to review.",
+            advice=f"Drop in the plan of cycle {form.cycle} first, then this review record again. If the "
+            "cycle number on the review is wrong, correct it, save the form, and drop it in again.",
+        )
 
 
 def decide(form: FormModel, past: History) -> rules.Next:
@@ -288,6 +335,7 @@ class Pipeline:
         raw, form, warnings = read(data, name, self.settings)
         kind = kind_of(form)
         upn: str = form.pupil.upn  # type: ignore[attr-defined]
+        check_date(form, kind, self.today())
         self.checkpoint("read")
         received = Received(data, digest, name, raw.method)
         for _ in range(ATTEMPTS):
@@ -295,6 +343,7 @@ class Pipeline:
                 seen = identify(session, form, kind)
             if seen.same_answers(form):
                 return self._again(seen, kind, upn)
+            check_cycle(form, kind, seen.past)
             decided = decide(form, seen.past)
             correction: list[str] = []
             if seen.previous is not None:
@@ -383,16 +432,81 @@ class Report:
         return ExitCode.ok if not self.set_aside else ExitCode.some_files_failed
 
 
+#: The cycle's order of kinds: a pupil's record starts with the early discussion; a plan of cycle
+#: n comes before its review, and that before the plan of cycle n + 1 (see ``cycle_order``).
+KIND_ORDER = {"early-discussion": 0, "parent-meeting": 1, "support-plan": 2, "review": 3}
+
+
+def cycle_order(path: Path, settings: Settings) -> tuple[int, int, date, str]:
+    """Where a dropped file stands in the cycle, read cheaply (the raw answers, not validated):
+    early discussions first, then meetings, then each cycle's plan and review, then by meeting
+    date; the name only breaks ties. A file that cannot be read goes last, to be set aside there
+    with its note as usual."""
+    last = (99, 0, date.max, path.name)
+    try:
+        raw = forms.read(path.read_bytes(), name=path.name, settings=settings)
+    except (SenformsError, OSError):
+        return last
+    rank = KIND_ORDER.get(raw.kind.slug)
+    if rank is None:
+        return last
+    cycle = _whole(raw.values.get("cycle")) if rank >= 2 else 0
+    meeting = _uk_date(raw.values.get(raw.kind.meeting_date)) or date.max
+    # Plan of cycle n: 2n; its review: 2n + 1; so cycle 1's review comes before cycle 2's plan.
+    return (rank if rank < 2 else 2 * cycle + rank, 0, meeting, path.name)
+
+
+def _whole(value: object) -> int:
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        return 1
+
+
+def _uk_date(value: object) -> date | None:
+    """A date as typed on the form (dd/mm/yyyy), or None: ordering only, never validation."""
+    if isinstance(value, date):
+        return value
+    parts = str(value or "").replace("-", "/").replace(".", "/").split("/")
+    try:
+        day, month, year = (int(p) for p in parts)
+        return date(year, month, day)
+    except ValueError:
+        return None
+
+
+def _waiting(exc: SenformsError) -> bool:
+    """Set aside only because an earlier form of the same pupil had not been filed yet."""
+    return isinstance(exc, UnknownPupilError | CycleError)
+
+
 def process_files(paths: Iterable[Path], settings: Settings, *, notify: Callable[[str], None] = logger.info) -> Report:
-    """Process each file; a file with a problem is moved to ``problems/`` beside a note."""
+    """Process each file in the cycle's order (``cycle_order``), whatever the files are called; a
+    file with a problem is moved to ``problems/`` beside a note. A form held up only because its
+    pupil's earlier form was still waiting (``_waiting``) is tried once more after the others."""
     report = Report()
+    paths = list(paths)
+    ordered = sorted(paths, key=lambda p: cycle_order(p, settings))
     with Pipeline(settings) as pipeline:
         for notice in pipeline.notices:
             notify(notice)
-        for path in paths:
+        retry: list[tuple[Path, SenformsError]] = []
+        for path in ordered:
+            try:
+                report.processed.append((path, pipeline.process_file(path)))
+            except SenformsError as exc:
+                if _waiting(exc):
+                    retry.append((path, exc))
+                    continue
+                target = set_aside(path, settings.problems, exc.note())
+                report.set_aside.append((path, target, exc))
+        for path, _first in retry:
             try:
                 report.processed.append((path, pipeline.process_file(path)))
             except SenformsError as exc:
                 target = set_aside(path, settings.problems, exc.note())
                 report.set_aside.append((path, target, exc))
+    # The report lists files in the order they were given, as the command line printed them before.
+    given = {p: i for i, p in enumerate(paths)}
+    report.processed.sort(key=lambda item: given[item[0]])
     return report

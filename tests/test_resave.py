@@ -10,11 +10,14 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import create_engine, select
 
+from senforms import pipeline as pipeline_module
 from senforms.archive import tables as t
 from senforms.config import Settings
-from senforms.pipeline import Pipeline
+from senforms.errors import CycleError, FormInvalidError
+from senforms.pipeline import Pipeline, process_files
 from tests import test_pipeline
 from tests.pipeline_helpers import drop, filled, values
 from tests.test_pipeline import FOLDER, count, docx_text, outbox_files
@@ -126,3 +129,77 @@ def test_a_corrected_plan_still_reissues_its_review_record_before_the_review(
     pipeline.process_file(drop(tmp_path, "plan.docx", filled("support-plan", plan())))
     done = pipeline.process_file(drop(tmp_path, "plan2.docx", filled("support-plan", plan(review_date="2026-03-16"))))
     assert [d.name for d in done.documents if "Review record for 16 March 2026" in d.name]
+
+
+# --- 13.2: forms dropped together are taken in the cycle's order --------------------------------
+
+
+def test_forms_dropped_together_are_taken_in_the_cycles_order(cfg: Settings, tmp_path: Path) -> None:
+    # Named so that name order is the wrong order: review, plan, early discussion.
+    paths = [
+        drop(cfg.inbox, "1 review.docx", filled("review", review())),
+        drop(cfg.inbox, "2 plan.docx", filled("support-plan", plan())),
+        drop(cfg.inbox, "3 early.docx", filled("early-discussion", early())),
+    ]
+    report = process_files(paths, cfg)
+    assert report.set_aside == []
+    assert report.exit_code == 0
+    assert [(p.name, r.kind, r.status) for p, r in report.processed] == [
+        ("1 review.docx", "review", "processed"),
+        ("2 plan.docx", "support-plan", "processed"),
+        ("3 early.docx", "early-discussion", "processed"),
+    ]
+    assert [a for a, _ in events(cfg) if a == "received"] == ["received"] * 3
+
+
+def test_a_plan_waiting_for_its_early_discussion_is_retried_in_the_same_run(
+    cfg: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Even when the cheap ordering cannot tell (here: forced to name order), the plan held up
+    # only because its pupil had no record yet goes through once the early discussion is filed.
+    monkeypatch.setattr(pipeline_module, "cycle_order", lambda path, settings: path.name)
+    paths = [
+        drop(cfg.inbox, "a plan.docx", filled("support-plan", plan())),
+        drop(cfg.inbox, "b early.docx", filled("early-discussion", early())),
+    ]
+    report = process_files(paths, cfg)
+    assert report.set_aside == []
+    assert [r.kind for _, r in report.processed] == ["support-plan", "early-discussion"]
+    assert count(cfg, t.ReceivedForm) == 2
+
+
+# --- 13.7: the cycle's sense -------------------------------------------------------------------
+
+
+def test_a_review_with_no_plan_on_record_is_set_aside_with_a_note(cfg: Settings, pipeline: Pipeline, tmp_path: Path) -> None:
+    pipeline.process_file(drop(tmp_path, "early.docx", filled("early-discussion", early())))
+    with pytest.raises(CycleError, match="no SEN support plan for cycle 1"):
+        pipeline.process_file(drop(tmp_path, "review.docx", filled("review", review())))
+    path = drop(cfg.inbox, "review.docx", filled("review", review()))
+    report = process_files([path], cfg)
+    [(_, target, error)] = report.set_aside
+    assert error.exit_code == 5
+    note = target.with_name(target.name + ".txt").read_text(encoding="utf-8")
+    assert "Drop in the plan of cycle 1 first" in note
+    assert count(cfg, t.ReceivedForm) == 1
+    assert not list(cfg.outbox.glob("parents/*/*Review of SEN support*"))
+
+
+def test_a_meeting_dated_months_ahead_is_a_problem_not_a_letter(cfg: Settings, pipeline: Pipeline, tmp_path: Path) -> None:
+    # TODAY is 22 November 2026: 10 January 2027 is 49 days ahead, a slip for 2026.
+    ahead = values("early-discussion", meeting_date="2027-01-10", next_meeting_date="2027-02-10")
+    with pytest.raises(FormInvalidError, match=r"Date of meeting: 10/01/2027 is more than 30 days after today"):
+        pipeline.process_file(drop(tmp_path, "ahead.docx", filled("early-discussion", ahead)))
+    assert count(cfg, t.ReceivedForm) == 0
+    assert outbox_files(cfg) == []
+    # A date a little ahead (a form filled in before a meeting next week) is accepted.
+    soon = values("early-discussion", meeting_date="2026-12-10", next_meeting_date="2027-01-10")
+    assert pipeline.process_file(drop(tmp_path, "soon.docx", filled("early-discussion", soon))).status == "processed"
+
+
+def test_a_review_dated_months_ahead_is_a_problem(cfg: Settings, pipeline: Pipeline, tmp_path: Path) -> None:
+    pipeline.process_file(drop(tmp_path, "early.docx", filled("early-discussion", early())))
+    pipeline.process_file(drop(tmp_path, "plan.docx", filled("support-plan", plan())))
+    ahead = review(review_date="2027-02-10", next_review_date="2027-05-19")
+    with pytest.raises(FormInvalidError, match="Date of review: 10/02/2027"):
+        pipeline.process_file(drop(tmp_path, "review.docx", filled("review", ahead)))
