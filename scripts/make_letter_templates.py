@@ -292,6 +292,10 @@ def corrected(doc: DocumentType) -> None:
         ("This replaces the copy we sent you before, because the form it came from has been corrected. ", False),
         ("Please use this one and throw the earlier copy away.", False),
     )
+    # What changed, one line each ("Corrected: the review date is now 16 March 2026").
+    tag(doc, "{%p for line in correction %}")
+    para(doc, "{{ line }}")
+    tag(doc, "{%p endfor %}")
     tag(doc, "{%p endif %}")
 
 

@@ -6,6 +6,7 @@ value is display text (dates as "12 March 2026", choices as their printed words)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
 from enum import Enum
@@ -15,7 +16,7 @@ from pydantic import BaseModel
 
 from senforms.config import PLACEHOLDER, Settings
 from senforms.history import History
-from senforms.kinds import BroadAreas, Pupil, ReviewRecord, SupportPlan
+from senforms.kinds import BroadAreas, FormKind, FormModel, Pupil, ReviewRecord, SupportPlan
 from senforms.rules import Flag
 from senforms.values import Choice, fold_outcome, need_codes
 
@@ -203,6 +204,7 @@ def letter_context(
     corrected: bool,
     today: date,
     with_cycles: bool = False,
+    correction: Sequence[str] = (),
 ) -> dict[str, Any]:
     pupil: Pupil = form.pupil  # type: ignore[attr-defined]
     households = recipients(pupil)
@@ -212,6 +214,7 @@ def letter_context(
         "sendiass": _settings_part("sendiass", settings.sendiass),
         "today": long_date(today),
         "corrected": corrected,
+        "correction": list(correction),
         "pupil": pupil_context(pupil),
         "greeting": greeting(pupil),
         "recipients": households,
@@ -220,3 +223,90 @@ def letter_context(
         "cycles": cycles_context(history) if with_cycles else [],
         "flags": [{"description": f.description, "ratings": list(f.ratings)} for f in flags],
     }
+
+
+# --- what a correction changed -------------------------------------------------------------------
+
+#: Said in full up to this length; a longer answer is only said to have changed.
+_SHORT_ANSWER = 60
+#: At most this many changes are named; the rest are counted.
+_NAMED_CHANGES = 3
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"outcomes": [{"description": ..}]}`` as ``{"outcomes.0.description": ..}``: the paths
+    ``layout.fields`` names the printed boxes by."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, inner in value.items():
+            out |= _flatten(inner, f"{prefix}{key}.")
+        return out
+    if isinstance(value, list):
+        out = {}
+        for i, inner in enumerate(value):
+            out |= _flatten(inner, f"{prefix}{i}.")
+        return out
+    return {prefix[:-1]: value}
+
+
+def _at(model: Any, path: str) -> Any:
+    """The validated value at a dotted path, or None where the row or answer is not there."""
+    for part in path.split("."):
+        if model is None:
+            return None
+        if part.isdigit():
+            items = list(model)
+            model = items[int(part)] if int(part) < len(items) else None
+        else:
+            model = getattr(model, part, None)
+    return model
+
+
+_QUESTION_WORDS = {"what", "who", "how", "when", "where", "why", "which"}
+
+
+def _said(label: str) -> str:
+    """A printed label as words in a sentence: "Review date" -> "the review date";
+    "Outcomes, row 1, Outcome" -> "the outcome in outcomes, row 1"; acronyms keep their capitals."""
+
+    def lower(words: str) -> str:
+        first, _, rest = words.partition(" ")
+        first = first if first.isupper() and len(first) > 1 else first[:1].lower() + first[1:]
+        return f"{first} {rest}".strip()
+
+    parts = [p.strip() for p in label.split(",")]
+    if len(parts) == 1:
+        first = label.split(" ", 1)[0].casefold()
+        if first in _QUESTION_WORDS:
+            return f"“{label}”"  # "What parents will do at home" reads as a quotation, not a noun
+        return lower(label) if first == "the" else f"the {lower(label)}"
+    return f"the {lower(parts[-1])} in {lower(', '.join(parts[:-1]))}"
+
+
+def correction_lines(kind: FormKind, before: FormModel, after: FormModel) -> list[str]:
+    """What a corrected form changed, one short sentence each, by the labels printed on the
+    form: ["Corrected: the review date is now 16 March 2026"]. Empty when the answers are the same."""
+    from senforms.layout import fields  # layout imports the kinds; kept local to keep this module light
+
+    old, new = _flatten(before.model_dump(mode="json")), _flatten(after.model_dump(mode="json"))
+    printed = fields(kind)
+    changed = [path for path in printed if old.get(path) != new.get(path)]
+    # Answers with no box of their own (none today) still count as changes.
+    changed += sorted(p for p in old.keys() | new.keys() if p not in printed and old.get(p) != new.get(p))
+    lines = []
+    for path in changed[:_NAMED_CHANGES]:
+        label = printed[path].label if path in printed else path.replace("_", " ").replace(".", ", ")
+        shown = display(_at(after, path))
+        if isinstance(shown, list):
+            shown = ", ".join(str(s) for s in shown)
+        shown = str(shown)
+        if not shown:
+            lines.append(f"Corrected: {_said(label)} is now blank")
+        elif len(shown) > _SHORT_ANSWER or "\n" in shown:
+            lines.append(f"Corrected: {_said(label)} has changed")
+        else:
+            lines.append(f"Corrected: {_said(label)} is now {shown}")
+    if len(changed) > _NAMED_CHANGES:
+        rest = len(changed) - _NAMED_CHANGES
+        lines.append(f"Corrected: {rest} other answer{'s' if rest != 1 else ''} changed too")
+    return lines

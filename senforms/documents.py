@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
@@ -98,6 +99,7 @@ def render_documents(
     corrected: bool,
     today: date,
     pdf: PdfLetters,
+    correction: Sequence[str] = (),
 ) -> tuple[list[Rendered], list[str]]:
     """Every document the rules decided on, rendered; and any warnings on the way."""
     out: list[Rendered] = []
@@ -116,6 +118,7 @@ def render_documents(
             corrected=corrected,
             today=today,
             with_cycles=doc.with_cycles,
+            correction=correction,
         )
         content = render_docx(letter_template(settings, doc.name), context)
         title = doc.title + (" (corrected)" if corrected else "")

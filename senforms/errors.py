@@ -111,6 +111,18 @@ class IdentityConflictError(SenformsError):
     )
 
 
+class UnknownPupilError(IdentityConflictError):
+    """A plan, review or meeting note for a UPN the archive has no record of: often only because
+    the pupil's early discussion note has not been filed yet."""
+
+
+class CycleError(SenformsError):
+    """A form that makes no sense where the pupil's cycle stands (a review with no plan)."""
+
+    exit_code = ExitCode.invalid_form
+    advice = "Drop the earlier form in first, then this one again."
+
+
 class TemplateError(SenformsError):
     """A letter or form template cannot be used."""
 

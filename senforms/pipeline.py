@@ -30,7 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from senforms import forms, rules
+from senforms import forms, layout, rules
 from senforms.archive import tables as t
 from senforms.archive.record import rebuild_record
 from senforms.archive.register import register_csv
@@ -46,11 +46,20 @@ from senforms.archive.store import (
     save_pupil,
 )
 from senforms.config import Settings
+from senforms.context import correction_lines
 from senforms.deliver import clear_staging, set_aside
 from senforms.documents import PdfLetters, Rendered, render_documents
-from senforms.errors import ArchiveError, ExitCode, SenformsError
+from senforms.errors import (
+    ArchiveError,
+    CycleError,
+    ExitCode,
+    FormInvalidError,
+    Problem,
+    SenformsError,
+    UnknownPupilError,
+)
 from senforms.history import History
-from senforms.kinds import FormKind, FormModel, Pupil, kind_of
+from senforms.kinds import EarlyDiscussion, FormKind, FormModel, Pupil, ReviewRecord, SupportPlan, kind_of
 from senforms.letters import Audience
 from senforms.outbox import deliver, plan_delivery, sha256
 from senforms.read import RawForm
@@ -90,6 +99,14 @@ class Identified:
     corrects: int | None  # the id of the form this one corrects (same pupil, kind and meeting date)
     current: tuple[int, ...]  # the ids of the pupil's current forms: what step 5 checks is unchanged
     past: History  # the pupil's current forms, less the one corrected
+    previous: FormModel | None = None  # the answers of the form this one would correct
+    previous_done: bool = True  # whether that form's documents were all delivered
+
+    def same_answers(self, form: FormModel) -> bool:
+        """The form says what the one on record says: a re-save (Word rewrites its document
+        properties on every save) or a copy, not a correction. Compared as validated answers, so
+        a UPN typed with spaces or a date typed another way is the same answer."""
+        return self.previous is not None and self.previous.model_dump(mode="json") == form.model_dump(mode="json")
 
 
 def identify(session: Session, form: FormModel, kind: FormKind) -> Identified:
@@ -101,7 +118,77 @@ def identify(session: Session, form: FormModel, kind: FormKind) -> Identified:
     previous = current_form(session, pupil.id, kind.slug, meeting)
     earlier = current_forms(session, pupil.id)
     corrects = previous.id if previous is not None else None
-    return Identified(pupil.id, corrects, tuple(r.id for r, _ in earlier), history(earlier, excluding=corrects))
+    return Identified(
+        pupil.id,
+        corrects,
+        tuple(r.id for r, _ in earlier),
+        history(earlier, excluding=corrects),
+        previous=next((m for r, m in earlier if r.id == corrects), None),
+        previous_done=previous is None or previous.state == "done",
+    )
+
+
+def _stage(form: FormModel) -> int:
+    """Where a form stands in the graduated approach: early discussion 0, plan of cycle n 2n-1,
+    review of cycle n 2n. Meetings with parents stand outside the cycle (-1)."""
+    if isinstance(form, SupportPlan):
+        return 2 * form.cycle - 1
+    if isinstance(form, ReviewRecord):
+        return 2 * form.cycle
+    if isinstance(form, EarlyDiscussion):
+        return 0
+    return -1
+
+
+def moved_on(doc: rules.Prefilled, past: History) -> bool:
+    """A pre-filled form for a step the pupil's record has already passed: a corrected plan of
+    cycle 1 must not give the SENCO a second review record when cycle 1's review (or cycle 2's
+    plan) is already filed."""
+    if doc.kind == "early-discussion":
+        later = [f for f in past.early if str(f.meeting_date) >= str(doc.values.get("meeting_date", ""))]
+        return bool(later) or any(_stage(f) > 0 for f in past.forms)
+    cycle = int(doc.values.get("cycle", 1))
+    stage = 2 * cycle - 1 if doc.kind == "support-plan" else 2 * cycle
+    return any(_stage(f) >= stage for f in past.forms)
+
+
+#: A meeting dated further ahead than this has not happened yet: a typing slip to confirm.
+FUTURE_DAYS = 30
+
+
+def check_date(form: FormModel, kind: FormKind, today: date) -> None:
+    """The form's meeting (or plan, or review) has happened: a date more than ``FUTURE_DAYS``
+    ahead is a problem to put right, not a letter thanking parents for a meeting still to come."""
+    meeting: date = getattr(form, kind.meeting_date)
+    if (meeting - today).days > FUTURE_DAYS:
+        label = layout.fields(kind)[kind.meeting_date].label
+        shown = f"{meeting:%d/%m/%Y}"
+        raise FormInvalidError(
+            [
+                Problem(
+                    label,
+                    f"{shown} is more than {FUTURE_DAYS} days after today ({today:%d/%m/%Y}); a form is "
+                    "filled in at or after the meeting. Check the year and the month",
+                    kind.meeting_date,
+                )
+            ],
+            kind_title=kind.title,
+        )
+
+
+def check_cycle(form: FormModel, kind: FormKind, past: History) -> None:
+    """A review reviews a plan: a review for a cycle with no plan on record is set aside."""
+    if not isinstance(form, ReviewRecord):
+        return
+    record = past.cycles.get(form.cycle)
+    if record is None or record.plan is None:
+        upn = form.pupil.upn
+        raise CycleError(
+            f"This review record is for cycle {form.cycle}, but the archive has no SEN support plan for "
+            f"cycle {form.cycle} for the pupil with UPN {upn}, so there is nothing for it to review.",
+            advice=f"Drop in the plan of cycle {form.cycle} first, then this review record again. If the "
+            "cycle number on the review is wrong, correct it, save the form, and drop it in again.",
+        )
 
 
 def decide(form: FormModel, past: History) -> rules.Next:
@@ -248,12 +335,23 @@ class Pipeline:
         raw, form, warnings = read(data, name, self.settings)
         kind = kind_of(form)
         upn: str = form.pupil.upn  # type: ignore[attr-defined]
+        check_date(form, kind, self.today())
         self.checkpoint("read")
         received = Received(data, digest, name, raw.method)
         for _ in range(ATTEMPTS):
             with self.archive.reading() as session:
                 seen = identify(session, form, kind)
+            if seen.same_answers(form):
+                return self._again(seen, kind, upn)
+            check_cycle(form, kind, seen.past)
             decided = decide(form, seen.past)
+            correction: list[str] = []
+            if seen.previous is not None:
+                correction = correction_lines(kind, seen.previous, form)
+                decided = rules.Next(
+                    [d for d in decided.documents if not (isinstance(d, rules.Prefilled) and moved_on(d, seen.past))],
+                    decided.flags,
+                )
             today = self.today()
             rendered, more = render_documents(
                 self.settings,
@@ -263,6 +361,7 @@ class Pipeline:
                 corrected=seen.corrects is not None,
                 today=today,
                 pdf=self.pdf,
+                correction=correction,
             )
             try:
                 with self.archive.session() as session:
@@ -290,6 +389,18 @@ class Pipeline:
         status = "corrected" if seen.corrects is not None else "processed"
         logger.info("%s %s for UPN %s: %d documents", status, kind.slug, upn, len(written))
         return Processed(kind.slug, upn, status, written, warnings + more)
+
+    def _again(self, seen: Identified, kind: FormKind, upn: str) -> Processed:
+        """The same answers as the form on record: nothing filed again, no documents; only a
+        line in the event log, and the delivery finished if a crash interrupted it."""
+        assert seen.corrects is not None
+        with self.archive.session() as session:
+            log(session, "received again", f"{kind.slug}: same answers as form {seen.corrects}", upn=upn, form_id=seen.corrects)
+        logger.info("already processed %s for UPN %s (same answers as form %d)", kind.slug, upn, seen.corrects)
+        if not seen.previous_done:
+            written = deliver(self.archive, self.settings.outbox, seen.corrects, self.checkpoint)
+            return Processed(kind.slug, upn, "processed", written)
+        return Processed(kind.slug, upn, "already processed")
 
     def _known(self, digest: str) -> Processed | None:
         """A form already received: finish its delivery if a crash interrupted it."""
@@ -321,16 +432,81 @@ class Report:
         return ExitCode.ok if not self.set_aside else ExitCode.some_files_failed
 
 
+#: The cycle's order of kinds: a pupil's record starts with the early discussion; a plan of cycle
+#: n comes before its review, and that before the plan of cycle n + 1 (see ``cycle_order``).
+KIND_ORDER = {"early-discussion": 0, "parent-meeting": 1, "support-plan": 2, "review": 3}
+
+
+def cycle_order(path: Path, settings: Settings) -> tuple[int, int, date, str]:
+    """Where a dropped file stands in the cycle, read cheaply (the raw answers, not validated):
+    early discussions first, then meetings, then each cycle's plan and review, then by meeting
+    date; the name only breaks ties. A file that cannot be read goes last, to be set aside there
+    with its note as usual."""
+    last = (99, 0, date.max, path.name)
+    try:
+        raw = forms.read(path.read_bytes(), name=path.name, settings=settings)
+    except (SenformsError, OSError):
+        return last
+    rank = KIND_ORDER.get(raw.kind.slug)
+    if rank is None:
+        return last
+    cycle = _whole(raw.values.get("cycle")) if rank >= 2 else 0
+    meeting = _uk_date(raw.values.get(raw.kind.meeting_date)) or date.max
+    # Plan of cycle n: 2n; its review: 2n + 1; so cycle 1's review comes before cycle 2's plan.
+    return (rank if rank < 2 else 2 * cycle + rank, 0, meeting, path.name)
+
+
+def _whole(value: object) -> int:
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        return 1
+
+
+def _uk_date(value: object) -> date | None:
+    """A date as typed on the form (dd/mm/yyyy), or None: ordering only, never validation."""
+    if isinstance(value, date):
+        return value
+    parts = str(value or "").replace("-", "/").replace(".", "/").split("/")
+    try:
+        day, month, year = (int(p) for p in parts)
+        return date(year, month, day)
+    except ValueError:
+        return None
+
+
+def _waiting(exc: SenformsError) -> bool:
+    """Set aside only because an earlier form of the same pupil had not been filed yet."""
+    return isinstance(exc, UnknownPupilError | CycleError)
+
+
 def process_files(paths: Iterable[Path], settings: Settings, *, notify: Callable[[str], None] = logger.info) -> Report:
-    """Process each file; a file with a problem is moved to ``problems/`` beside a note."""
+    """Process each file in the cycle's order (``cycle_order``), whatever the files are called; a
+    file with a problem is moved to ``problems/`` beside a note. A form held up only because its
+    pupil's earlier form was still waiting (``_waiting``) is tried once more after the others."""
     report = Report()
+    paths = list(paths)
+    ordered = sorted(paths, key=lambda p: cycle_order(p, settings))
     with Pipeline(settings) as pipeline:
         for notice in pipeline.notices:
             notify(notice)
-        for path in paths:
+        retry: list[tuple[Path, SenformsError]] = []
+        for path in ordered:
+            try:
+                report.processed.append((path, pipeline.process_file(path)))
+            except SenformsError as exc:
+                if _waiting(exc):
+                    retry.append((path, exc))
+                    continue
+                target = set_aside(path, settings.problems, exc.note())
+                report.set_aside.append((path, target, exc))
+        for path, _first in retry:
             try:
                 report.processed.append((path, pipeline.process_file(path)))
             except SenformsError as exc:
                 target = set_aside(path, settings.problems, exc.note())
                 report.set_aside.append((path, target, exc))
+    # The report lists files in the order they were given, as the command line printed them before.
+    given = {p: i for i, p in enumerate(paths)}
+    report.processed.sort(key=lambda item: given[item[0]])
     return report

@@ -157,7 +157,8 @@ def _cycle_forms(pipeline: Pipeline, tmp_path: Path, cycle: int, decision: str, 
 
 
 def test_two_reviews_not_achieved_then_ehc_then_end(settings: Settings, tmp_path: Path) -> None:
-    with Pipeline(settings, today=lambda: date(2026, 11, 22)) as pipeline:
+    # Today is after the last review (March 2028): a form dated months ahead of today is a problem (13.7).
+    with Pipeline(settings, today=lambda: date(2028, 4, 1)) as pipeline:
         pipeline.process_file(drop(tmp_path, "early.docx", filled("early-discussion", values("early-discussion"))))
         _cycle_forms(pipeline, tmp_path, 1, "continue", "not-achieved")
         assert not list(settings.outbox.glob(f"senco/{FOLDER}/*Consider involving a specialist*"))

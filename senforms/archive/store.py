@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from senforms import kinds
 from senforms.archive import tables as t
-from senforms.errors import ArchiveError, IdentityConflictError
+from senforms.errors import ArchiveError, IdentityConflictError, UnknownPupilError
 from senforms.history import History
 from senforms.values import (
     accent_only,
@@ -205,7 +205,7 @@ def find_pupil(session: Session, pupil: kinds.Pupil, kind: str) -> t.Pupil | Non
     if alike:
         raise _another_upn(alike[0], pupil)
     if kind != "early-discussion":
-        raise IdentityConflictError(
+        raise UnknownPupilError(
             f"There is no pupil with UPN {pupil.upn} in the archive. A pupil's record starts with their "
             "early discussion note.",
             advice="Check the UPN against the school's records. If it is right, drop in the pupil's early "
