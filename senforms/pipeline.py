@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from senforms import forms, rules
 from senforms.archive import tables as t
 from senforms.archive.record import rebuild_record
-from senforms.archive.register import register_csv
+from senforms.archive.register import register_change_csv
 from senforms.archive.store import (
     Archive,
     current_form,
@@ -207,7 +207,10 @@ def file(
         )
     documents = list(rendered)
     if register_changed:
-        documents.append(Rendered(Audience.SENCO, "SEND register", "register", register_csv(session), ".csv"))
+        # Kept in the archive: only this pupil's change to the register (see register_change_csv).
+        # The outbox's living copy is written whole from the archive when the form is delivered.
+        change = register_change_csv(session, pupil.id)
+        documents.append(Rendered(Audience.SENCO, "SEND register", "register", change, ".csv"))
     plan_delivery(session, settings.outbox, filed, pupil, documents, corrected=seen.corrects is not None, today=today)
     return filed.id
 

@@ -256,3 +256,25 @@ def test_two_runs_given_a_pupils_early_discussion_and_plan(cfg: Settings) -> Non
     assert count(cfg, t.ReceivedForm) == 20
     assert states(cfg) == {"done": 20}
     assert doubled_letters(cfg) == []
+
+
+# --- 9.7: the archive grows with the forms, not with the school ------------------------------------
+
+
+def test_register_versions_do_not_grow_with_the_school(cfg: Settings, tmp_path: Path) -> None:
+    n = 12
+    with Pipeline(cfg, today=lambda: TODAY) as pipeline:
+        for serial in range(300, 300 + n):
+            pipeline.process_file(drop(tmp_path, f"early{serial}.docx", early(serial)))
+    engine = create_engine(cfg.database_url)
+    with engine.connect() as conn:
+        sizes = conn.execute(
+            select(func.length(t.Document.content)).where(t.Document.template == "register").order_by(t.Document.id)
+        ).scalars().all()
+    engine.dispose()
+    print(f"stored register bytes per version after {n} pupils: {sizes}")
+    assert len(sizes) == n  # one version per change
+    # Each version holds the change (one row), not the register: the twelfth is no bigger than the first.
+    assert max(sizes) - min(sizes) < 10
+    living = (cfg.outbox / "senco/SEND register.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert len(living) == n + 1  # the outbox still has the whole register, derived from the archive
