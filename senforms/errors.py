@@ -24,6 +24,7 @@ class ExitCode(IntEnum):
     config_error = 9
     office_error = 10
     some_files_failed = 11
+    archive_refused = 12  # the archive answered but refused the form: set aside, never retried
     interrupted = 130
 
 
@@ -111,9 +112,9 @@ class IdentityConflictError(SenformsError):
     )
 
 
-class UnknownPupilError(IdentityConflictError):
-    """A plan, review or meeting note for a UPN the archive has no record of: often only because
-    the pupil's early discussion note has not been filed yet."""
+class NoSuchPupilError(IdentityConflictError):
+    """A form other than an early discussion for a UPN the archive does not know (yet): its
+    early discussion may be on its way, or being filed by another run at this moment."""
 
 
 class CycleError(SenformsError):
@@ -131,8 +132,56 @@ class TemplateError(SenformsError):
 
 
 class ArchiveError(SenformsError):
+    """Something went wrong with the archive. Raised as one of the two kinds below when senforms
+    can tell them apart; exit code 8, which the watcher retries."""
+
     exit_code = ExitCode.archive_error
     advice = "Check that the archive database is reachable, then try again. Nothing has been lost."
+
+
+class ArchiveUnavailableError(ArchiveError):
+    """The archive cannot be reached, is busy or too slow to answer (a lost connection, a
+    timeout, a locked SQLite file, a full disk): an outage, retried with back-off. Exit code 8."""
+
+    advice = (
+        "Check that the archive database is running and reachable (and that its disk is not full). "
+        "senforms tries again by itself; nothing has been lost."
+    )
+
+
+class ArchiveRefusedError(ArchiveError):
+    """The archive answered but refused what it was given (a value too long or of the wrong type
+    for its column, a broken constraint, a schema that does not match): not an outage, so
+    retrying would fail the same way for ever. The file is set aside with this note."""
+
+    exit_code = ExitCode.archive_refused
+    advice = (
+        "The form was not filed. Check the answers on the form (a very long answer, or an unusual "
+        "value) and drop it in again; if it is refused again, send this note to whoever looks after "
+        "senforms, as the archive may need upgrading ('senforms' runs its upgrades when it starts)."
+    )
+
+
+class DeliveryPendingError(SenformsError):
+    """The form was filed (committed to the archive) but its documents could not be written to the
+    outbox. Never a reason to set the form aside: its delivery is finished by the next run, by
+    ``Pipeline.finish_pending`` or by the watcher's retry. Exit code 8, like an archive outage."""
+
+    exit_code = ExitCode.archive_error
+    advice = (
+        "Check that the outbox folder exists, can be written to, and that its disk is not full. "
+        "Leave the form where it is: senforms writes the letters when it next runs (the watcher "
+        "keeps trying by itself)."
+    )
+
+    def __init__(self, reason: str, *, upn: str = "", advice: str | None = None) -> None:
+        who = f" for the pupil with UPN {upn}" if upn else ""
+        super().__init__(
+            f"The form{who} was filed, but its letters could not be written to the outbox ({reason}). "
+            "senforms will write them when the outbox can be written to again; nothing has been lost.",
+            advice=advice,
+        )
+        self.reason = reason
 
 
 class ConfigError(SenformsError):

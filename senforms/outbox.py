@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -67,54 +68,70 @@ def plan_delivery(
         )
 
 
-def deliver(archive: Archive, outbox: Path, form_id: int, checkpoint: Callable[[str], None]) -> list[Path]:
+@dataclass(frozen=True)
+class Delivered:
+    paths: list[Path]  # every document of the form, where it is in the outbox
+    now: bool  # written by this call; False when another run had already delivered the form
+
+
+def deliver(archive: Archive, outbox: Path, form_id: int, checkpoint: Callable[[str], None]) -> Delivered:
     """Write a filed form's undelivered documents to the outbox, then mark them delivered and the
     form done. Safe to run again after a crash at any point: a document already written is
-    recognised by its hash and not written twice."""
-    written: list[Path] = []
+    recognised by its hash and not written twice.
+
+    The form's row is locked for the whole delivery (its first statement is a write, which on
+    SQLite takes the database's write lock), so two runs finishing the same form take turns and
+    the second finds nothing left to write: no letter is ever written twice as "name (2)". The
+    lock is held only while a few files are written. An ``OSError`` from the outbox (full disk,
+    read-only, permissions) rolls the transaction back and leaves the form to be finished later;
+    the caller turns it into ``DeliveryPendingError``."""
     with archive.session() as session:
+        session.execute(
+            update(t.ReceivedForm).where(t.ReceivedForm.id == form_id).values(state=t.ReceivedForm.state)
+        )
+        form = session.get(t.ReceivedForm, form_id)
+        assert form is not None
+        if form.state == "done":
+            return Delivered(_paths(session, outbox, form_id), now=False)
         pending = session.execute(
             select(t.Document.id, t.Document.path, t.Document.content, t.Document.content_hash, t.Document.template)
             .where(t.Document.form_id == form_id, t.Document.delivered_at.is_(None))
             .order_by(t.Document.id)
         ).all()
-        jobs = [(d.id, d.path, d.content, d.content_hash) for d in pending if d.template != "register"]
         registers = [d.id for d in pending if d.template == "register"]
+        delivered: dict[int, str] = {}
         if registers:
             # The register is the one living file in the outbox: rewritten from the archive as
             # it is now (never from a stored copy, so finishing an old form's delivery cannot
-            # bring back an older register). Every version is kept in the archive.
+            # bring back an older register).
             write_atomic(outbox / REGISTER_PATH, register_csv(session), overwrite=True, stage=staging(outbox))
-            written.append(outbox / REGISTER_PATH)
-    delivered: dict[int, str] = {}
-    for doc_id, relative, content, digest in jobs:
-        target = outbox / relative
-        # Already there from a run that crashed before marking it: the hash proves it.
-        if not (target.exists() and sha256(target.read_bytes()) == digest):
-            target = write_atomic(target, content, stage=staging(outbox))
-        delivered[doc_id] = target.relative_to(outbox).as_posix()
-        written.append(target)
-        checkpoint("wrote")
-    delivered |= dict.fromkeys(registers, REGISTER_PATH)
-    with archive.session() as session:
+            delivered |= dict.fromkeys(registers, REGISTER_PATH)
+        for doc in pending:
+            if doc.template == "register":
+                continue
+            target = outbox / doc.path
+            # Already there from a run that crashed before marking it: the hash proves it.
+            if not (target.exists() and sha256(target.read_bytes()) == doc.content_hash):
+                target = write_atomic(target, doc.content, stage=staging(outbox))
+            delivered[doc.id] = target.relative_to(outbox).as_posix()
+            checkpoint("wrote")
         at = now()
-        moved = {doc_id: path for doc_id, path in delivered.items() if path != _planned(pending, doc_id)}
         # One statement marks every document delivered; only a document written under another
         # name than planned (a file of that name appeared meanwhile) needs its own.
-        session.execute(update(t.Document).where(t.Document.id.in_(list(delivered))).values(delivered_at=at))
-        for doc_id, path in moved.items():
-            session.execute(update(t.Document).where(t.Document.id == doc_id).values(path=path))
-        form = session.get(t.ReceivedForm, form_id)
-        assert form is not None
+        if delivered:
+            session.execute(update(t.Document).where(t.Document.id.in_(list(delivered))).values(delivered_at=at))
+        for doc in pending:
+            if delivered.get(doc.id, doc.path) != doc.path:
+                session.execute(update(t.Document).where(t.Document.id == doc.id).values(path=delivered[doc.id]))
         form.state = "done"
         upn = session.scalar(select(t.Pupil.upn).where(t.Pupil.id == form.pupil_id))
         log(session, "delivered", f"{len(delivered)} documents to the outbox", upn=upn, form_id=form_id)
         checkpoint("marked")
-    return written
+        return Delivered(_paths(session, outbox, form_id), now=True)
 
 
-def _planned(pending: Iterable[object], doc_id: int) -> str | None:
-    for row in pending:
-        if row.id == doc_id:  # type: ignore[attr-defined]
-            return str(row.path)  # type: ignore[attr-defined]
-    return None
+def _paths(session: Session, outbox: Path, form_id: int) -> list[Path]:
+    rows = session.scalars(select(t.Document.path).where(t.Document.form_id == form_id).order_by(t.Document.id))
+    return [outbox / path for path in rows]
+
+

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from senforms import forms, layout, rules
 from senforms.archive import tables as t
 from senforms.archive.record import rebuild_record
-from senforms.archive.register import register_csv
+from senforms.archive.register import register_change_csv
 from senforms.archive.store import (
     Archive,
     current_form,
@@ -51,17 +51,19 @@ from senforms.deliver import clear_staging, set_aside
 from senforms.documents import PdfLetters, Rendered, render_documents
 from senforms.errors import (
     ArchiveError,
+    ArchiveUnavailableError,
     CycleError,
+    DeliveryPendingError,
     ExitCode,
     FormInvalidError,
+    NoSuchPupilError,
     Problem,
     SenformsError,
-    UnknownPupilError,
 )
 from senforms.history import History
 from senforms.kinds import EarlyDiscussion, FormKind, FormModel, Pupil, ReviewRecord, SupportPlan, kind_of
 from senforms.letters import Audience
-from senforms.outbox import deliver, plan_delivery, sha256
+from senforms.outbox import Delivered, deliver, plan_delivery, sha256
 from senforms.read import RawForm
 from senforms.validate import validate
 
@@ -287,7 +289,10 @@ def file(
         )
     documents = list(rendered)
     if register_changed:
-        documents.append(Rendered(Audience.SENCO, "SEND register", "register", register_csv(session), ".csv"))
+        # Kept in the archive: only this pupil's change to the register (see register_change_csv).
+        # The outbox's living copy is written whole from the archive when the form is delivered.
+        change = register_change_csv(session, pupil.id)
+        documents.append(Rendered(Audience.SENCO, "SEND register", "register", change, ".csv"))
     plan_delivery(session, settings.outbox, filed, pupil, documents, corrected=seen.corrects is not None, today=today)
     return filed.id
 
@@ -379,13 +384,14 @@ class Pipeline:
                 raise
             break
         else:
-            raise ArchiveError(
+            raise ArchiveUnavailableError(
                 f"The pupil's record (UPN {upn}) kept changing while this form was being filed, so it "
                 "was not filed yet.",
                 advice="Drop the form in again in a minute; nothing has been lost.",
             )
         self.checkpoint("committed")
-        written = deliver(self.archive, self.settings.outbox, form_id, self.checkpoint)
+        # From here the form is filed: whatever happens to the outbox, it is never set aside.
+        written = self._deliver(form_id, upn).paths
         status = "corrected" if seen.corrects is not None else "processed"
         logger.info("%s %s for UPN %s: %d documents", status, kind.slug, upn, len(written))
         return Processed(kind.slug, upn, status, written, warnings + more)
@@ -395,12 +401,65 @@ class Pipeline:
         line in the event log, and the delivery finished if a crash interrupted it."""
         assert seen.corrects is not None
         with self.archive.session() as session:
-            log(session, "received again", f"{kind.slug}: same answers as form {seen.corrects}", upn=upn, form_id=seen.corrects)
+            log(
+                session,
+                "received again",
+                f"{kind.slug}: same answers as form {seen.corrects}",
+                upn=upn,
+                form_id=seen.corrects,
+            )
         logger.info("already processed %s for UPN %s (same answers as form %d)", kind.slug, upn, seen.corrects)
         if not seen.previous_done:
-            written = deliver(self.archive, self.settings.outbox, seen.corrects, self.checkpoint)
-            return Processed(kind.slug, upn, "processed", written)
+            return Processed(kind.slug, upn, "processed", self._deliver(seen.corrects, upn).paths)
         return Processed(kind.slug, upn, "already processed")
+
+    def _deliver(self, form_id: int, upn: str) -> Delivered:
+        """``outbox.deliver``, with an outbox that cannot be written to (full disk, read-only,
+        permissions, a share gone away) reported as ``DeliveryPendingError``: the form is filed
+        and stays in state "delivering" until a later run finishes it."""
+        try:
+            return deliver(self.archive, self.settings.outbox, form_id, self.checkpoint)
+        except OSError as exc:
+            logger.warning("Form %d (UPN %s) filed; its documents are waiting for the outbox: %s", form_id, upn, exc)
+            raise DeliveryPendingError(_os_reason(exc), upn=upn) from exc
+
+    def finish_pending(self) -> list[Processed]:
+        """Deliver every filed form whose documents are not all in the outbox yet (state other
+        than "done"): what a crash, a full disk or a read-only outbox left undone. Run at start
+        by the watcher and by ``senforms process``. Tries every form, then raises the first
+        ``DeliveryPendingError`` if the outbox still cannot be written to."""
+        with self.archive.reading() as session:
+            rows = session.execute(
+                select(t.ReceivedForm.id, t.ReceivedForm.kind, t.Pupil.upn)
+                .join(t.Pupil, t.Pupil.id == t.ReceivedForm.pupil_id)
+                .where(t.ReceivedForm.state != "done")
+                .order_by(t.ReceivedForm.id)
+            ).all()
+        finished: list[Processed] = []
+        failed: DeliveryPendingError | None = None
+        for row in rows:
+            try:
+                done = self._deliver(row.id, row.upn)
+            except DeliveryPendingError as exc:
+                failed = failed or exc
+                continue
+            if done.now:
+                logger.info("Finished delivering %s for UPN %s: %d documents", row.kind, row.upn, len(done.paths))
+                finished.append(Processed(row.kind, row.upn, "processed", done.paths))
+        if failed is not None:
+            raise failed
+        return finished
+
+    def filed_already(self, path: Path) -> Processed | None:
+        """The form in ``path`` if the archive has it (another run filed it), else None."""
+        try:
+            digest = sha256(path.read_bytes())
+        except OSError:
+            return None
+        try:
+            return self._known(digest)
+        except SenformsError:
+            return None
 
     def _known(self, digest: str) -> Processed | None:
         """A form already received: finish its delivery if a crash interrupted it."""
@@ -414,9 +473,24 @@ class Pipeline:
             return None
         if row.state == "done":
             return Processed(row.kind, row.upn, "already processed")
-        return Processed(
-            row.kind, row.upn, "processed", deliver(self.archive, self.settings.outbox, row.id, self.checkpoint)
-        )
+        done = self._deliver(row.id, row.upn)
+        # Another run may have finished it while this one waited for the form's lock.
+        return Processed(row.kind, row.upn, "processed" if done.now else "already processed", done.paths)
+
+
+def _os_reason(exc: OSError) -> str:
+    """Why the outbox could not be written to, in words office staff know."""
+    import errno
+
+    reasons = {
+        errno.ENOSPC: "the disk is full",
+        errno.EROFS: "the outbox is on a disk that is read-only",
+        errno.EACCES: "senforms is not allowed to write to the outbox folder",
+        errno.EPERM: "senforms is not allowed to write to the outbox folder",
+        errno.EDQUOT: "the disk quota is used up",
+        errno.ENOENT: "the outbox folder cannot be found",
+    }
+    return reasons.get(exc.errno or 0, exc.strerror or str(exc))
 
 
 # --- many files, for `senforms process` ----------------------------------------------------------
@@ -426,10 +500,15 @@ class Pipeline:
 class Report:
     processed: list[tuple[Path, Processed]] = field(default_factory=list)
     set_aside: list[tuple[Path, Path, SenformsError]] = field(default_factory=list)
+    # Left where they are: filed but not yet delivered, or the archive could not be reached.
+    # Nothing is wrong with these files; running `senforms process` on them again finishes them.
+    waiting: list[tuple[Path, SenformsError]] = field(default_factory=list)
 
     @property
     def exit_code(self) -> ExitCode:
-        return ExitCode.ok if not self.set_aside else ExitCode.some_files_failed
+        if self.set_aside:
+            return ExitCode.some_files_failed
+        return ExitCode.archive_error if self.waiting else ExitCode.ok
 
 
 #: The cycle's order of kinds: a pupil's record starts with the early discussion; a plan of cycle
@@ -477,36 +556,66 @@ def _uk_date(value: object) -> date | None:
 
 def _waiting(exc: SenformsError) -> bool:
     """Set aside only because an earlier form of the same pupil had not been filed yet."""
-    return isinstance(exc, UnknownPupilError | CycleError)
+    return isinstance(exc, NoSuchPupilError | CycleError)
 
 
 def process_files(paths: Iterable[Path], settings: Settings, *, notify: Callable[[str], None] = logger.info) -> Report:
     """Process each file in the cycle's order (``cycle_order``), whatever the files are called; a
     file with a problem is moved to ``problems/`` beside a note. A form held up only because its
-    pupil's earlier form was still waiting (``_waiting``) is tried once more after the others."""
+    pupil's earlier form was still waiting (``_waiting``) is tried once more after the others.
+
+    A file is never set aside for what is not its fault: a form that was filed but whose letters
+    could not be written (``DeliveryPendingError``) or that could not reach the archive
+    (``ArchiveUnavailableError``) stays where it is, is reported, and the exit code is not zero."""
     report = Report()
     paths = list(paths)
     ordered = sorted(paths, key=lambda p: cycle_order(p, settings))
     with Pipeline(settings) as pipeline:
         for notice in pipeline.notices:
             notify(notice)
-        retry: list[tuple[Path, SenformsError]] = []
-        for path in ordered:
-            try:
-                report.processed.append((path, pipeline.process_file(path)))
-            except SenformsError as exc:
-                if _waiting(exc):
-                    retry.append((path, exc))
-                    continue
-                target = set_aside(path, settings.problems, exc.note())
-                report.set_aside.append((path, target, exc))
-        for path, _first in retry:
-            try:
-                report.processed.append((path, pipeline.process_file(path)))
-            except SenformsError as exc:
-                target = set_aside(path, settings.problems, exc.note())
-                report.set_aside.append((path, target, exc))
+        try:
+            for done in pipeline.finish_pending():
+                notify(f"Finished writing the letters of an earlier {done.kind} for UPN {done.upn}.")
+        except (DeliveryPendingError, ArchiveUnavailableError) as exc:
+            notify(exc.message)
+        # A form for a pupil not yet in the archive is tried again once the rest of the batch is
+        # done: its early discussion may come later in the batch, or be filed by another run now.
+        later = [path for path in ordered if not _once(pipeline, path, settings, report, notify, first=True)]
+        for path in later:
+            _once(pipeline, path, settings, report, notify, first=False)
     # The report lists files in the order they were given, as the command line printed them before.
     given = {p: i for i, p in enumerate(paths)}
     report.processed.sort(key=lambda item: given[item[0]])
     return report
+
+
+def _once(
+    pipeline: Pipeline, path: Path, settings: Settings, report: Report, notify: Callable[[str], None], *, first: bool
+) -> bool:
+    """Process one file for ``process_files``, setting it aside only for a fault of its own.
+    Returns False for a form to try again at the end of the batch (only when ``first``)."""
+    try:
+        report.processed.append((path, pipeline.process_file(path)))
+    except (DeliveryPendingError, ArchiveUnavailableError) as exc:
+        report.waiting.append((path, exc))
+        notify(f"{path.name}: left where it is. {exc.message}\n  What to do: {exc.advice}")
+    except SenformsError as exc:
+        if first and _waiting(exc):
+            return False
+        if not path.exists():
+            # Another run (a second `process`, a watcher) took the file meanwhile: its outcome
+            # is that run's to report, never a second, contradictory one here.
+            notify(f"{path.name}: taken by another senforms run meanwhile; see its report.")
+            return True
+        if (filed := pipeline.filed_already(path)) is not None:
+            # Refused here only because another run was filing it at that moment: filed is
+            # its outcome, never "set aside" as well.
+            report.processed.append((path, filed))
+            return True
+        try:
+            target = set_aside(path, settings.problems, exc.note())
+        except FileNotFoundError:
+            notify(f"{path.name}: taken by another senforms run meanwhile; see its report.")
+            return True
+        report.set_aside.append((path, target, exc))
+    return True

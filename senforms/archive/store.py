@@ -19,12 +19,19 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, event, select, text, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
 from senforms import kinds
 from senforms.archive import tables as t
-from senforms.errors import ArchiveError, IdentityConflictError, UnknownPupilError
+from senforms.errors import (
+    ArchiveError,
+    ArchiveRefusedError,
+    ArchiveUnavailableError,
+    IdentityConflictError,
+    NoSuchPupilError,
+)
 from senforms.history import History
 from senforms.values import (
     accent_only,
@@ -50,8 +57,10 @@ class Archive:
         try:
             self.engine = _engine(url)
             self._migrate()
-        except OperationalError as exc:
-            raise ArchiveError(f"The archive database cannot be opened ({_short(exc)}).") from exc
+        except SQLAlchemyError as exc:
+            if _unreachable(exc):
+                raise ArchiveUnavailableError(f"The archive database cannot be opened ({_short(exc)}).") from exc
+            raise ArchiveRefusedError(f"The archive database cannot be used ({_short(exc)}).") from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         _owner_only(self.engine)
 
@@ -70,8 +79,9 @@ class Archive:
             yield session
             session.commit()
         except SQLAlchemyError as exc:
-            session.rollback()
-            raise ArchiveError(f"The archive could not be updated ({_short(exc)}).") from exc
+            with contextlib.suppress(SQLAlchemyError):  # a lost connection cannot roll back either
+                session.rollback()
+            raise _archive_error("The archive could not be updated", exc) from exc
         except BaseException:
             session.rollback()
             raise
@@ -85,9 +95,10 @@ class Archive:
         try:
             yield session
         except SQLAlchemyError as exc:
-            raise ArchiveError(f"The archive could not be read ({_short(exc)}).") from exc
+            raise _archive_error("The archive could not be read", exc) from exc
         finally:
-            session.rollback()
+            with contextlib.suppress(SQLAlchemyError):
+                session.rollback()
             session.close()
 
     def close(self) -> None:
@@ -98,9 +109,38 @@ def _short(exc: Exception) -> str:
     return str(getattr(exc, "orig", exc)).splitlines()[0][:200]
 
 
+def _unreachable(exc: SQLAlchemyError) -> bool:
+    """An outage rather than a refusal: the database could not be reached, dropped the
+    connection, or did not answer in time. PostgreSQL's drivers raise OperationalError for all of
+    these, including a statement or lock timeout (psycopg's QueryCanceled and LockNotAvailable
+    are OperationalErrors); SQLite raises it for "database is locked", a full disk or a file it
+    cannot open. Everything else (DataError, IntegrityError, ProgrammingError) is the database
+    saying no to what it was given, and would say no again."""
+    if isinstance(exc, DisconnectionError | PoolTimeoutError | InterfaceError):
+        return True
+    if getattr(exc, "connection_invalidated", False):
+        return True
+    if isinstance(exc, OperationalError):
+        message = str(getattr(exc, "orig", exc)).lower()
+        # SQLite also reports a broken schema as OperationalError: that is no outage.
+        return not any(s in message for s in ("no such table", "no such column", "syntax error", "has no column"))
+    return False
+
+
+def _archive_error(what: str, exc: SQLAlchemyError) -> ArchiveError:
+    if _unreachable(exc):
+        return ArchiveUnavailableError(f"{what}: it cannot be reached or did not answer in time ({_short(exc)}).")
+    return ArchiveRefusedError(f"{what}: it refused what it was given ({_short(exc)}).")
+
+
+#: How long one archive statement, or a wait for another watcher's lock, may take before it is an
+#: outage (retried later) rather than something wrong with the form. SQLite's busy timeout is the same.
+STATEMENT_TIMEOUT_S = 30
+
+
 def _engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": STATEMENT_TIMEOUT_S})
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_connection, _record) -> None:
@@ -111,6 +151,19 @@ def _engine(url: str) -> Engine:
             cursor.close()
 
         return engine
+    if url.startswith("postgresql"):
+        # A hung or frozen server must become an outage within a bounded time, never hold a form
+        # until the watcher's per-file limit calls it damaged.
+        ms = STATEMENT_TIMEOUT_S * 1000
+        return create_engine(
+            url,
+            pool_pre_ping=True,
+            connect_args={
+                "connect_timeout": 10,
+                "options": f"-c statement_timeout={ms} -c lock_timeout={ms} "
+                f"-c idle_in_transaction_session_timeout={ms * 4}",
+            },
+        )
     return create_engine(url, pool_pre_ping=True)
 
 
@@ -205,7 +258,7 @@ def find_pupil(session: Session, pupil: kinds.Pupil, kind: str) -> t.Pupil | Non
     if alike:
         raise _another_upn(alike[0], pupil)
     if kind != "early-discussion":
-        raise UnknownPupilError(
+        raise NoSuchPupilError(
             f"There is no pupil with UPN {pupil.upn} in the archive. A pupil's record starts with their "
             "early discussion note.",
             advice="Check the UPN against the school's records. If it is right, drop in the pupil's early "
