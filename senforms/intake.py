@@ -131,7 +131,7 @@ def windows_network(path: str) -> str | None:
     import ctypes
 
     drive_remote = 4  # GetDriveTypeW's DRIVE_REMOTE
-    if ctypes.windll.kernel32.GetDriveTypeW(path[:2] + "\\") == drive_remote:  # type: ignore[attr-defined]
+    if ctypes.windll.kernel32.GetDriveTypeW(path[:2] + "\\") == drive_remote:  # type: ignore[attr-defined,unused-ignore]
         return "mapped network drive"
     return None
 
@@ -438,7 +438,7 @@ class Watcher:
             folder.mkdir(parents=True, exist_ok=True)
         self._next_slot = self._new_slot()
         lock = _try_lock(self.mine / ".lock")
-        self._lock = lock if lock else None
+        self._lock = None if isinstance(lock, bool) else lock
         if lock is False:
             log.warning("This file system does not support locks; claims are recovered by age instead.")
         self._load_today()
@@ -720,6 +720,7 @@ class Watcher:
         else:
             log.error("Unexpected failure processing %s:\n%s", _ref(claimed), outcome.detail)
             self._set_aside(claimed, None, "unexpected error")
+        return None
 
     def _done(self, claimed: Path) -> None:
         # The pipeline keeps the original in the archive; the inbox copy can go.
