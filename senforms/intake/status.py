@@ -8,12 +8,14 @@ import json
 import logging
 import logging.handlers
 import os
+import time
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from senforms.config import Settings
+from senforms.deliver import staging, write_atomic
 from senforms.intake.claims import CLAIM_DIR, running_watchers
 from senforms.intake.scan import IN_LIBREOFFICE, IN_WORD, STILL_COPYING, waiting_now
 
@@ -183,3 +185,31 @@ def status_lines(settings: Settings, *, today: Today | None = None, running: boo
         lines.append("Warnings today (details in senforms.log):")
         lines += [f"  {w}" for w in today.warnings]
     return lines
+
+
+class StatusFile:
+    """Writes the watcher's state and ``outbox/senforms status.txt``: at most once a second
+    during a burst, and once a minute when idle so staff can see from the time that it is alive."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._written = 0.0
+        self._last: Any = None
+
+    def write(self, today: Today, waiting: list[tuple[str, str]], *, running: bool, force: bool = False) -> None:
+        today.roll()
+        today.waiting = waiting
+        now = time.monotonic()
+        key = (tuple(waiting), today.done, today.set_aside, len(today.warnings), today.outage)
+        due = key != self._last and now - self._written >= 1.0
+        if not force and not due and now - self._written < 60:
+            return
+        self._last, self._written = key, now
+        try:
+            state = json.dumps(today.to_json()).encode("utf-8")
+            write_atomic(self.settings.home / STATE_NAME, state, overwrite=True)
+            text = "\n".join(status_lines(self.settings, today=today, running=running))
+            outbox = self.settings.outbox
+            write_atomic(outbox / STATUS_NAME, (text + "\n").encode("utf-8"), overwrite=True, stage=staging(outbox))
+        except OSError as exc:
+            logging.getLogger("senforms.intake").warning("Cannot write the status file: %s", exc)

@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from senforms.config import Settings
-from senforms.deliver import set_aside, staging, write_atomic
+from senforms.deliver import set_aside
 from senforms.errors import ExitCode, SenformsError
 from senforms.intake.claims import Claims
 from senforms.intake.filesystems import check_layout, network_filesystem
 from senforms.intake.scan import READY, Events, Scanner
-from senforms.intake.status import LOG_NAME, STATE_NAME, STATUS_NAME, Summary, Today, add_log_file, ref, status_lines
+from senforms.intake.status import LOG_NAME, StatusFile, Summary, Today, add_log_file, ref
 from senforms.intake.worker import (
     UNEXPECTED_NOTE,
     Outcome,
@@ -81,8 +81,7 @@ class Watcher:
         self._observer: Any = None
         self._archive_pause = 0.0
         self._today = Today()
-        self._status_written = 0.0
-        self._last_status: Any = None
+        self._status = StatusFile(settings)
         self.summary = Summary()
 
     def stop(self) -> None:
@@ -337,35 +336,10 @@ class Watcher:
         self._today.set_aside += 1
         log.warning("Set aside %s: %s (moved to the problems folder with a note).", name, why)
 
-    # -- status --
-
     def _write_status(self, *, force: bool = False, running: bool | None = None) -> None:
-        today = self._today
-        today.roll()
         waiting = self.scanner.waiting()
-        if today.outage:
+        if self._today.outage:
             waiting = [(n, "waiting for the archive" if w == READY else w) for n, w in waiting]
-        today.waiting = waiting
-        now = time.monotonic()
-        key = (tuple(waiting), today.done, today.set_aside, len(today.warnings), today.outage)
-        # At most once a second during a burst, and once a minute when idle so staff can see
-        # from the time that the watcher is alive.
-        due = key != self._last_status and now - self._status_written >= 1.0
-        if not force and not due and now - self._status_written < 60:
-            return
-        self._last_status, self._status_written = key, now
         if running is None:
             running = not (self._stop.is_set() or force)
-        try:
-            write_atomic(self.settings.home / STATE_NAME, _json(today.to_json()), overwrite=True)
-            text = "\n".join(status_lines(self.settings, today=today, running=running))
-            outbox = self.settings.outbox
-            write_atomic(outbox / STATUS_NAME, (text + "\n").encode("utf-8"), overwrite=True, stage=staging(outbox))
-        except OSError as exc:
-            log.warning("Cannot write the status file: %s", exc)
-
-
-def _json(data: dict[str, Any]) -> bytes:
-    import json
-
-    return json.dumps(data).encode("utf-8")
+        self._status.write(self._today, waiting, running=running, force=force)
