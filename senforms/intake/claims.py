@@ -20,9 +20,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from senforms.intake.scan import CLAIM_DIR
+
 log = logging.getLogger("senforms.intake")
 
-CLAIM_DIR = ".senforms-claimed"
 LOCK_NAME = ".lock"
 #: Without locks, a claim folder whose heartbeat is older than this belongs to a dead watcher.
 HEARTBEAT_STALE = 300.0

@@ -32,6 +32,8 @@ _IGNORED_SUFFIXES = (".tmp", ".temp", ".part", ".partial", ".crdownload", ".down
 #: Word files are zips whose directory is written last, so "opens whole" proves them complete.
 _ZIP_SUFFIXES = (".docx", ".docm", ".dotx")
 
+#: The claim folder (see ``claims``); named here too because scan must not import claims.
+CLAIM_DIR = ".senforms-claimed"
 STILL_COPYING = "still being copied"
 IN_WORD = "still open in Word"
 IN_LIBREOFFICE = "still open in LibreOffice"
@@ -172,8 +174,8 @@ class Events:
                 if event.event_type in ("opened", "closed_no_write"):
                     return  # our own reads would wake us for nothing
                 path = os.fsdecode(event.src_path)
-                if "/." in path.replace("\\", "/"):
-                    return  # our claim folder, and dot-files we never take
+                if CLAIM_DIR in path:
+                    return  # our own claims (a lock file going away, though, must wake us)
                 if event.event_type == "closed":
                     closed.note(Path(path))
                 elif event.event_type == "moved" and not event.is_directory:

@@ -195,16 +195,23 @@ class StatusFile:
         self.settings = settings
         self._written = 0.0
         self._last: Any = None
+        #: A change not yet written (held back by the once-a-second limit).
+        self.unwritten = False
+
+    def due(self) -> float | None:
+        """When a held-back change may be written (monotonic time), so the loop wakes for it."""
+        return self._written + 1.0 if self.unwritten else None
 
     def write(self, today: Today, waiting: list[tuple[str, str]], *, running: bool, force: bool = False) -> None:
         today.roll()
         today.waiting = waiting
         now = time.monotonic()
         key = (tuple(waiting), today.done, today.set_aside, len(today.warnings), today.outage)
-        due = key != self._last and now - self._written >= 1.0
-        if not force and not due and now - self._written < 60:
+        changed = key != self._last
+        if not force and not (changed and now - self._written >= 1.0) and now - self._written < 60:
+            self.unwritten = changed
             return
-        self._last, self._written = key, now
+        self._last, self._written, self.unwritten = key, now, False
         try:
             state = json.dumps(today.to_json()).encode("utf-8")
             write_atomic(self.settings.home / STATE_NAME, state, overwrite=True)

@@ -183,9 +183,9 @@ class Watcher:
                 log.exception("Unexpected error in the watcher loop; carrying on.")
                 self._stop.wait(1.0)
             wait = self.poll_seconds - (time.monotonic() - last_scan)
-            due = self.scanner.next_due()
-            if due is not None:
-                wait = min(wait, due - time.monotonic() + 0.01)
+            for due in (self.scanner.next_due(), self._status.due()):
+                if due is not None:
+                    wait = min(wait, due - time.monotonic() + 0.01)
             if self.timeout is not None:
                 wait = min(wait, self.timeout - (time.monotonic() - started))
             if wait > 0:
