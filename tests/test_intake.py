@@ -74,6 +74,12 @@ class FakePipeline:
         return {"kind": "early-discussion", "upn": upn, "status": status, "documents": [str(out)]}
 
 
+def replaced(settings: Settings, **changes: Any) -> Settings:
+    """A copy of ``settings`` with ``changes``, whether Settings is a dataclass or a pydantic model."""
+    copy = getattr(settings, "model_copy", None)
+    return copy(update=changes) if copy is not None else dataclasses.replace(settings, **changes)
+
+
 def form_bytes(serial: int = 1, kind: str = "early-discussion") -> bytes:
     """A filled form for a pupil whose UPN differs by ``serial`` (with a valid check letter)."""
     values = case(f"{kind}.json")
@@ -89,7 +95,7 @@ def forms() -> list[bytes]:
 
 @pytest.fixture
 def fast(settings: Settings) -> Settings:
-    return dataclasses.replace(settings, settle_seconds=0.2, poll_seconds=0.5, seconds_per_file=20)
+    return replaced(settings, settle_seconds=0.2, poll_seconds=0.5, seconds_per_file=20)
 
 
 def processed_names(settings: Settings) -> list[str]:
@@ -319,7 +325,7 @@ def plain_docx() -> bytes:
 
 
 def test_each_bad_input_is_set_aside_with_its_own_note(fast: Settings, tmp_path: Path) -> None:
-    settings = dataclasses.replace(fast, max_file_mb=1)
+    settings = replaced(fast, max_file_mb=1)
     inbox = settings.inbox
     inbox.mkdir(parents=True, exist_ok=True)
     whole = form_bytes(21)
@@ -361,7 +367,7 @@ def test_each_bad_input_is_set_aside_with_its_own_note(fast: Settings, tmp_path:
 def test_a_hanging_parser_is_stopped_and_the_next_file_still_goes_through(
     fast: Settings, forms: list[bytes], running: Callable[..., Watcher]
 ) -> None:
-    settings = dataclasses.replace(fast, seconds_per_file=1.5)
+    settings = replaced(fast, seconds_per_file=1.5)
     settings.inbox.mkdir(parents=True, exist_ok=True)
     watcher = running(settings)
     (settings.inbox / "a hang.pdf").write_bytes(b"%PDF-1.4 HANG\n%%EOF\n")
@@ -374,7 +380,7 @@ def test_a_hanging_parser_is_stopped_and_the_next_file_still_goes_through(
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS is enforced on Linux")
 def test_a_file_that_eats_memory_is_stopped(fast: Settings) -> None:
-    settings = dataclasses.replace(fast, memory_mb_per_file=256)
+    settings = replaced(fast, memory_mb_per_file=256)
     settings.inbox.mkdir(parents=True, exist_ok=True)
     (settings.inbox / "hog.pdf").write_bytes(b"%PDF-1.4 HOG\n%%EOF\n")
     run_once(settings)
@@ -425,7 +431,7 @@ def test_problems_folder_linked_into_the_inbox_is_refused(settings: Settings) ->
 
 
 def test_archive_inside_the_inbox_is_refused(settings: Settings) -> None:
-    inside = dataclasses.replace(settings, archive_url=f"sqlite:///{(settings.inbox / 'a.db').as_posix()}")
+    inside = replaced(settings, archive_url=f"sqlite:///{(settings.inbox / 'a.db').as_posix()}")
     with pytest.raises(ConfigError, match="archive"):
         check_layout(inside)
     check_layout(settings)
@@ -534,7 +540,7 @@ def test_a_form_open_in_word_or_libreoffice_is_left_until_its_lock_file_is_gone(
     (fast.inbox / lock).write_bytes(b"owner")
     (fast.inbox / name).write_bytes(form_bytes(31))
     # With events, no rescan for 30 s: the lock file's removal itself must wake the watcher.
-    watcher = running(dataclasses.replace(fast, poll_seconds=30.0))
+    watcher = running(replaced(fast, poll_seconds=30.0))
     if watcher.mode != "events":
         watcher.poll_seconds = 0.5
     status = fast.outbox / STATUS_NAME
@@ -708,7 +714,7 @@ def test_watch_once_leaves_a_form_open_in_word_in_the_inbox_and_stops(fast: Sett
 def test_with_events_a_word_file_is_taken_once_closed_without_waiting_to_settle(
     fast: Settings, forms: list[bytes], running: Callable[..., Watcher]
 ) -> None:
-    slow = dataclasses.replace(fast, settle_seconds=5.0, poll_seconds=30.0)
+    slow = replaced(fast, settle_seconds=5.0, poll_seconds=30.0)
     watcher = running(slow)
     assert watcher.mode == "events"
     began = time.monotonic()
@@ -720,7 +726,7 @@ def test_with_events_a_word_file_is_taken_once_closed_without_waiting_to_settle(
 def test_when_polling_a_word_file_still_waits_to_settle(
     fast: Settings, forms: list[bytes], running: Callable[..., Watcher]
 ) -> None:
-    slow = dataclasses.replace(fast, settle_seconds=2.0)
+    slow = replaced(fast, settle_seconds=2.0)
     running(slow, poll=0.2)
     (slow.inbox / "early.docx").write_bytes(forms[0])
     time.sleep(1.2)
@@ -732,7 +738,7 @@ def test_when_polling_a_word_file_still_waits_to_settle(
 def test_with_events_a_word_file_still_open_for_writing_is_not_taken(
     fast: Settings, forms: list[bytes], running: Callable[..., Watcher]
 ) -> None:
-    slow = dataclasses.replace(fast, settle_seconds=3.0, poll_seconds=30.0)
+    slow = replaced(fast, settle_seconds=3.0, poll_seconds=30.0)
     running(slow)
     data = forms[0]
     with (slow.inbox / "early.docx").open("wb") as handle:

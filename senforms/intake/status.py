@@ -32,7 +32,7 @@ _ADVICE = {
     IN_WORD: "close it in Word and senforms takes it; if Word is closed, delete the ~$ file beside it",
     IN_LIBREOFFICE: "close it in LibreOffice and senforms takes it; if LibreOffice is closed, delete the "
     ".~lock file beside it",
-    STILL_COPYING: "it is set aside with a note if it stays incomplete",
+    STILL_COPYING: "senforms takes it once it is whole; if it stays incomplete it is set aside with a note",
 }
 
 
