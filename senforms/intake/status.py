@@ -220,3 +220,27 @@ class StatusFile:
             write_atomic(outbox / STATUS_NAME, (text + "\n").encode("utf-8"), overwrite=True, stage=staging(outbox))
         except OSError as exc:
             logging.getLogger("senforms.intake").warning("Cannot write the status file: %s", exc)
+
+
+def describe(settings: Settings, mode: str, reason: str, poll_seconds: float) -> list[str]:
+    """What ``senforms watch`` says as it starts: where it watches, how, and where things go."""
+    from senforms.office import MISSING_MESSAGE, office_available
+
+    how = (
+        f"using native file events, with a rescan every {poll_seconds:g} s as a safety net"
+        if mode == "events"
+        else f"polling every {poll_seconds:g} s: {reason}"
+    )
+    lines = [
+        f"Watching {settings.inbox} and its subfolders, {how}.",
+        f"Documents go to {settings.outbox}; files that cannot be processed go to {settings.problems}.",
+        f"Log: {settings.home / LOG_NAME}",
+    ]
+    if settings.document_format == "pdf" and not office_available():
+        lines.append(MISSING_MESSAGE)
+    if unfilled := settings.unfilled():
+        lines.append(
+            "senforms.toml still has placeholders for: " + ", ".join(unfilled) + ". Letters will leave them out "
+            "until they are filled in."
+        )
+    return lines

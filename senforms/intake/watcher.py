@@ -23,7 +23,7 @@ from senforms.errors import ExitCode, SenformsError
 from senforms.intake.claims import Claims
 from senforms.intake.filesystems import check_layout, network_filesystem
 from senforms.intake.scan import READY, Events, Scanner
-from senforms.intake.status import LOG_NAME, StatusFile, Summary, Today, add_log_file, ref
+from senforms.intake.status import StatusFile, Summary, Today, add_log_file, describe, ref
 from senforms.intake.worker import (
     UNEXPECTED_NOTE,
     Outcome,
@@ -33,7 +33,6 @@ from senforms.intake.worker import (
     in_process,
     limit_error,
 )
-from senforms.office import MISSING_MESSAGE, office_available
 
 log = logging.getLogger("senforms.intake")
 
@@ -90,31 +89,14 @@ class Watcher:
         self._wake.set()
 
     def describe(self) -> list[str]:
-        how = (
-            f"using native file events, with a rescan every {self.poll_seconds:g} s as a safety net"
-            if self.mode == "events"
-            else f"polling every {self.poll_seconds:g} s: {self.reason}"
-        )
-        lines = [
-            f"Watching {self.inbox} and its subfolders, {how}.",
-            f"Documents go to {self.settings.outbox}; files that cannot be processed go to {self.settings.problems}.",
-            f"Log: {self.settings.home / LOG_NAME}",
-        ]
-        if self.settings.document_format == "pdf" and not office_available():
-            lines.append(MISSING_MESSAGE)
-        if unfilled := self.settings.unfilled():
-            lines.append(
-                "senforms.toml still has placeholders for: " + ", ".join(unfilled) + ". Letters will leave them out "
-                "until they are filled in."
-            )
-        return lines
+        return describe(self.settings, self.mode, self.reason, self.poll_seconds)
 
     # -- the loop --
 
     def run(self, *, once: bool = False) -> Summary:
         """Watch until stopped; with ``once``, process what is in the inbox now and return."""
         handler = add_log_file(self.settings) if self.log_file else None
-        restore = self._install_signals()
+        restore = stop_on_signals(self.stop)
         try:
             self._start()
             self._loop(once)
@@ -205,26 +187,6 @@ class Watcher:
         self._write_status(force=True)
         self.claims.close()
         log.info("Watcher stopped: %d processed, %d set aside.", self.summary.processed, self.summary.set_aside)
-
-    def _install_signals(self) -> Callable[[], None]:
-        if threading.current_thread() is not threading.main_thread():
-            return lambda: None
-        saved: dict[int, Any] = {}
-
-        def handle(signum: int, _frame: Any) -> None:
-            log.info("Stopping (signal %d) after the file in hand.", signum)
-            self.stop()
-
-        for name in ("SIGINT", "SIGTERM", "SIGBREAK"):
-            if hasattr(signal, name):
-                signum = getattr(signal, name)
-                saved[signum] = signal.signal(signum, handle)
-
-        def restore() -> None:
-            for signum, old in saved.items():
-                signal.signal(signum, old)
-
-        return restore
 
     # -- one file --
 
@@ -343,3 +305,26 @@ class Watcher:
         if running is None:
             running = not (self._stop.is_set() or force)
         self._status.write(self._today, waiting, running=running, force=force)
+
+
+def stop_on_signals(stop: Callable[[], None]) -> Callable[[], None]:
+    """Ctrl-C, SIGTERM (systemd) and SIGBREAK call ``stop`` (the file in hand is finished first);
+    returns what puts the old handlers back. Only the main thread may set handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    saved: dict[int, Any] = {}
+
+    def handle(signum: int, _frame: Any) -> None:
+        log.info("Stopping (signal %d) after the file in hand.", signum)
+        stop()
+
+    for name in ("SIGINT", "SIGTERM", "SIGBREAK"):
+        if hasattr(signal, name):
+            signum = getattr(signal, name)
+            saved[signum] = signal.signal(signum, handle)
+
+    def restore() -> None:
+        for signum, old in saved.items():
+            signal.signal(signum, old)
+
+    return restore
