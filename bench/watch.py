@@ -9,7 +9,7 @@ events and once polling, with the default settling delay from senforms.toml:
   processed, against ``senforms process`` on the same files in the same run.
 
     python bench/watch.py                 # 200 forms
-    python bench/watch.py --n 50 --poll 2
+    python bench/watch.py --n 50 --poll 5
 """
 
 from __future__ import annotations
@@ -150,7 +150,9 @@ def summary(latencies: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=200, help="forms per run (default 200)")
-    parser.add_argument("--poll", type=float, default=1.0, help="polling interval for the polling runs (default 1)")
+    parser.add_argument(
+        "--poll", type=float, default=2.0, help="polling interval for the polling runs (default 2, as for shares)"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="rounds of the throughput runs (default 3)")
     args = parser.parse_args()
 
@@ -164,7 +166,7 @@ def main() -> None:
         print(f"{args.n} forms; settling delay {settle:g} s (senforms.toml default); {os.cpu_count()} CPUs")
         for label, poll in (("events", None), ("polling", args.poll)):
             latencies = one_by_one(parent, forms, poll, label)
-            goal = 1.0 if poll is None else poll + 1.0
+            goal = 0.3 if poll is None else poll + 1.0  # issue 14: under 0.3 s with events, 3 s on a share
             print(f"{label:8} one by one: {summary(latencies)} (goal p95 < {goal:g} s)")
         # Throughput in rounds, each running the baseline and both bursts back to back, and the
         # best of each compared: on a shared machine one run can be a third slower than the next,

@@ -242,8 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--give-up",
         type=float,
+        default=None,
         metavar="SECONDS",
-        help="set aside a file that is still not complete after SECONDS (default: give_up_seconds in senforms.toml, 120)",
+        help="set aside a file that is still not complete after SECONDS without change "
+        "(default: give_up_seconds in senforms.toml, 120)",
     )
     sub.add_parser("status", help="how many forms are waiting, done today and set aside today")
     sub.add_parser("check-templates", help="check that every letter template can be filled in")

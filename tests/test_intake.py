@@ -74,6 +74,12 @@ class FakePipeline:
         return {"kind": "early-discussion", "upn": upn, "status": status, "documents": [str(out)]}
 
 
+def replaced(settings: Settings, **changes: Any) -> Settings:
+    """A copy of ``settings`` with ``changes``, whether Settings is a dataclass or a pydantic model."""
+    copy = getattr(settings, "model_copy", None)
+    return copy(update=changes) if copy is not None else dataclasses.replace(settings, **changes)
+
+
 def form_bytes(serial: int = 1, kind: str = "early-discussion") -> bytes:
     """A filled form for a pupil whose UPN differs by ``serial`` (with a valid check letter)."""
     values = case(f"{kind}.json")
@@ -89,7 +95,7 @@ def forms() -> list[bytes]:
 
 @pytest.fixture
 def fast(settings: Settings) -> Settings:
-    return dataclasses.replace(settings, settle_seconds=0.2, poll_seconds=0.5, seconds_per_file=20)
+    return replaced(settings, settle_seconds=0.2, poll_seconds=0.5, seconds_per_file=20)
 
 
 def processed_names(settings: Settings) -> list[str]:
@@ -218,10 +224,10 @@ def test_lock_temp_and_dotfiles_are_left_alone(fast: Settings, forms: list[bytes
     for name in litter:
         (fast.inbox / name).parent.mkdir(parents=True, exist_ok=True)
         (fast.inbox / name).write_bytes(forms[0])
-    (fast.inbox / "early.docx").write_bytes(forms[0])
+    (fast.inbox / "form.docx").write_bytes(forms[0])  # not "early.docx": its lock files would hold it
     watcher = run_once(fast)
     assert watcher.summary.processed == 1
-    assert processed_names(fast) == ["early.docx"]
+    assert processed_names(fast) == ["form.docx"]
     for name in litter:
         assert (fast.inbox / name).exists(), name
     assert not list(fast.problems.glob("*"))
@@ -246,10 +252,10 @@ def test_a_claimed_file_cannot_be_claimed_again(fast: Settings, forms: list[byte
     path = fast.inbox / "early.docx"
     path.write_bytes(forms[0])
     first, second = Watcher(fast, factory=FakePipeline), Watcher(fast, factory=FakePipeline)
-    claimed = first._claim(path)
+    claimed = first.claims.claim(path)
     assert claimed is not None and claimed.read_bytes() == forms[0]
     assert CLAIM_DIR in claimed.parts
-    assert second._claim(path) is None
+    assert second.claims.claim(path) is None
     assert claimed.name == "early.docx"  # the original name goes to the archive
 
 
@@ -319,7 +325,7 @@ def plain_docx() -> bytes:
 
 
 def test_each_bad_input_is_set_aside_with_its_own_note(fast: Settings, tmp_path: Path) -> None:
-    settings = dataclasses.replace(fast, max_file_mb=1)
+    settings = replaced(fast, max_file_mb=1)
     inbox = settings.inbox
     inbox.mkdir(parents=True, exist_ok=True)
     whole = form_bytes(21)
@@ -361,7 +367,7 @@ def test_each_bad_input_is_set_aside_with_its_own_note(fast: Settings, tmp_path:
 def test_a_hanging_parser_is_stopped_and_the_next_file_still_goes_through(
     fast: Settings, forms: list[bytes], running: Callable[..., Watcher]
 ) -> None:
-    settings = dataclasses.replace(fast, seconds_per_file=1.5)
+    settings = replaced(fast, seconds_per_file=1.5)
     settings.inbox.mkdir(parents=True, exist_ok=True)
     watcher = running(settings)
     (settings.inbox / "a hang.pdf").write_bytes(b"%PDF-1.4 HANG\n%%EOF\n")
@@ -374,7 +380,7 @@ def test_a_hanging_parser_is_stopped_and_the_next_file_still_goes_through(
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS is enforced on Linux")
 def test_a_file_that_eats_memory_is_stopped(fast: Settings) -> None:
-    settings = dataclasses.replace(fast, memory_mb_per_file=256)
+    settings = replaced(fast, memory_mb_per_file=256)
     settings.inbox.mkdir(parents=True, exist_ok=True)
     (settings.inbox / "hog.pdf").write_bytes(b"%PDF-1.4 HOG\n%%EOF\n")
     run_once(settings)
@@ -425,7 +431,7 @@ def test_problems_folder_linked_into_the_inbox_is_refused(settings: Settings) ->
 
 
 def test_archive_inside_the_inbox_is_refused(settings: Settings) -> None:
-    inside = dataclasses.replace(settings, archive_url=f"sqlite:///{(settings.inbox / 'a.db').as_posix()}")
+    inside = replaced(settings, archive_url=f"sqlite:///{(settings.inbox / 'a.db').as_posix()}")
     with pytest.raises(ConfigError, match="archive"):
         check_layout(inside)
     check_layout(settings)
@@ -513,3 +519,232 @@ def test_an_archive_outage_keeps_files_in_the_inbox_until_it_is_back(
     (fast.home / "archive-down").unlink()
     assert wait_for(lambda: processed_names(fast) == ["early.docx"], 90)
     assert not (fast.inbox / "early.docx").exists()
+
+
+# --- files still in use, giving up, and what the status says (issue 13 point 5) -----------------
+
+
+@pytest.mark.parametrize(
+    ("name", "lock", "program"),
+    [
+        ("plan.docx", "~$plan.docx", "Word"),
+        ("Amelia early discussion.docx", "~$elia early discussion.docx", "Word"),
+        ("Review 2025.docx", "~$view 2025.docx", "Word"),
+        ("plan.docx", ".~lock.plan.docx#", "LibreOffice"),
+    ],
+)
+def test_a_form_open_in_word_or_libreoffice_is_left_until_its_lock_file_is_gone(
+    fast: Settings, running: Callable[..., Watcher], name: str, lock: str, program: str
+) -> None:
+    fast.inbox.mkdir(parents=True, exist_ok=True)
+    (fast.inbox / lock).write_bytes(b"owner")
+    (fast.inbox / name).write_bytes(form_bytes(31))
+    # With events, no rescan for 30 s: the lock file's removal itself must wake the watcher.
+    watcher = running(replaced(fast, poll_seconds=30.0))
+    if watcher.mode != "events":
+        watcher.poll_seconds = 0.5
+    status = fast.outbox / STATUS_NAME
+    assert wait_for(lambda: status.exists() and f"{name}: still open in {program}" in status.read_text("utf-8"))
+    time.sleep(1.0)  # well past the settling delay: the form is whole, but still open
+    assert (fast.inbox / name).exists() and processed_names(fast) == []
+    (fast.inbox / lock).unlink()  # closed in Word
+    assert wait_for(lambda: processed_names(fast) == [name])
+    assert not list(fast.problems.glob("*"))
+
+
+def test_a_file_still_growing_is_never_given_up_however_long_the_copy(
+    fast: Settings, running: Callable[..., Watcher]
+) -> None:
+    fast.inbox.mkdir(parents=True, exist_ok=True)
+    data = form_bytes(32)
+    target = fast.inbox / "slow copy.docx"
+    running(give_up_seconds=1.0)
+    with target.open("wb") as handle:
+        for start in range(0, len(data), len(data) // 8 + 1):  # eight chunks over about 3 s
+            handle.write(data[start : start + len(data) // 8 + 1])
+            handle.flush()
+            time.sleep(0.4)
+    assert wait_for(lambda: processed_names(fast) == ["slow copy.docx"])
+    assert not list(fast.problems.glob("*"))
+
+
+def test_a_file_that_never_opens_whole_is_set_aside_after_give_up_with_what_to_do(
+    fast: Settings, running: Callable[..., Watcher]
+) -> None:
+    fast.inbox.mkdir(parents=True, exist_ok=True)
+    (fast.inbox / "broken.docx").write_bytes(form_bytes(33)[:3000])
+    began = time.monotonic()
+    running(give_up_seconds=1.0)
+    assert wait_for(lambda: "broken.docx" in notes(fast))
+    assert time.monotonic() - began >= 1.0
+    note = notes(fast)["broken.docx"]
+    assert "did not change for 1 seconds" in note or "did not change for 2 seconds" in note
+    assert "What to do:" in note and "Save As" in note
+
+
+def test_give_up_defaults_to_two_minutes_not_fifteen(fast: Settings) -> None:
+    assert Watcher(fast, factory=FakePipeline).scanner.give_up_seconds == getattr(fast, "give_up_seconds", 120.0)
+    from senforms.cli import build_parser
+
+    assert build_parser().parse_args(["watch"]).give_up is None  # the setting decides
+
+
+def test_status_says_what_waits_and_why_and_counts_the_whole_problems_folder(fast: Settings) -> None:
+    fast.inbox.mkdir(parents=True, exist_ok=True)
+    fast.problems.mkdir(parents=True, exist_ok=True)
+    for old in ("last week.docx", "last month.pdf"):  # set aside by earlier runs
+        (fast.problems / old).write_bytes(b"x")
+        (fast.problems / f"{old}.txt").write_text("note", encoding="utf-8")
+    data = form_bytes(34)
+    (fast.inbox / "in word.docx").write_bytes(data)
+    (fast.inbox / "~$ word.docx").write_bytes(b"owner")
+    (fast.inbox / "copying.docx").write_bytes(data[:2000])
+    (fast.inbox / "ready.docx").write_bytes(data)
+    lines = status_lines(fast)
+    text = "\n".join(lines)
+    assert "The watcher is not running" in text
+    assert "Waiting in the inbox: 3" in lines
+    assert "  in word.docx: still open in Word" in text
+    assert "  copying.docx: still being copied" in text
+    assert "  ready.docx: next in line" in text
+    assert "In the problems folder: 2" in text
+
+
+def test_status_says_whether_a_watcher_is_running(fast: Settings, running: Callable[..., Watcher]) -> None:
+    assert "The watcher is not running" in "\n".join(status_lines(fast))
+    watcher = running()
+    assert "The watcher is running." in status_lines(fast)
+    watcher.stop()
+    assert wait_for(lambda: "The watcher is not running" in "\n".join(status_lines(fast)))
+
+
+# --- the status during an archive outage, warnings, and the worker's own errors ------------------
+
+
+def test_the_status_file_says_the_watcher_is_waiting_for_the_archive_and_when_it_tries_again(
+    fast: Settings, running: Callable[..., Watcher], forms: list[bytes]
+) -> None:
+    (fast.home / "archive-down").write_text("down", encoding="utf-8")
+    running(factory=ArchiveDownPipeline)
+    (fast.inbox / "early.docx").write_bytes(forms[0])
+    status = fast.outbox / STATUS_NAME
+    assert wait_for(lambda: status.exists() and "cannot be reached" in status.read_text("utf-8"))
+    text = status.read_text("utf-8")
+    assert "connection refused" in text and "tries again at" in text
+    assert "early.docx: waiting for the archive" in text
+    assert "waiting for the archive" in "\n".join(status_lines(fast))  # senforms status says it too
+    (fast.home / "archive-down").unlink()
+    assert wait_for(lambda: processed_names(fast) == ["early.docx"], 90)
+    assert wait_for(lambda: "cannot be reached" not in status.read_text("utf-8"))
+
+
+class WarningPipeline(FakePipeline):
+    """Processes as FakePipeline does, with the warning the real pipeline gives when LibreOffice fails."""
+
+    def __call__(self, path: Path, name: str) -> dict[str, Any]:
+        result = super().__call__(path, name)
+        result["warnings"] = ["Letters are Word documents, not PDFs: LibreOffice did not start."]
+        return result
+
+
+def test_warnings_from_processing_reach_the_log_and_the_status_file(fast: Settings, forms: list[bytes]) -> None:
+    fast.inbox.mkdir(parents=True, exist_ok=True)
+    (fast.inbox / "early.docx").write_bytes(forms[0])
+    run_once(fast, factory=WarningPipeline)
+    logged = (fast.home / "senforms.log").read_text(encoding="utf-8")
+    assert "WARNING UPN " in logged and "Letters are Word documents, not PDFs" in logged
+    status = (fast.outbox / STATUS_NAME).read_text(encoding="utf-8")
+    assert "Warnings today" in status and "Letters are Word documents, not PDFs" in status
+    assert "Letters are Word documents" in "\n".join(status_lines(fast))  # kept for senforms status
+
+
+def test_the_real_pipeline_hands_its_warnings_to_the_watcher(fast: Settings) -> None:
+    from senforms.intake.worker import PipelineProcessor
+
+    class Done:
+        kind, upn, status, documents, warnings = "review", "A1", "processed", [], ["LibreOffice failed"]
+
+    processor = PipelineProcessor.__new__(PipelineProcessor)
+    processor.pipeline = type("P", (), {"process_file": lambda self, path, name: Done()})()
+    assert processor(Path("x.docx"), "x.docx")["warnings"] == ["LibreOffice failed"]
+
+
+class BrokenAtStart:
+    """A processor whose set-up fails the way a missing module or bad setting would."""
+
+    def __init__(self, settings: Settings) -> None:
+        raise RuntimeError("cannot load the letter templates")
+
+
+class ConfigBrokenAtStart:
+    def __init__(self, settings: Settings) -> None:
+        raise ConfigError("senforms.toml: poll_second is not a setting.")
+
+
+def test_a_worker_that_cannot_start_says_which_error_and_why(fast: Settings) -> None:
+    from senforms.intake.worker import Worker, WorkerError
+
+    with pytest.raises(WorkerError, match="RuntimeError: cannot load the letter templates"):
+        Worker(fast, BrokenAtStart, start_timeout=60).start()
+    from senforms.errors import SenformsError
+
+    with pytest.raises(SenformsError) as caught:
+        Worker(fast, ConfigBrokenAtStart, start_timeout=60).start()
+    assert "poll_second" in caught.value.message
+    assert getattr(caught.value, "type_name", "") == "ConfigError"
+    assert caught.value.exit_code == ConfigError.exit_code
+
+
+def test_watch_once_leaves_a_form_open_in_word_in_the_inbox_and_stops(fast: Settings, forms: list[bytes]) -> None:
+    fast.inbox.mkdir(parents=True, exist_ok=True)
+    (fast.inbox / "plan.docx").write_bytes(forms[0])
+    (fast.inbox / "~$plan.docx").write_bytes(b"owner")
+    (fast.inbox / "done.docx").write_bytes(forms[1])
+    watcher = run_once(fast, timeout=30)
+    assert processed_names(fast) == ["done.docx"]
+    assert (fast.inbox / "plan.docx").exists() and not list(fast.problems.glob("*"))
+    assert watcher.summary.set_aside == 0
+    assert "plan.docx: still open in Word" in (fast.outbox / STATUS_NAME).read_text("utf-8")
+
+
+# --- latency: a closed Word file is taken at once (issue 14 point 4) -----------------------------
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify reports a file closed after writing")
+def test_with_events_a_word_file_is_taken_once_closed_without_waiting_to_settle(
+    fast: Settings, forms: list[bytes], running: Callable[..., Watcher]
+) -> None:
+    slow = replaced(fast, settle_seconds=5.0, poll_seconds=30.0)
+    watcher = running(slow)
+    assert watcher.mode == "events"
+    began = time.monotonic()
+    (slow.inbox / "early.docx").write_bytes(forms[0])
+    assert wait_for(lambda: processed_names(slow) == ["early.docx"], 4.0), "it waited for the settling delay"
+    assert time.monotonic() - began < 4.0
+
+
+def test_when_polling_a_word_file_still_waits_to_settle(
+    fast: Settings, forms: list[bytes], running: Callable[..., Watcher]
+) -> None:
+    slow = replaced(fast, settle_seconds=2.0)
+    running(slow, poll=0.2)
+    (slow.inbox / "early.docx").write_bytes(forms[0])
+    time.sleep(1.2)
+    assert processed_names(slow) == [], "a polled file must stand still for the settling delay"
+    assert wait_for(lambda: processed_names(slow) == ["early.docx"])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify reports a file closed after writing")
+def test_with_events_a_word_file_still_open_for_writing_is_not_taken(
+    fast: Settings, forms: list[bytes], running: Callable[..., Watcher]
+) -> None:
+    slow = replaced(fast, settle_seconds=3.0, poll_seconds=30.0)
+    running(slow)
+    data = forms[0]
+    with (slow.inbox / "early.docx").open("wb") as handle:
+        handle.write(data[:-10])
+        handle.flush()
+        time.sleep(1.0)
+        assert processed_names(slow) == []
+        handle.write(data[-10:])
+    assert wait_for(lambda: processed_names(slow) == ["early.docx"], 2.5)

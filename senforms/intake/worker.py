@@ -10,6 +10,7 @@ kills it and starts another for the next file.
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing
 import os
 import signal
@@ -23,7 +24,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from senforms.config import Settings
-from senforms.errors import ExitCode, SenformsError
+from senforms.errors import ExitCode, SenformsError, UnreadableFileError
+
+log = logging.getLogger("senforms.intake")
 
 
 class Processor(Protocol):
@@ -51,6 +54,8 @@ class PipelineProcessor:
             "upn": str(done.upn),
             "status": str(done.status),
             "documents": [str(p) for p in done.documents],
+            # What "senforms process" would print (letters left as Word files, and so on).
+            "warnings": [str(w) for w in getattr(done, "warnings", [])],
         }
 
     def close(self) -> None:
@@ -78,7 +83,8 @@ class ReportedError(SenformsError):
     def __init__(self, info: dict[str, Any]) -> None:
         super().__init__(info["message"])
         self.type_name = str(info.get("type", "SenformsError"))
-        self.exit_code = ExitCode(info.get("exit_code", ExitCode.bad_args))
+        code = info.get("exit_code", ExitCode.bad_args)
+        self.exit_code = ExitCode(code) if code in ExitCode._value2member_map_ else ExitCode.bad_args
         self._note = str(info.get("note", info["message"]))
 
     def note(self) -> str:
@@ -143,8 +149,10 @@ def _worker_main(conn: Connection, settings: Settings, factory: ProcessorFactory
     except SenformsError as exc:
         conn.send(("fatal", error_info(exc)))
         return
-    except BaseException:
-        conn.send(("fatal", {"type": "crash", "message": traceback.format_exc(), "exit_code": 1}))
+    except BaseException as exc:
+        # Carried back as its class and message (the traceback goes to the log): the watcher says
+        # what went wrong in one line, instead of failing on an exit code that does not exist.
+        conn.send(("crash", {"type": type(exc).__name__, "message": str(exc), "detail": traceback.format_exc()}))
         return
     _limit_memory(memory_mb)
     conn.send(("ready", os.getpid()))
@@ -223,6 +231,14 @@ class Worker:
         if kind == "fatal":
             proc.join(5)
             raise ReportedError(payload)
+        if kind == "crash":
+            proc.join(5)
+            log.error("The senforms worker could not start:\n%s", payload.get("detail", ""))
+            raise WorkerError(
+                f"The senforms worker could not start: {payload['type']}: {payload['message']}",
+                advice="The details are in senforms.log in the senforms home folder; give them to whoever "
+                "looks after senforms.",
+            )
         self._proc, self._conn = proc, parent
 
     def run(self, path: Path, name: str, *, tick: Callable[[], None] | None = None) -> Outcome:
@@ -305,5 +321,34 @@ def in_process(settings: Settings, factory: ProcessorFactory = PipelineProcessor
     return run
 
 
+def limit_error(what: str, settings: Settings) -> UnreadableFileError:
+    """The note for a file stopped by the worker's time ("timeout") or memory limit."""
+    if what == "timeout":
+        message = (
+            f"Reading this file took longer than the limit of {settings.seconds_per_file:.0f} seconds "
+            "(seconds_per_file in senforms.toml), so it was stopped. The file may be damaged, or made "
+            "to be hard to read."
+        )
+    else:
+        message = (
+            f"Reading this file needed more memory than the limit of {settings.memory_mb_per_file} MB "
+            "(memory_mb_per_file in senforms.toml), so it was stopped. The file may be damaged, or "
+            "made to be hard to read."
+        )
+    return UnreadableFileError(
+        message,
+        advice="Open it on your computer to check it, save it again as a new file, and drop that in. "
+        "If it happens again, give the file to whoever looks after senforms.",
+    )
+
+
+UNEXPECTED_NOTE = (
+    "Something went wrong inside senforms while it was processing this file, so it was set aside "
+    "rather than risk a wrong record. The details are in senforms.log in the senforms home folder.\n\n"
+    "What to do: drop the file in again. If it comes back here again, give this file and senforms.log "
+    "to whoever looks after senforms."
+)
+
+
 if __name__ == "__main__":  # pragma: no cover - the worker is started through multiprocessing
-    sys.exit("senforms.worker is started by 'senforms watch', not run directly.")
+    sys.exit("senforms.intake.worker is started by 'senforms watch', not run directly.")

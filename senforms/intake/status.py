@@ -1,0 +1,246 @@
+"""What the watcher tells people: ``outbox/senforms status.txt``, ``senforms status``, the day's
+counts (kept in ``.senforms-watch.json`` so they survive a restart) and the log file."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import logging.handlers
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from senforms.config import Settings
+from senforms.deliver import staging, write_atomic
+from senforms.intake.claims import CLAIM_DIR, running_watchers
+from senforms.intake.scan import IN_LIBREOFFICE, IN_WORD, STILL_COPYING, waiting_now
+
+STATUS_NAME = "senforms status.txt"
+STATE_NAME = ".senforms-watch.json"
+LOG_NAME = "senforms.log"
+#: How many of the day's warnings the status keeps (the log keeps them all).
+WARNINGS_KEPT = 20
+#: How many waiting files the status names one by one.
+WAITING_LISTED = 20
+
+# What staff can do about each reason a file waits.
+_ADVICE = {
+    IN_WORD: "close it in Word and senforms takes it; if Word is closed, delete the ~$ file beside it",
+    IN_LIBREOFFICE: "close it in LibreOffice and senforms takes it; if LibreOffice is closed, delete the "
+    ".~lock file beside it",
+    STILL_COPYING: "senforms takes it once it is whole; if it stays incomplete it is set aside with a note",
+}
+
+
+@dataclass
+class Summary:
+    processed: int = 0
+    set_aside: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.set_aside == 0
+
+
+@dataclass
+class Today:
+    """The day's counts and warnings, and what a running watcher is waiting on."""
+
+    day: str = field(default_factory=lambda: date.today().isoformat())
+    done: int = 0
+    set_aside: int = 0
+    warnings: list[str] = field(default_factory=list)
+    #: (name inside the inbox, why it waits), from the watcher that wrote the state.
+    waiting: list[tuple[str, str]] | None = None
+    #: Set while the watcher backs off from an archive outage: what is wrong and when it tries again.
+    outage: str | None = None
+    retry_at: str | None = None
+
+    def roll(self) -> None:
+        today = date.today().isoformat()
+        if today != self.day:
+            self.day, self.done, self.set_aside, self.warnings = today, 0, 0, []
+
+    def warn(self, text: str) -> None:
+        self.roll()
+        self.warnings = [*self.warnings, f"{datetime.now():%H:%M} {text}"][-WARNINGS_KEPT:]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "day": self.day,
+            "done": self.done,
+            "set_aside": self.set_aside,
+            "warnings": self.warnings,
+            "waiting": self.waiting,
+            "outage": self.outage,
+            "retry_at": self.retry_at,
+        }
+
+    @classmethod
+    def load(cls, home: Path) -> Today:
+        today = cls()
+        try:
+            data = json.loads((home / STATE_NAME).read_text(encoding="utf-8"))
+            if data.get("day") == today.day:
+                today.done, today.set_aside = int(data.get("done", 0)), int(data.get("set_aside", 0))
+                today.warnings = [str(w) for w in data.get("warnings") or []][-WARNINGS_KEPT:]
+            if data.get("waiting") is not None:
+                today.waiting = [(str(n), str(w)) for n, w in data["waiting"]]
+            today.outage, today.retry_at = data.get("outage"), data.get("retry_at")
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # no state file yet, or a damaged one: today's counts start from zero
+        return today
+
+
+def ref(path: Path) -> str:
+    """How the log names a file: its type and a short fingerprint, never its name, because
+    office staff often name files after the pupil. The UPN identifies the pupil instead."""
+    try:
+        with path.open("rb") as handle:
+            digest = hashlib.sha256(handle.read(1024 * 1024)).hexdigest()[:10]
+    except OSError:
+        digest = hashlib.sha256(str(path).encode("utf-8", "replace")).hexdigest()[:10]
+    return f"file {digest}{path.suffix.lower()[:6]}"
+
+
+def add_log_file(settings: Settings) -> logging.Handler | None:
+    try:
+        handler = logging.handlers.RotatingFileHandler(
+            settings.home / LOG_NAME, maxBytes=1_000_000, backupCount=5, encoding="utf-8"
+        )
+    except OSError:
+        return None
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    root = logging.getLogger("senforms")
+    root.addHandler(handler)
+    if root.level == logging.NOTSET or root.level > logging.INFO:
+        root.setLevel(logging.INFO)
+    return handler
+
+
+def count_claimed(settings: Settings) -> int:
+    """Files a watcher has claimed and not yet finished."""
+    claims = settings.inbox / CLAIM_DIR
+    return sum(1 for p in claims.glob("*/*/*") if p.is_file()) if claims.is_dir() else 0
+
+
+def count_waiting(settings: Settings) -> int:
+    """Files in the inbox (and claimed, not yet finished) that the watcher would take."""
+    return len(waiting_now(settings)) + count_claimed(settings)
+
+
+def count_problems(settings: Settings) -> int:
+    """Files in the problems folder (each with its note beside it), however they got there."""
+    try:
+        names = [e.name for e in os.scandir(settings.problems) if e.is_file(follow_symlinks=False) or e.is_symlink()]
+    except OSError:
+        return 0
+    present = set(names)
+    # A note is NAME.txt beside NAME; a note alone (its file was removed) still counts once.
+    return sum(1 for n in names if not (n.endswith(".txt") and n.removesuffix(".txt") in present))
+
+
+def status_lines(settings: Settings, *, today: Today | None = None, running: bool | None = None) -> list[str]:
+    """The status shown in ``outbox/senforms status.txt`` and by ``senforms status``.
+
+    The watcher passes its own ``today`` (with what it waits on and why); ``senforms status``
+    reads the watcher's state file and looks at the inbox itself.
+    """
+    if running is None:
+        running = running_watchers(settings.inbox) > 0
+    if today is None:
+        today = Today.load(settings.home)
+        if not running or today.waiting is None:
+            today.waiting, today.outage, today.retry_at = waiting_now(settings), None, None
+    waiting = list(today.waiting or [])
+    lines = [f"senforms, {datetime.now():%d/%m/%Y %H:%M:%S}"]
+    if running:
+        lines.append("The watcher is running.")
+    else:
+        lines.append(
+            "The watcher is not running: forms dropped in the inbox wait until it is started (senforms watch)."
+        )
+    if today.outage:
+        lines.append(
+            f"The archive cannot be reached ({today.outage}). Forms stay in the inbox, nothing is lost; "
+            f"the watcher tries again at {today.retry_at or 'once it is back'}."
+        )
+    lines.append(f"Waiting in the inbox: {len(waiting) + count_claimed(settings)}")
+    for name, why in waiting[:WAITING_LISTED]:
+        advice = _ADVICE.get(why)
+        lines.append(f"  {name}: {why}" + (f" ({advice})" if advice else ""))
+    if len(waiting) > WAITING_LISTED:
+        lines.append(f"  and {len(waiting) - WAITING_LISTED} more")
+    problems = count_problems(settings)
+    lines += [
+        f"Done today: {today.done}",
+        f"Set aside today: {today.set_aside}" + (" (see the problems folder)" if today.set_aside else ""),
+        f"In the problems folder: {problems}" + (" (each has a note beside it saying what to do)" if problems else ""),
+    ]
+    if today.warnings:
+        lines.append("Warnings today (details in senforms.log):")
+        lines += [f"  {w}" for w in today.warnings]
+    return lines
+
+
+class StatusFile:
+    """Writes the watcher's state and ``outbox/senforms status.txt``: at most once a second
+    during a burst, and once a minute when idle so staff can see from the time that it is alive."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._written = 0.0
+        self._last: Any = None
+        #: A change not yet written (held back by the once-a-second limit).
+        self.unwritten = False
+
+    def due(self) -> float | None:
+        """When a held-back change may be written (monotonic time), so the loop wakes for it."""
+        return self._written + 1.0 if self.unwritten else None
+
+    def write(self, today: Today, waiting: list[tuple[str, str]], *, running: bool, force: bool = False) -> None:
+        today.roll()
+        today.waiting = waiting
+        now = time.monotonic()
+        key = (tuple(waiting), today.done, today.set_aside, len(today.warnings), today.outage)
+        changed = key != self._last
+        if not force and not (changed and now - self._written >= 1.0) and now - self._written < 60:
+            self.unwritten = changed
+            return
+        self._last, self._written, self.unwritten = key, now, False
+        try:
+            state = json.dumps(today.to_json()).encode("utf-8")
+            write_atomic(self.settings.home / STATE_NAME, state, overwrite=True)
+            text = "\n".join(status_lines(self.settings, today=today, running=running))
+            outbox = self.settings.outbox
+            write_atomic(outbox / STATUS_NAME, (text + "\n").encode("utf-8"), overwrite=True, stage=staging(outbox))
+        except OSError as exc:
+            logging.getLogger("senforms.intake").warning("Cannot write the status file: %s", exc)
+
+
+def describe(settings: Settings, mode: str, reason: str, poll_seconds: float) -> list[str]:
+    """What ``senforms watch`` says as it starts: where it watches, how, and where things go."""
+    from senforms.office import MISSING_MESSAGE, office_available
+
+    how = (
+        f"using native file events, with a rescan every {poll_seconds:g} s as a safety net"
+        if mode == "events"
+        else f"polling every {poll_seconds:g} s: {reason}"
+    )
+    lines = [
+        f"Watching {settings.inbox} and its subfolders, {how}.",
+        f"Documents go to {settings.outbox}; files that cannot be processed go to {settings.problems}.",
+        f"Log: {settings.home / LOG_NAME}",
+    ]
+    if settings.document_format == "pdf" and not office_available():
+        lines.append(MISSING_MESSAGE)
+    if unfilled := settings.unfilled():
+        lines.append(
+            "senforms.toml still has placeholders for: " + ", ".join(unfilled) + ". Letters will leave them out "
+            "until they are filled in."
+        )
+    return lines
