@@ -14,25 +14,12 @@ from __future__ import annotations
 
 import argparse
 import io
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
-
-def median_ms(work: Callable[[], Any], repeat: int) -> float:
-    work()
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        work()
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -43,6 +30,7 @@ def main() -> None:
     from docxtpl import DocxTemplate
 
     from bench.pipeline import KINDS, forms_for
+    from bench.pipeline import timed as median_ms
     from senforms import pdfform
     from senforms.documents import sample_context
     from senforms.kinds import KINDS as ALL
