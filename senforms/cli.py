@@ -33,7 +33,9 @@ def _settings(args: argparse.Namespace, *, need_home: bool = False) -> Any:
     quietly starting a new, empty archive whose letters name no school."""
     from senforms.config import CONFIG_NAME, is_home, load_settings
 
-    settings = load_settings(getattr(args, "home", None), archive_url=getattr(args, "archive", None))
+    settings = load_settings(
+        getattr(args, "home", None), archive_url=getattr(args, "archive", None), today=getattr(args, "today", None)
+    )
     if need_home and not is_home(settings.home):
         raise NotAHomeError(
             f"{settings.home} is not a senforms home folder: it has no {CONFIG_NAME} and no inbox folder."
@@ -214,6 +216,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--archive", help="archive database URL (default: SENFORMS_ARCHIVE_URL or SQLite in the home folder)"
     )
+    parser.add_argument(
+        "--today",
+        metavar="DATE",
+        help="work as if today were DATE, to see what a later day brings (default: SENFORMS_TODAY or today)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("blank", help="write a blank or pre-filled form")
@@ -269,7 +276,7 @@ def _watch(args: argparse.Namespace) -> int:
 
         for line in init_home(settings):
             print(line)
-        settings = load_settings(settings.home, archive_url=getattr(args, "archive", None))
+        settings = load_settings(settings.home, archive_url=getattr(args, "archive", None), today=args.today)
     if args.poll is not None and args.poll <= 0:
         raise SenformsError("--poll needs a number of seconds greater than 0, for example --poll 10.")
     give_up = settings.give_up_seconds if args.give_up is None else args.give_up

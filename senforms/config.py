@@ -13,6 +13,7 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -236,6 +237,13 @@ class Settings:
     annual_report: str = ""
     retention_years_after_birth: int = 31
     archive_url: str | None = None
+    # ``--today`` or SENFORMS_TODAY: the date the reviews due, the digest, the annual report and
+    # the retention list are worked out for, so a school can see what next week brings and tests
+    # can move time. None: the real date, read afresh each time (a watcher runs for weeks).
+    today_override: date | None = None
+
+    def today(self) -> date:
+        return self.today_override or date.today()
 
     @property
     def school_name(self) -> str:
@@ -348,7 +356,25 @@ def parse_settings_file(text: str, path: Path) -> SettingsFile:
         raise ConfigError("\n".join(lines)) from None
 
 
-def load_settings(home: str | os.PathLike[str] | None = None, *, archive_url: str | None = None) -> Settings:
+def parse_today(given: str | None) -> date | None:
+    """``--today`` if given, else SENFORMS_TODAY, as a date; a plain message if it is not one."""
+    source, text = ("--today", given) if given else ("SENFORMS_TODAY", os.environ.get("SENFORMS_TODAY", ""))
+    if not text.strip():
+        return None
+    for shape in ("%Y-%m-%d", "%d/%m/%Y"):
+        try:
+            return datetime.strptime(text.strip(), shape).date()
+        except ValueError:
+            pass
+    raise ConfigError(
+        f"{source} is {text.strip()!r}, which is not a date senforms can read.",
+        advice=f"Write the date like 30/11/2026 or 2026-11-30, or leave {source} out to use today's date.",
+    )
+
+
+def load_settings(
+    home: str | os.PathLike[str] | None = None, *, archive_url: str | None = None, today: str | None = None
+) -> Settings:
     root = home_folder(home)
     path = root / CONFIG_NAME
     parsed = SettingsFile()
@@ -378,6 +404,7 @@ def load_settings(home: str | os.PathLike[str] | None = None, *, archive_url: st
         annual_report=parsed.reports.annual_report,
         retention_years_after_birth=parsed.retention.years_after_birth,
         archive_url=_archive_url(root, path, archive_url, parsed.archive.url),
+        today_override=parse_today(today),
     )
 
 

@@ -135,3 +135,24 @@ def test_archive_addresses_senforms_uses_are_kept(tmp_path: Path) -> None:
     assert load_settings(tmp_path, archive_url=exact).database_url == exact
     assert load_settings(tmp_path, archive_url="postgresql://u@db/sen").database_url == "postgresql+psycopg://u@db/sen"
     assert load_settings(tmp_path).database_url == f"sqlite:///{(tmp_path / 'senforms.db').as_posix()}"
+
+
+def test_today_can_be_moved_by_option_or_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import date
+
+    from senforms.config import load_settings
+
+    monkeypatch.delenv("SENFORMS_TODAY", raising=False)
+    assert load_settings(tmp_path).today() == date.today()
+    monkeypatch.setenv("SENFORMS_TODAY", "2027-03-01")
+    assert load_settings(tmp_path).today() == date(2027, 3, 1)
+    # The option wins over the environment.
+    assert load_settings(tmp_path, today="14/02/2027").today() == date(2027, 2, 14)
+
+
+def test_a_today_that_is_not_a_date_is_a_plain_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from senforms.cli import main
+
+    assert main(["--home", str(tmp_path), "--today", "31/02/2026", "status"]) == 9
+    err = capsys.readouterr().err
+    assert "--today is '31/02/2026', which is not a date" in err and "Traceback" not in err

@@ -27,6 +27,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.sql import false
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -48,9 +49,17 @@ class Pupil(Base):
     legal_forename: Mapped[str] = mapped_column(Text)
     legal_surname: Mapped[str] = mapped_column(Text)
     preferred_name: Mapped[str | None] = mapped_column(Text)
-    date_of_birth: Mapped[date] = mapped_column(Date)
+    date_of_birth: Mapped[date] = mapped_column(Date, index=True)
     year_group: Mapped[str] = mapped_column(String(8))
     class_name: Mapped[str | None] = mapped_column(Text)
+    # From the school's roll export (``senforms pupils import``): None when known only from forms.
+    preferred_surname: Mapped[str | None] = mapped_column(Text)
+    roll_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Leaving the school (Code 6.57) and the retention review (the school's records policy).
+    left_on: Mapped[date | None] = mapped_column(Date)
+    left_to: Mapped[str | None] = mapped_column(Text)
+    file_passed_on: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    hold_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     parents: Mapped[list[Parent]] = relationship(
@@ -179,7 +188,8 @@ class Document(Base):
     __tablename__ = "documents"
     id: Mapped[int] = mapped_column(primary_key=True)
     pupil_id: Mapped[int | None] = mapped_column(ForeignKey("pupils.id"), index=True)
-    form_id: Mapped[int] = mapped_column(ForeignKey("received_forms.id"), index=True)
+    # None for a document issued by date (a review record's reminder, a digest, an annual report).
+    form_id: Mapped[int | None] = mapped_column(ForeignKey("received_forms.id"), index=True)
     audience: Mapped[str] = mapped_column(String(20))
     title: Mapped[str] = mapped_column(Text)
     template: Mapped[str] = mapped_column(String(100))
@@ -189,6 +199,19 @@ class Document(Base):
     corrected: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Issued(Base):
+    """What the daily round has issued, one row per thing, so that running the round again, or a
+    watcher restarting, never issues it twice. ``key`` names the thing, like
+    ``review-record:cycle:42`` or ``digest:2026-W48``."""
+
+    __tablename__ = "issued"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(120), unique=True)
+    pupil_id: Mapped[int | None] = mapped_column(ForeignKey("pupils.id"))
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    for_date: Mapped[date | None] = mapped_column(Date)
 
 
 class Event(Base):
