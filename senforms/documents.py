@@ -45,6 +45,20 @@ class Rendered:
     suffix: str
 
 
+@dataclass
+class Due:
+    """Documents owed on a date rather than for a form: a review record issued ahead of its
+    review, the SENCO's weekly digest, an annual report, a term's provision map. ``key`` names
+    the thing once and for all (``review-record:cycle:42``, ``digest:2026-W48``); the daily round
+    (``senforms.year``) records each key in the archive's ``issued`` table when it delivers the
+    documents, so nothing is issued twice however often the round runs."""
+
+    key: str
+    upn: str | None  # the pupil, or None for a school-wide document (a digest, a provision map)
+    for_date: date
+    documents: list[Rendered]
+
+
 class PdfLetters:
     """Letters as PDFs through one LibreOffice, started on first use and kept running."""
 
