@@ -301,11 +301,12 @@ def file(
 
 
 class Pipeline:
-    def __init__(self, settings: Settings, *, today: Callable[[], date] = date.today) -> None:
+    def __init__(self, settings: Settings, *, today: Callable[[], date] | None = None) -> None:
         self.settings = settings
         self.archive = Archive(settings.database_url)
         clear_staging(settings.outbox)
-        self.today = today
+        # settings.today(): the real date, or the one --today / SENFORMS_TODAY gave.
+        self.today = today or settings.today
         self.pdf = PdfLetters(settings)
         # Plain sentences for whoever starts senforms (the watcher and `process` print them).
         self.notices: list[str] = [n for n in (self.pdf.notice,) if n]

@@ -13,11 +13,12 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from senforms.config import Settings
+from senforms.config import Settings, load_settings, settings_fingerprint
 from senforms.deliver import set_aside
 from senforms.errors import ExitCode, SenformsError
 from senforms.intake.claims import Claims
@@ -26,15 +27,20 @@ from senforms.intake.scan import READY, Events, Scanner
 from senforms.intake.status import StatusFile, Summary, Today, add_log_file, describe, ref
 from senforms.intake.worker import (
     UNEXPECTED_NOTE,
+    InProcess,
     Outcome,
     PipelineProcessor,
     ProcessorFactory,
     Worker,
-    in_process,
     limit_error,
 )
 
 log = logging.getLogger("senforms.intake")
+
+# Refused only because the pupil's earlier form had not been filed yet: in a batch, tried again
+# after the other files (the earlier form may be among them), as ``senforms process`` does.
+WAITING_ERRORS = frozenset({"NoSuchPupilError", "CycleError"})
+LATER = "later"  # what _process returns for a form put back to be tried after the batch
 
 
 class Watcher:
@@ -75,12 +81,13 @@ class Watcher:
         self.claims = Claims(self.inbox)
         self.owner = self.claims.owner
         self._stop, self._wake = threading.Event(), threading.Event()
-        self._worker: Worker | None = None
+        self._worker: Worker | InProcess | None = None
         self._run_file: Callable[..., Outcome] | None = None
         self._observer: Any = None
         self._archive_pause = 0.0
         self._today = Today()
         self._status = StatusFile(settings)
+        self._settings_stamp = settings_fingerprint(settings.home)
         self.summary = Summary()
 
     def stop(self) -> None:
@@ -115,11 +122,12 @@ class Watcher:
         self._today = Today.load(self.settings.home)
         self._today.outage = self._today.retry_at = None
         if self.isolate:
-            self._worker = Worker(self.settings, self.factory)
-            self._worker.start()
-            self._run_file = self._worker.run
+            worker = Worker(self.settings, self.factory)
+            worker.start()
+            self._worker = worker
         else:
-            self._run_file = in_process(self.settings, self.factory)
+            self._worker = InProcess(self.settings, self.factory)
+        self._run_file = self._worker.run
         if self.mode == "events":
             try:
                 from watchdog.observers import Observer
@@ -146,14 +154,18 @@ class Watcher:
                 break
             try:
                 self._wake.clear()
+                self._reload_settings()
                 last_scan = now = time.monotonic()
                 ready, bad = self.scanner.scan(now, once)
                 for path, error, why in bad:
                     self._set_aside(path, error, why)
-                for path in ready:
+                if len(ready) > 1 and self._worker is not None:
+                    ready = self._worker.order(ready, tick=self.claims.beat)
+                later = [path for path in ready if not self._stop.is_set() and self._take(path, batch=len(ready) > 1)]
+                for path in later:
                     if self._stop.is_set():
                         break
-                    self._take(path)
+                    self._take(path, batch=False)
                 self.claims.beat()
                 self._write_status()
                 if once and not self.scanner.pending():
@@ -173,6 +185,37 @@ class Watcher:
             if wait > 0:
                 self._wake.wait(wait)
 
+    def _reload_settings(self) -> None:
+        """A SENCO who edits senforms.toml (the school's details, the review notice, a limit)
+        should not have to find whoever can restart the watcher: an edit is noticed on the next
+        look at the inbox and used for the next file. A mistake in the edit keeps the settings
+        from before and says so in the log and the status file; the archive's address is never
+        changed under a running watcher."""
+        stamp = settings_fingerprint(self.settings.home)
+        if stamp == self._settings_stamp:
+            return
+        self._settings_stamp = stamp
+        try:
+            fresh = load_settings(self.settings.home, archive_url=self.settings.archive_url)
+        except SenformsError as exc:
+            log.error("senforms.toml was changed but cannot be used; the settings from before stay: %s", exc.message)
+            self._today.warn(f"senforms.toml was changed but has a mistake, so it is not used yet: {exc.message}")
+            return
+        fresh = replace(fresh, archive_url=self.settings.archive_url, today_override=self.settings.today_override)
+        if fresh == self.settings:
+            return
+        self.settings = self.scanner.settings = self._status.settings = fresh
+        if isinstance(self._worker, Worker):
+            self._worker.close()
+            worker = Worker(fresh, self.factory)
+            worker.start()
+            self._worker = worker
+        elif self._worker is not None:
+            self._worker.close()
+            self._worker = InProcess(fresh, self.factory)
+        self._run_file = self._worker.run if self._worker is not None else None
+        log.info("senforms.toml was changed: the new settings are used from the next file.")
+
     def _shutdown(self) -> None:
         if self._observer is not None:
             # watchdog logs a harmless error from its inotify thread as it is stopped.
@@ -190,30 +233,35 @@ class Watcher:
 
     # -- one file --
 
-    def _take(self, path: Path) -> None:
+    def _take(self, path: Path, *, batch: bool = False) -> bool:
+        """Claim and process one ready file. Returns True for a form put back to be tried again
+        after the rest of the batch (``batch``: other files came with it)."""
         seen = self.scanner.forget(path)
         claimed = self.claims.claim(path)
         if claimed is None:
-            return
+            return False
         try:
             if claimed.is_symlink():
                 from senforms.intake.scan import symlink_error
 
                 self._set_aside(claimed, symlink_error(), "symlink")
-                return
+                return False
             st = claimed.stat()
             if seen is not None and (st.st_size, st.st_mtime_ns) != (seen.size, seen.mtime):
                 # It changed between the last look and the claim: put it back to settle again.
                 self.claims.unclaim(claimed, path)
-                return
+                return False
         except OSError:
-            return
-        outage = self._process(claimed)
+            return False
+        outage = self._process(claimed, batch=batch)
+        if outage == LATER:
+            self.claims.unclaim(claimed, path)
+            return True
         if outage is None:
             if self._today.outage:
                 log.info("The archive can be reached again.")
             self._archive_pause, self._today.outage, self._today.retry_at = 0.0, None, None
-            return
+            return False
         # The archive could not be reached: not the file's fault, so it goes back where it was
         # and is tried again after a pause that grows while the archive stays away.
         self.claims.unclaim(claimed, path)
@@ -228,9 +276,11 @@ class Watcher:
             self.scanner.seen[path] = seen
         self._write_status(force=True, running=True)
         self._stop.wait(self._archive_pause)
+        return False
 
-    def _process(self, claimed: Path) -> str | None:
-        """Process a claimed file; returns what is wrong when the archive could not be reached."""
+    def _process(self, claimed: Path, *, batch: bool = False) -> str | None:
+        """Process a claimed file; returns what is wrong when the archive could not be reached,
+        or ``LATER`` for a form to try again after the rest of its ``batch``."""
         assert self._run_file is not None
         try:
             outcome = self._run_file(claimed, claimed.name, tick=self.claims.beat)
@@ -263,7 +313,12 @@ class Watcher:
                 log.warning("UPN %s: %s", upn, warning)
                 self._today.warn(f"UPN {upn}: {warning}")
         elif outcome.status == "problem" and error is not None:
-            self._set_aside(claimed, error, getattr(error, "type_name", type(error).__name__))
+            why = getattr(error, "type_name", type(error).__name__)
+            if batch and why in WAITING_ERRORS:
+                return LATER
+            self._set_aside(claimed, error, why)
+        elif self._filed_meanwhile(claimed, outcome):
+            pass
         elif outcome.status in ("timeout", "memory"):
             log.warning("%s: over the %s limit; the worker was restarted.", ref(claimed), outcome.status)
             self._set_aside(claimed, limit_error(outcome.status, self.settings), outcome.status)
@@ -271,6 +326,24 @@ class Watcher:
             log.error("Unexpected failure processing %s:\n%s", ref(claimed), outcome.detail)
             self._set_aside(claimed, None, "unexpected error")
         return None
+
+    def _filed_meanwhile(self, claimed: Path, outcome: Outcome) -> bool:
+        """After the worker died or ran out of time: whether it had filed the form first (the
+        out-of-memory killer can strike while the letters are written). A filed form is done,
+        its letters finished by a fresh worker; it is never set aside as a failure (issue 9)."""
+        if self._worker is None:
+            return False
+        filed = self._worker.filed(claimed, tick=self.claims.beat)
+        if not filed:
+            return False
+        log.warning(
+            "%s: the worker stopped (%s) after filing the form for UPN %s; its documents are finished.",
+            ref(claimed),
+            outcome.status,
+            filed.get("upn", "?"),
+        )
+        self._done(claimed)
+        return True
 
     def _done(self, claimed: Path) -> None:
         # The pipeline keeps the original in the archive; the inbox copy can go.

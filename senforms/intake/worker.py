@@ -31,7 +31,8 @@ log = logging.getLogger("senforms.intake")
 
 class Processor(Protocol):
     """What the worker calls for each file: returns a small picklable summary, raises
-    ``SenformsError`` for a problem with the file. ``close`` is optional."""
+    ``SenformsError`` for a problem with the file. ``close``, ``filed`` and ``order`` are
+    optional (tests inject processors without them)."""
 
     def __call__(self, path: Path, name: str) -> dict[str, Any]: ...
 
@@ -46,20 +47,49 @@ class PipelineProcessor:
         from senforms.pipeline import Pipeline
 
         self.pipeline = Pipeline(settings)
+        self.settings = settings
+        self._finish_pending()
+
+    def _finish_pending(self) -> None:
+        """Letters of forms filed before a crash, a killed worker or a full outbox: written now,
+        at start, rather than only when the same file happens to be dropped again. An outbox
+        still out of reach is not a reason not to start; they are tried again next start."""
+        try:
+            for done in self.pipeline.finish_pending():
+                log.info("Finished writing the documents of an earlier %s for UPN %s.", done.kind, done.upn)
+        except SenformsError as exc:
+            log.warning("Documents of earlier forms are still waiting for the outbox: %s", exc.message)
 
     def __call__(self, path: Path, name: str) -> dict[str, Any]:
-        done = self.pipeline.process_file(path, name=name)
-        return {
-            "kind": str(done.kind),
-            "upn": str(done.upn),
-            "status": str(done.status),
-            "documents": [str(p) for p in done.documents],
-            # What "senforms process" would print (letters left as Word files, and so on).
-            "warnings": [str(w) for w in getattr(done, "warnings", [])],
-        }
+        return _summary(self.pipeline.process_file(path, name=name))
+
+    def filed(self, path: Path) -> dict[str, Any] | None:
+        """The summary of ``path`` if the archive already has it (its documents finished), else
+        None: asked after a worker died or ran out of time, so that a form it had filed is never
+        set aside as if it had failed (issue 9)."""
+        done = self.pipeline.filed_already(path)
+        return None if done is None else _summary(done)
+
+    def order(self, paths: list[Path]) -> list[Path]:
+        """``paths`` in the cycle's order (early discussions before plans before reviews), so
+        that a pupil's forms dropped together are filed in the order they were written."""
+        from senforms.pipeline import cycle_order
+
+        return sorted(paths, key=lambda p: cycle_order(p, self.settings))
 
     def close(self) -> None:
         self.pipeline.close()
+
+
+def _summary(done: Any) -> dict[str, Any]:
+    return {
+        "kind": str(done.kind),
+        "upn": str(done.upn),
+        "status": str(done.status),
+        "documents": [str(p) for p in done.documents],
+        # What "senforms process" would print (letters left as Word files, and so on).
+        "warnings": [str(w) for w in getattr(done, "warnings", [])],
+    }
 
 
 @dataclass
@@ -164,8 +194,18 @@ def _worker_main(conn: Connection, settings: Settings, factory: ProcessorFactory
                 break
             if request is None:
                 break
-            path, name = request
+            what, *rest = request
             try:
+                if what == "filed":
+                    filed = getattr(processor, "filed", None)
+                    conn.send(("ok", filed(Path(rest[0])) if filed is not None else None))
+                    continue
+                if what == "order":
+                    order = getattr(processor, "order", None)
+                    paths = [Path(p) for p in rest[0]]
+                    conn.send(("ok", [str(p) for p in (order(paths) if order is not None else paths)]))
+                    continue
+                path, name = rest
                 conn.send(("ok", processor(Path(path), name)))
             except SenformsError as exc:
                 conn.send(("problem", error_info(exc)))
@@ -243,15 +283,33 @@ class Worker:
 
     def run(self, path: Path, name: str, *, tick: Callable[[], None] | None = None) -> Outcome:
         """Process one file; ``tick`` is called about once a second while waiting."""
+        return self._ask(("process", str(path), name), self.seconds, tick)
+
+    def filed(self, path: Path, *, tick: Callable[[], None] | None = None) -> dict[str, Any] | None:
+        """The summary of ``path`` if the archive already has it; None if not, or if that cannot be
+        found out (the worker fails again): the file is then set aside, as before."""
+        outcome = self._ask(("filed", str(path)), self.seconds, tick)
+        return outcome.result if outcome.status == "ok" and outcome.result else None
+
+    def order(self, paths: list[Path], *, tick: Callable[[], None] | None = None) -> list[Path]:
+        """``paths`` in the cycle's order, read in the worker (a hostile file hangs the worker,
+        never the watcher); as given if the worker cannot say."""
+        outcome = self._ask(("order", [str(p) for p in paths]), self.seconds, tick)
+        if outcome.status == "ok" and isinstance(outcome.result, list) and len(outcome.result) == len(paths):
+            return [Path(p) for p in outcome.result]
+        return paths
+
+    def _ask(self, request: tuple[Any, ...], seconds: float, tick: Callable[[], None] | None) -> Outcome:
         self.start()
         assert self._conn is not None
         try:
-            self._conn.send((str(path), name))
+            self._conn.send(request)
         except (OSError, EOFError):
             self._discard()
             self.start()
-            self._conn.send((str(path), name))
-        deadline = time.monotonic() + self.seconds
+            assert self._conn is not None
+            self._conn.send(request)
+        deadline = time.monotonic() + seconds
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -306,19 +364,43 @@ class Worker:
         return self._proc.pid if self._proc is not None else None
 
 
-def in_process(settings: Settings, factory: ProcessorFactory = PipelineProcessor) -> Callable[[Path, str], Outcome]:
-    """The same contract without a subprocess, for debugging (no time or memory limit)."""
-    processor = factory(settings)
+class InProcess:
+    """The worker's contract without a subprocess, for debugging (no time or memory limit)."""
 
-    def run(path: Path, name: str, *, tick: Callable[[], None] | None = None) -> Outcome:
+    def __init__(self, settings: Settings, factory: ProcessorFactory = PipelineProcessor) -> None:
+        self.processor = factory(settings)
+
+    def run(self, path: Path, name: str, *, tick: Callable[[], None] | None = None) -> Outcome:
         try:
-            return Outcome("ok", result=processor(path, name))
+            return Outcome("ok", result=self.processor(path, name))
         except SenformsError as exc:
             return Outcome("problem", error=exc)
         except Exception:
             return Outcome("crash", detail=traceback.format_exc())
 
-    return run
+    def filed(self, path: Path, *, tick: Callable[[], None] | None = None) -> dict[str, Any] | None:
+        filed = getattr(self.processor, "filed", None)
+        try:
+            return filed(path) if filed is not None else None
+        except Exception:
+            return None
+
+    def order(self, paths: list[Path], *, tick: Callable[[], None] | None = None) -> list[Path]:
+        order = getattr(self.processor, "order", None)
+        try:
+            return order(paths) if order is not None else paths
+        except Exception:
+            return paths
+
+    def close(self) -> None:
+        close = getattr(self.processor, "close", None)
+        if close is not None:
+            close()
+
+
+def in_process(settings: Settings, factory: ProcessorFactory = PipelineProcessor) -> Callable[..., Outcome]:
+    """``InProcess(...).run``, kept for callers of the earlier function."""
+    return InProcess(settings, factory).run
 
 
 def limit_error(what: str, settings: Settings) -> UnreadableFileError:

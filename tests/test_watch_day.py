@@ -1,0 +1,134 @@
+"""The watcher through a school's day with the real pipeline (issues 9 and 13): a pupil's forms
+dropped together in any order, a form that waits for its pupil's earlier form in the same batch,
+a worker killed after it filed a form, and senforms.toml edited while the watcher runs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from docx import Document
+from sqlalchemy import create_engine, select
+
+from senforms.archive import tables as t
+from senforms.config import Settings, load_settings
+from senforms.errors import NoSuchPupilError
+from senforms.intake import Watcher
+from senforms.intake.worker import PipelineProcessor
+from tests.pipeline_helpers import drop, filled, values
+from tests.test_intake import FakePipeline, form_bytes, processed_names, replaced
+
+
+def _fast(settings: Settings) -> Settings:
+    return replaced(settings, settle_seconds=0.1, poll_seconds=0.3, seconds_per_file=60)
+
+
+def _states(settings: Settings) -> list[tuple[str, str]]:
+    engine = create_engine(settings.database_url)
+    with engine.connect() as conn:
+        rows = conn.execute(select(t.ReceivedForm.kind, t.ReceivedForm.state).order_by(t.ReceivedForm.id)).all()
+    engine.dispose()
+    return [(row.kind, row.state) for row in rows]
+
+
+def _pupils_forms() -> dict[str, bytes]:
+    early = values("early-discussion")
+    pupil = early["pupil"]
+    return {
+        "early-discussion": filled("early-discussion", early),
+        "support-plan": filled("support-plan", values("support-plan", pupil=pupil)),
+        "review": filled("review", values("review", pupil=pupil)),
+    }
+
+
+def test_a_pupils_forms_dropped_together_are_filed_in_the_cycles_order(settings: Settings) -> None:
+    """Named so that the inbox lists them backwards: the review, then the plan, then the early
+    discussion. Taken in name order the review and plan would be set aside ("no pupil")."""
+    forms = _pupils_forms()
+    for name, kind in (("1 review.docx", "review"), ("2 plan.docx", "support-plan"), ("3 early.docx", "early-discussion")):
+        drop(settings.inbox, name, forms[kind])
+    summary = Watcher(_fast(settings), log_file=False).run(once=True)
+    assert (summary.processed, summary.set_aside) == (3, 0)
+    assert [kind for kind, _ in _states(settings)] == ["early-discussion", "support-plan", "review"]
+    assert not list(settings.problems.glob("*.docx"))
+
+
+class WaitsForItsPupil(FakePipeline):
+    """A plan refused with "no such pupil" until the early discussion has been processed: how the
+    real pipeline answers when the two arrive together and are taken in the wrong order. Has no
+    ``order``, so the watcher takes the files as named."""
+
+    def __call__(self, path: Path, name: str) -> dict[str, Any]:
+        if name.startswith("a plan") and "z early.docx" not in processed_names(self.settings):
+            raise NoSuchPupilError("There is no pupil with this UPN in the archive yet.")
+        return super().__call__(path, name)
+
+
+def test_a_form_waiting_for_its_pupil_is_tried_again_after_the_batch(settings: Settings) -> None:
+    for name, serial in (("a plan.docx", 1), ("z early.docx", 2)):
+        drop(settings.inbox, name, form_bytes(serial))
+    summary = Watcher(_fast(settings), factory=WaitsForItsPupil, log_file=False).run(once=True)
+    assert (summary.processed, summary.set_aside) == (2, 0)
+    assert processed_names(settings) == ["z early.docx", "a plan.docx"]
+
+
+def test_a_form_alone_waiting_for_its_pupil_is_set_aside_with_its_note(settings: Settings) -> None:
+    drop(settings.inbox, "a plan.docx", form_bytes(1))
+    summary = Watcher(_fast(settings), factory=WaitsForItsPupil, log_file=False).run(once=True)
+    assert (summary.processed, summary.set_aside) == (0, 1)
+    assert "no pupil with this UPN" in (settings.problems / "a plan.docx.txt").read_text(encoding="utf-8")
+
+
+class KilledAfterFiling(PipelineProcessor):
+    """Files the form for real, then the process dies before answering, as under the kernel's
+    out-of-memory killer while the letters are written."""
+
+    def __call__(self, path: Path, name: str) -> dict[str, Any]:
+        super().__call__(path, name)
+        os._exit(9)
+
+
+def test_a_worker_killed_after_filing_a_form_never_sets_it_aside(settings: Settings) -> None:
+    drop(settings.inbox, "early.docx", _pupils_forms()["early-discussion"])
+    summary = Watcher(_fast(settings), factory=KilledAfterFiling, log_file=False).run(once=True)
+    assert (summary.processed, summary.set_aside) == (1, 0)
+    assert not settings.problems.exists() or not list(settings.problems.iterdir())
+    assert not list(settings.inbox.glob("*.docx"))
+    assert _states(settings) == [("early-discussion", "done")]
+    assert list((settings.outbox / "parents").rglob("*.docx")), "the parents' letters were written"
+
+
+def _school_name_in_letters(settings: Settings) -> set[str]:
+    names = set()
+    for path in (settings.outbox / "parents").rglob("*.docx"):
+        text = "\n".join(p.text for p in Document(str(path)).paragraphs)
+        names |= {name for name in ("Oakfield Primary School", "Brook Lane Academy") if name in text}
+    return names
+
+
+def test_an_edited_senforms_toml_is_used_without_a_restart(home: Path) -> None:
+    settings = _fast(load_settings(home))
+    watcher = Watcher(settings, log_file=False)
+    toml = home / "senforms.toml"
+    toml.write_text(toml.read_text(encoding="utf-8").replace("Oakfield Primary School", "Brook Lane Academy"), "utf-8")
+    drop(settings.inbox, "early.docx", _pupils_forms()["early-discussion"])
+    summary = watcher.run(once=True)
+    assert summary.processed == 1
+    assert watcher.settings.school_name == "Brook Lane Academy"
+    # Every setting now comes from the edited file (0.5 s there), as it would for `senforms watch`.
+    assert watcher.settings.settle_seconds == 0.5
+    assert _school_name_in_letters(settings) == {"Brook Lane Academy"}
+
+
+def test_an_edit_with_a_mistake_keeps_the_settings_from_before(home: Path) -> None:
+    settings = _fast(load_settings(home))
+    watcher = Watcher(settings, log_file=False)
+    toml = home / "senforms.toml"
+    toml.write_text(toml.read_text(encoding="utf-8") + "\n[watch]\npoll_seconds = 'soon'\n", "utf-8")
+    drop(settings.inbox, "early.docx", _pupils_forms()["early-discussion"])
+    assert watcher.run(once=True).processed == 1
+    assert watcher.settings is settings
+    assert _school_name_in_letters(settings) == {"Oakfield Primary School"}
+    status = (settings.outbox / "senforms status.txt").read_text(encoding="utf-8")
+    assert "senforms.toml was changed but has a mistake" in status
