@@ -189,3 +189,92 @@ def test_senforms_evidence_writes_the_pack(cfg: Settings, tmp_path: Path) -> Non
     check_pack(out.read_bytes())
     assert main([*args, "evidence", "B801200005001", "-o", str(tmp_path / "none.docx")]) != 0
     assert not (tmp_path / "none.docx").exists()
+
+
+# --- the provision map ----------------------------------------------------------------------------
+
+
+def _cli(cfg: Settings, *more: str) -> int:
+    args = ["--home", str(cfg.home), "--today", str(TODAY)]
+    if cfg.archive_url:
+        args += ["--archive", cfg.archive_url]
+    return main([*args, *more])
+
+
+def test_provision_map_numbers_by_hand(cfg: Settings, tmp_path: Path) -> None:
+    from senforms.reports.provision_map import build_map
+
+    take_through(cfg, tmp_path)
+    # Cycle 2 exactly (its plan on 12/02/2026, its review on 19/05/2026): 97 days, every row of
+    # cycle 2 runs the whole period, cycles 1 and 3 not at all.
+    result = build_map(cfg, date(2026, 2, 12), date(2026, 5, 19))
+    lines = {line.what: line for line in result.lines}
+    assert set(lines) == {"Precision teaching of high-frequency words", "Phonics catch-up group", "ELSA sessions"}
+    precision = lines["Precision teaching of high-frequency words"]
+    # "3 x 10 minutes a week", 1:1: half an hour a week; £12.50 a week for 97 days.
+    assert precision.pupils == 1
+    assert precision.staff_hours_a_week == pytest.approx(0.5)
+    assert precision.weekly_cost == Decimal("12.50")
+    assert precision.total_cost == Decimal("173.21")  # 12.50 x 97 / 7
+    # Cycle 2's review rated its three outcomes: Not achieved, Achieved, Not achieved.
+    assert (precision.ratings, precision.achieved, precision.partly) == (3, 1, 0)
+    assert precision.achieved_share == pytest.approx(1 / 3)
+    phonics = lines["Phonics catch-up group"]
+    # "Daily, 20 minutes" in a group of 4: 100 pupil minutes, 25 staff minutes a week.
+    assert phonics.pupil_hours_a_week == pytest.approx(100 / 60)
+    assert phonics.staff_hours_a_week == pytest.approx(25 / 60)
+    elsa = lines["ELSA sessions"]
+    assert elsa.no_cost == 1 and elsa.total_cost == 0
+    assert any("group size" in u for u in elsa.unread)
+
+    # The whole school year: three cycles; the therapist's row cannot be read and is flagged.
+    year = build_map(cfg, date(2025, 9, 1), TODAY)
+    lines = {line.what: line for line in year.lines}
+    precision = lines["Precision teaching of high-frequency words"]
+    days = 99 + 97 + 55  # 04/11-10/02, 12/02-19/05, 21/05-14/07, each day counted
+    # Each row's cost is rounded to the penny, so the whole is within a penny or two.
+    assert abs(precision.total_cost - Decimal("12.50") * days / 7) < Decimal("0.02")
+    assert (precision.ratings, precision.achieved, precision.partly) == (9, 2, 2)
+    assert precision.pupils == 1
+    therapy = lines[SALT["what"]]
+    assert therapy.total_cost == Decimal("285.71")  # £40 a week from 26/05 to 14/07: 50 days
+    assert therapy.staff_hours_a_week == 0
+    assert any("as advised by the therapist" in u for u in therapy.unread)
+
+
+def test_provision_map_files(cfg: Settings, tmp_path: Path) -> None:
+    from openpyxl import load_workbook
+
+    take_through(cfg, tmp_path)
+    xlsx, word = tmp_path / "map.xlsx", tmp_path / "map.docx"
+    assert _cli(cfg, "provision-map", "--from", "12/02/2026", "--to", "2026-05-19", "-o", str(xlsx)) == 0
+    assert _cli(cfg, "provision-map", "--from", "12/02/2026", "--to", "2026-05-19", "-o", str(word)) == 0
+    sheet = load_workbook(xlsx).active
+    header = [c.value for c in sheet[3]]
+    rows = {r[0]: dict(zip(header, r, strict=True)) for r in sheet.iter_rows(min_row=4, values_only=True)}
+    assert rows["Precision teaching of high-frequency words"]["Total cost (£)"] == pytest.approx(173.21)
+    assert rows["Precision teaching of high-frequency words"]["Pupils"] == 1
+    assert "group size" in rows["ELSA sessions"]["To check"]
+    document = docx.Document(str(word))
+    assert document.sections[0].page_width.cm == pytest.approx(29.7, abs=0.05)
+    assert any(p.content_type == "image/png" for p in document.part.package.parts)
+    assert "£173.21" in pack_text(word.read_bytes())
+    assert _cli(cfg, "provision-map", "--from", "31/02/2026", "-o", str(xlsx)) != 0
+
+
+def test_provision_map_for_the_term_just_ended(cfg: Settings, tmp_path: Path) -> None:
+    from senforms.archive.store import Archive
+    from senforms.reports.provision_map import provision_maps, term_just_ended
+
+    assert term_just_ended(date(2026, 7, 25)) == ("2025-26-summer", date(2026, 4, 15), date(2026, 7, 20))
+    assert term_just_ended(date(2026, 12, 21))[0] == "2026-27-autumn"  # type: ignore[index]
+    assert term_just_ended(date(2026, 11, 1)) is None
+    take_through(cfg, tmp_path)
+    archive = Archive(cfg.database_url)
+    try:
+        dues = list(provision_maps(archive, cfg, date(2026, 7, 25)))
+    finally:
+        archive.close()
+    assert [d.key for d in dues] == ["provision-map:2025-26-summer"]
+    assert dues[0].upn is None and dues[0].for_date == date(2026, 7, 20)
+    assert {(r.audience, r.suffix) for r in dues[0].documents} == {("senco", ".xlsx"), ("senco", ".docx")}

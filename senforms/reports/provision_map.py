@@ -134,8 +134,8 @@ def gather(session: Session, start: date, end: date, school: str = "") -> Provis
     """The map for the period from ``start`` to ``end`` (both included)."""
     key = _norm(t.Provision.what).label("key")
     began = func.coalesce(t.Provision.start_date, t.Cycle.plan_date)
-    stopped = func.coalesce(t.Cycle.reviewed_on, cast(literal(end), Date))
-    first, last = _latest(began, cast(literal(start), Date)), _earliest(stopped, cast(literal(end), Date))
+    stopped = func.coalesce(t.Cycle.reviewed_on, literal(end, Date))
+    first, last = _latest(began, literal(start, Date)), _earliest(stopped, literal(end, Date))
     days = (_days(session, last, first) + 1).label("days")
     running = and_(began.is_not(None), began <= end, stopped >= start)
     # 1. Rows by provision, frequency and group size: days run, and cost.
