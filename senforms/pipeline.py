@@ -64,8 +64,8 @@ from senforms.history import History
 from senforms.kinds import EarlyDiscussion, FormKind, FormModel, Pupil, ReviewRecord, SupportPlan, kind_of
 from senforms.letters import Audience
 from senforms.outbox import Delivered, deliver, plan_delivery, sha256
-from senforms.reports import charts, evidence
 from senforms.read import RawForm
+from senforms.reports import charts, evidence
 from senforms.validate import validate
 
 logger = logging.getLogger("senforms")

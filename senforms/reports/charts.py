@@ -22,7 +22,7 @@ _GREYS = ("0.0", "0.35", "0.55", "0.2", "0.45")
 _HATCHES = ("//", "..", "xx", "\\\\", "--", "++", "oo", "**")
 
 
-def _pyplot():  # type: ignore[no-untyped-def]
+def _pyplot():
     """matplotlib's pyplot on the Agg backend, imported only when a chart is drawn: importing it
     costs about a second, which ``senforms status`` and the watcher's start should not pay."""
     import matplotlib
@@ -102,7 +102,7 @@ def bar_chart(labels: Sequence[str], values: Sequence[float], *, title: str, axi
         plt.close(fig)
 
 
-def _png(fig) -> bytes:  # type: ignore[no-untyped-def]
+def _png(fig) -> bytes:
     out = io.BytesIO()
     fig.savefig(out, format="png")
     return out.getvalue()

@@ -46,7 +46,7 @@ def _number(text: str) -> float:
     text = text.lower()
     if text.startswith("half"):
         return 0.5
-    return float(_NUMBER_WORDS.get(text, text))  # type: ignore[arg-type]
+    return float(_NUMBER_WORDS.get(text, text))
 
 
 @lru_cache(maxsize=4096)

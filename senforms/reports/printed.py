@@ -11,7 +11,7 @@ form says is always data and never template code.
 from __future__ import annotations
 
 import io
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from docx import Document
@@ -58,7 +58,7 @@ def new_document(title: str, written: date, *, landscape: bool = False) -> Any:
     props = doc.core_properties
     props.title = title
     props.author = "senforms"
-    written_at = datetime.combine(written, time(9, 0), tzinfo=timezone.utc)
+    written_at = datetime.combine(written, time(9, 0), tzinfo=UTC)
     props.created = props.modified = written_at
     props.revision = 1
     return doc
