@@ -433,7 +433,8 @@ def render(evidence: Evidence, written: date) -> bytes:
         ]
         if cycle.decision:
             facts.append(f"decision: {_DECISION_LABEL.get(cycle.decision, cycle.decision)}")
-        doc.add_paragraph("; ".join(facts).capitalize() + ".")
+        sentence = "; ".join(facts)
+        doc.add_paragraph(sentence[:1].upper() + sentence[1:] + ".")
         doc.add_paragraph("Outcomes", style="Heading 3")
         rows = []
         for o in cycle.outcomes:
@@ -462,7 +463,8 @@ def render(evidence: Evidence, written: date) -> bytes:
                     ]
                     for p in cycle.provision
                 ],
-                widths=[3.2, 2.0, 1.3, 2.2, 1.6, 1.8, 1.8, 1.6, 1.6],
+                widths=[3.0, 2.0, 1.2, 2.2, 1.4, 1.9, 1.9, 1.5, 1.7],
+                size=8.5,
             )
             impacts = [p for p in cycle.provision if p.impact]
             if impacts:

@@ -125,7 +125,9 @@ def paragraph(doc: Any, value: Any, *, bold_lead: str = "", style: str | None = 
     return p
 
 
-def table(doc: Any, header: list[str], rows: list[list[Any]], *, widths: list[float] | None = None) -> Any:
+def table(
+    doc: Any, header: list[str], rows: list[list[Any]], *, widths: list[float] | None = None, size: float | None = None
+) -> Any:
     """A bordered table with a repeated header row; no row splits across a page and every row but
     the last keeps with the next only in short tables (a long table may break between rows)."""
     grid = doc.add_table(rows=1, cols=len(header))
@@ -144,9 +146,20 @@ def table(doc: Any, header: list[str], rows: list[list[Any]], *, widths: list[fl
                 cell.add_paragraph(line)
         _row_props(row)
     if widths:
+        # LibreOffice lays a table out by its grid columns, Word by its cells: set both.
+        grid.autofit = False
+        for column, width in zip(grid.columns, widths, strict=True):
+            column.width = Cm(width)
         for row in grid.rows:
             for cell, width in zip(row.cells, widths, strict=True):
                 cell.width = Cm(width)
+    if size is not None:
+        # A wide table in a smaller size of the same font, so dates and sums fit their columns.
+        for row in grid.rows:
+            for cell in row.cells:
+                for p in cell.paragraphs:
+                    for run in p.runs:
+                        run.font.size = Pt(size)
     if len(rows) <= 8:
         # A short table stays on one page with its heading.
         for row in grid.rows[:-1]:

@@ -302,7 +302,7 @@ def map_docx(result: ProvisionMap, written: date) -> bytes:
     doc = printed.new_document(f"{TITLE} {result.start:%d/%m/%Y} to {result.end:%d/%m/%Y}", written, landscape=True)
     doc.add_paragraph(TITLE, style="Title")
     doc.add_paragraph(
-        f"{result.school + ': ' if result.school else ''}provision additional to and different from the usual "
+        f"{result.school + ': p' if result.school else 'P'}rovision additional to and different from the usual "
         f"curriculum, {result.start:%d/%m/%Y} to {result.end:%d/%m/%Y} ({result.weeks:.1f} weeks). SEND Code of "
         "Practice 2015, 6.76-6.77."
     )
