@@ -257,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("status", help="how many forms are waiting, done today and set aside today")
     sub.add_parser("check-templates", help="check that every letter template can be filled in")
     _pupil_arguments(sub)
+    _reports_arguments(sub)
     return parser
 
 
@@ -419,6 +420,79 @@ def _pupil(args: argparse.Namespace) -> int:
     for change in fixed.changes:
         print(f"UPN {fixed.upn}: {change}.")
     print("Forms set aside because of the old details can now be dropped in again.")
+    return ExitCode.ok
+
+
+# --- reports from the whole record (issue 12) -------------------------------------------------------
+
+
+def _reports_arguments(sub: Any) -> None:
+    p = sub.add_parser(
+        "evidence",
+        help="write the evidence pack for an EHC needs assessment request (Code of Practice 6.63)",
+        description="Write one Word document from the archive: needs, every cycle with its outcomes and "
+        "ratings (with a chart), provision and its cost, specialists' advice, and views over time.",
+    )
+    p.add_argument("upn", metavar="UPN", help="the pupil's UPN")
+    p.add_argument("-o", "--output", metavar="FILE.docx", help="where to write it (default: in this folder)")
+    p = sub.add_parser(
+        "provision-map",
+        help="write the provision map: every provision, pupils, hours, cost and outcomes achieved (6.76)",
+    )
+    p.add_argument("--from", dest="start", metavar="DATE", help="first day (default: 1 September of this school year)")
+    p.add_argument("--to", dest="end", metavar="DATE", help="last day (default: today)")
+    p.add_argument(
+        "-o", "--output", metavar="FILE", help="FILE.xlsx or FILE.docx (default: both, in this folder)"
+    )
+
+
+def _write_new(path: Path, content: bytes) -> None:
+    """Write a whole file or nothing: a half-written report is never left under its name."""
+    import os
+
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_bytes(content)
+    os.replace(partial, path)
+
+
+@command("evidence")
+def _evidence(args: argparse.Namespace) -> int:
+    from senforms.reports.evidence import evidence_pack_for
+
+    settings = _settings(args, need_home=True)
+    today = settings.today()
+    content = evidence_pack_for(settings, args.upn, today)
+    out = Path(args.output) if args.output else Path(f"Evidence pack {args.upn.strip().upper()} {today}.docx")
+    if out.suffix.lower() != ".docx":
+        out = out.with_name(out.name + ".docx")
+    _write_new(out, content)
+    print(f"Wrote {out}.")
+    return ExitCode.ok
+
+
+@command("provision-map")
+def _provision_map(args: argparse.Namespace) -> int:
+    from senforms.errors import SenformsError as _Error
+    from senforms.reports.provision_map import build_map, map_docx, map_xlsx, parse_day, school_year_start
+
+    settings = _settings(args, need_home=True)
+    end = parse_day(args.end, "--to") if args.end else settings.today()
+    start = parse_day(args.start, "--from") if args.start else school_year_start(end)
+    if start > end:
+        raise _Error(f"--from ({start:%d/%m/%Y}) is after --to ({end:%d/%m/%Y}).", advice="Swap the two dates.")
+    result = build_map(settings, start, end)
+    stem = f"Provision map {start} to {end}"
+    wanted = [Path(args.output)] if args.output else [Path(f"{stem}.xlsx"), Path(f"{stem}.docx")]
+    for out in wanted:
+        if out.suffix.lower() == ".xlsx":
+            _write_new(out, map_xlsx(result))
+        elif out.suffix.lower() == ".docx":
+            _write_new(out, map_docx(result, settings.today()))
+        else:
+            raise _Error(f"{out} is neither a .xlsx nor a .docx file.", advice="Name the file FILE.xlsx or FILE.docx.")
+        print(f"Wrote {out}.")
+    for line in result.unread:
+        print(f"Check: {line}", file=sys.stderr)
     return ExitCode.ok
 
 

@@ -117,6 +117,13 @@ class NoSuchPupilError(IdentityConflictError):
     early discussion may be on its way, or being filed by another run at this moment."""
 
 
+class PupilNotFoundError(SenformsError):
+    """A command names a UPN the archive has no record of (``senforms evidence UPN``)."""
+
+    exit_code = ExitCode.bad_args
+    advice = "Check the UPN against the school's records; a pupil's record starts with their early discussion note."
+
+
 class CycleError(SenformsError):
     """A form that makes no sense where the pupil's cycle stands (a review with no plan)."""
 

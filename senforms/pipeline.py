@@ -65,6 +65,7 @@ from senforms.kinds import EarlyDiscussion, FormKind, FormModel, Pupil, ReviewRe
 from senforms.letters import Audience
 from senforms.outbox import Delivered, deliver, plan_delivery, sha256
 from senforms.read import RawForm
+from senforms.reports import charts, evidence
 from senforms.validate import validate
 
 logger = logging.getLogger("senforms")
@@ -288,6 +289,13 @@ def file(
             form_id=filed.id,
         )
     documents = list(rendered)
+    if evidence.wanted(form):
+        # The EHC evidence pack (6.63) shows the record as this review leaves it, so it is built
+        # here, from the rebuilt record inside the same transaction, rather than with the letters.
+        pack = evidence.evidence_pack(session, pupil.upn, settings, today)
+        if seen.corrects is not None:
+            pack.title += " (corrected)"
+        documents.append(pack)
     if register_changed:
         # Kept in the archive: only this pupil's change to the register (see register_change_csv).
         # The outbox's living copy is written whole from the archive when the form is delivered.
@@ -369,6 +377,8 @@ class Pipeline:
                 pdf=self.pdf,
                 correction=correction,
             )
+            if evidence.wanted(form):
+                charts.warm()  # matplotlib's first import takes a second: not while the pupil is locked
             try:
                 with self.archive.session() as session:
                     form_id = file(session, self.settings, received, form, kind, seen, decided, rendered, today)
