@@ -341,8 +341,8 @@ def _kind_of(form: FormModel) -> FormKind | None:
     return next((k for k in KINDS.values() if type(form) is k.model), None)
 
 
-def _count(n: int, one: str, many: str) -> str:
-    return f"{n} {one if n == 1 else many}"
+def _times(n: int) -> str:
+    return {1: "once", 2: "twice"}.get(n, f"{n} times")
 
 
 def _in_words(items: list[str]) -> str:
@@ -415,7 +415,9 @@ def annual_report_context(
 
     summary: list[str] = []
     if reviews:
-        summary.append(f"We reviewed {known_as}'s plan {_count(len(reviews), 'time', 'times')} this year.")
+        summary.append(f"We reviewed {known_as}'s plan {_times(len(reviews))} this year.")
+        # With more than one review, each outcome is counted by its latest rating, and said so.
+        when = " when last reviewed" if len(reviews) > 1 else ""
         latest = [e["ratings"][-1]["value"] for e in outcomes.values() if e["ratings"]]
         counts = [
             (latest.count("achieved"), "achieved"),
@@ -423,12 +425,12 @@ def annual_report_context(
             (latest.count("not-achieved"), "not yet achieved"),
         ]
         if len(latest) == 1:
-            summary.append(f"The one outcome we reviewed was {_RATING_WORDS[latest[0]].lower()}.")
+            summary.append(f"The one outcome we reviewed was {_RATING_WORDS[latest[0]].lower()}{when}.")
         elif latest:
             parts = [f"{n} {'was' if n == 1 else 'were'} {words}" for n, words in counts if n]
-            summary.append(f"Of the {len(latest)} outcomes we reviewed, {_in_words(parts)}.")
+            summary.append(f"Of the {len(latest)} outcomes we reviewed, {_in_words(parts)}{when}.")
         if latest and all(v == "achieved" for v in latest):
-            summary.append(f"{known_as} achieved every outcome we reviewed.")
+            summary.append(f"{known_as} achieved every outcome we reviewed{when}.")
     elif cycles:
         summary.append(f"We have not reviewed {known_as}'s plan yet this year, so there are no results to report.")
     else:
@@ -456,7 +458,7 @@ def annual_report_context(
                 held_on[held].append(what)
     meetings = [{"date": long_date(day), "what": _in_words(whats)} for day, whats in sorted(held_on.items())]
     meetings_sentence = (
-        f"We met to talk about {known_as} {_count(len(meetings), 'time', 'times')} this year:"
+        f"We met to talk about {known_as} {_times(len(meetings))} this year:"
         if meetings
         else f"We have no meetings about {known_as} on record this year."
     )

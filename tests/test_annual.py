@@ -72,9 +72,7 @@ def reports(cfg: Settings, today: date) -> list[Due]:
         archive.close()
 
 
-def test_the_report_day_yields_one_report_that_names_each_outcome_with_its_rating(
-    cfg: Settings, millie: dict
-) -> None:
+def test_the_report_day_yields_one_report_that_names_each_outcome_with_its_rating(cfg: Settings, millie: dict) -> None:
     dues = reports(cfg, REPORT_DAY)
     assert [(d.key, d.upn, d.for_date) for d in dues] == [("annual-report:2025:" + MILLIE, MILLIE, REPORT_DAY)]
     (letter,) = dues[0].documents
@@ -89,6 +87,7 @@ def test_the_report_day_yields_one_report_that_names_each_outcome_with_its_ratin
             assert outcome["evidence"].rstrip(".") in row
     # The counts agree with the ratings (1 achieved, 1 partly, 1 not achieved), and nothing claims more.
     assert "Of the 3 outcomes we reviewed, 1 was achieved, 1 was partly achieved and 1 was not yet achieved." in text
+    assert "We reviewed Millie's plan once this year." in text
     assert "every outcome" not in text and "good progress" not in text
     # The support given: what, who, how often.
     for row in millie["plan"]["provision"]:
@@ -190,3 +189,52 @@ def test_printed_on_a4_with_page_numbers(cfg: Settings, millie: dict, tmp_path: 
     for number, page in enumerate(reader.pages, start=1):
         assert (round(float(page.mediabox.width)), round(float(page.mediabox.height))) == (595, 842)
         assert f"Page {number} of {len(reader.pages)}" in " ".join(page.extract_text().split())
+
+
+# --- what the report says, from plain data (no archive) -----------------------------------------------
+
+
+def sample_report(forms: int, today: date) -> dict:
+    from senforms.context import annual_report_context
+    from senforms.documents import _sample_settings, sample_forms
+    from senforms.history import History
+
+    samples = sample_forms()[:forms]
+    return annual_report_context(
+        _sample_settings(), samples[-1].pupil, History(samples), since=date(2026, 9, 1), until=today, today=today
+    )["report"]
+
+
+def test_a_year_with_a_plan_but_no_review_says_so_and_gives_the_review_date() -> None:
+    report = sample_report(2, date(2026, 12, 1))  # early discussion and the first plan
+    assert report["summary"] == ["We have not reviewed Ollie's plan yet this year, so there are no results to report."]
+    assert [o["progress"] for o in report["outcomes"]] == ["Not reviewed yet.", "Not reviewed yet."]
+    assert report["next"] == ["We will review Ollie's plan with you on 10 March 2027."]
+    assert [p["what"] for p in report["provision"]] == ["Daily phonics catch-up", "Coloured overlay and a word mat"]
+
+
+def test_a_year_with_no_plan_yet_says_so_and_has_no_tables() -> None:
+    report = sample_report(1, date(2026, 11, 20))  # only the early discussion
+    assert report["summary"] == ["We have not yet made a support plan for Ollie this year."]
+    assert report["outcomes"] == [] and report["provision"] == [] and report["cycles"] == []
+    assert report["meetings"] == [{"date": "3 November 2026", "what": "our first talk about what help is needed"}]
+    assert report["meetings_sentence"] == "We met to talk about Ollie once this year:"
+
+
+def test_every_outcome_achieved_is_said_only_when_the_ratings_show_it() -> None:
+    from senforms.context import annual_report_context
+    from senforms.documents import _sample_settings, sample_forms
+    from senforms.history import History
+    from senforms.kinds import Rating
+
+    samples = list(sample_forms()[:4])  # up to the first review
+    review = samples[3]
+    samples[3] = review.model_copy(
+        update={"outcomes": [o.model_copy(update={"rating": Rating.ACHIEVED}) for o in review.outcomes]}
+    )
+    day = date(2027, 7, 15)
+    report = annual_report_context(
+        _sample_settings(), samples[-1].pupil, History(tuple(samples)), since=date(2026, 9, 1), until=day, today=day
+    )["report"]
+    assert report["summary"][-1] == "Ollie achieved every outcome we reviewed."
+    assert "every outcome" not in " ".join(sample_report(4, day)["summary"])

@@ -103,7 +103,7 @@ KEY_SENTENCES = {
     ],
     "annual-report": [
         "This report covers 1 September 2026 to 15 July 2027",
-        "Of the 2 outcomes we reviewed, 1 was partly achieved and 1 was not yet achieved.",
+        "Of the 2 outcomes we reviewed, 1 was partly achieved and 1 was not yet achieved when last reviewed.",
         "9 June 2027: Not yet achieved. Eight words spelt correctly in independent writing.",
         "Daily phonics catch-up",
         "We met to talk about Ollie 5 times this year",
