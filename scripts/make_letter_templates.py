@@ -933,6 +933,76 @@ def parent_meeting_note() -> DocumentType:
     return doc
 
 
+def annual_report() -> DocumentType:
+    doc = new_document("Annual report on SEN support")
+    letterhead(doc)
+    about_line(doc)
+    para(doc, "{{ greeting }}")
+    para(
+        doc,
+        "Once a year we write to tell you how {{ pupil.known_as }} is getting on with SEN support. "
+        "SEN stands for special educational needs. SEN support is the extra help we give to a child "
+        "with SEN. This report covers {{ report.since }} to {{ report.until }}.",
+    )
+    heading(doc, "What we found this year", 2)
+    tag(doc, "{%p for line in report.summary %}")
+    para(doc, "{{ line }}")
+    tag(doc, "{%p endfor %}")
+    tag(doc, "{%p if report.cycles %}")
+    para(doc, "These are the support plans we used this year:")
+    tag(doc, "{%p for c in report.cycles %}")
+    bullet(
+        doc,
+        "The plan made on {{ c.plan_date or 'an earlier date' }}"
+        "{% if c.review_date %}, reviewed on {{ c.review_date }}{% else %}, not reviewed yet{% endif %}.",
+    )
+    tag(doc, "{%p endfor %}")
+    tag(doc, "{%p endif %}")
+    tag(doc, "{%p if report.outcomes %}")
+    heading(doc, "Progress on each outcome", 2)
+    para(
+        doc,
+        "Outcomes are the goals we agreed with you for {{ pupil.known_as }}. At each review we say if a goal "
+        "was achieved, partly achieved or not yet achieved, and what shows it.",
+    )
+    loop_table(
+        doc,
+        ["Outcome", "What we found at each review"],
+        ["{{ o.description }}", "{{ o.progress }}"],
+        "o in report.outcomes",
+        (7.5, 9.5),
+    )
+    tag(doc, "{%p endif %}")
+    heading(doc, "The help {{ pupil.known_as }} had", 2)
+    tag(doc, "{%p if report.provision %}")
+    para(doc, "We call this help provision. This year it was:")
+    loop_table(
+        doc,
+        ["Help", "Who gave it", "How often"],
+        ["{{ p.what }}", "{{ p.who }}", "{{ p.frequency }}"],
+        "p in report.provision",
+        (8.0, 4.5, 4.5),
+    )
+    tag(doc, "{%p else %}")
+    para(doc, "No extra help was written in a plan this year.")
+    tag(doc, "{%p endif %}")
+    heading(doc, "Our meetings with you", 2)
+    para(doc, "{{ report.meetings_sentence }}")
+    tag(doc, "{%p for m in report.meetings %}")
+    bullet(doc, "{{ m.date }}: {{ m.what }}.")
+    tag(doc, "{%p endfor %}")
+    heading(doc, "What happens next", 2)
+    tag(doc, "{%p for line in report.next %}")
+    para(doc, "{{ line }}")
+    tag(doc, "{%p endfor %}")
+    para(doc, "Your views matter to us. We would like to hear what you think of this report.")
+    contact_us(doc)
+    sendiass(doc)
+    sign_off(doc)
+    footer(doc, "Annual report on SEN support: {{ pupil.full_name }}, {{ today }}")
+    return doc
+
+
 DOCUMENTS = {
     "early-discussion-note": early_discussion_note,
     "sen-notification": sen_notification,
@@ -944,6 +1014,7 @@ DOCUMENTS = {
     "evidence-summary": evidence_summary,
     "specialist-prompt": specialist_prompt,
     "parent-meeting-note": parent_meeting_note,
+    "annual-report": annual_report,
 }
 
 

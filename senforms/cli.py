@@ -258,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("check-templates", help="check that every letter template can be filled in")
     _pupil_arguments(sub)
     _reports_arguments(sub)
+    _annual_report_arguments(sub)
     return parser
 
 
@@ -493,6 +494,40 @@ def _provision_map(args: argparse.Namespace) -> int:
         print(f"Wrote {out}.")
     for line in result.unread:
         print(f"Check: {line}", file=sys.stderr)
+    return ExitCode.ok
+
+
+# --- the annual report to parents ----------------------------------------------------------------
+
+
+def _annual_report_arguments(sub: Any) -> None:
+    p = sub.add_parser(
+        "annual-report",
+        help="write the annual report to parents (Code of Practice 6.64) now, for every pupil on SEN support",
+        description="Write each annual report now, covering 1 September to today (or --today). The daily "
+        "round still writes them on the day set in senforms.toml; this is for a school that wants them "
+        "early or again.",
+    )
+    p.add_argument("--upn", metavar="UPN", help="only the pupil with this UPN")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="FOLDER",
+        help="write them in FOLDER (default: the outbox, where they are also archived)",
+    )
+
+
+@command("annual-report")
+def _annual_report(args: argparse.Namespace) -> int:
+    from senforms.year.annual import write_annual_reports
+
+    settings = _settings(args, need_home=True)
+    _warn_unfilled(settings)
+    written = write_annual_reports(settings, upn=args.upn, folder=Path(args.output) if args.output else None)
+    for path in written:
+        print(f"Wrote {path}")
+    if not written:
+        print("No pupil is on SEN support, so there are no annual reports to write.")
     return ExitCode.ok
 
 

@@ -310,3 +310,212 @@ def correction_lines(kind: FormKind, before: FormModel, after: FormModel) -> lis
         rest = len(changed) - _NAMED_CHANGES
         lines.append(f"Corrected: {rest} other answer{'s' if rest != 1 else ''} changed too")
     return lines
+
+
+# --- the annual report to parents (6.64) -----------------------------------------------------------
+
+#: A rating as parents read it: "not yet" says the door is still open, as the review letters do.
+_RATING_WORDS = {"achieved": "Achieved", "partly": "Partly achieved", "not-achieved": "Not yet achieved"}
+
+#: What a review decided, finishing "At the review on 10 March 2026 we agreed to ...".
+_DECISION_WORDS = {
+    "continue": "carry on with the same plan",
+    "revise": "change some of the outcomes or some of the help",
+    "specialist": "ask a specialist for advice",
+    "ehc": "ask the council for an Education, Health and Care (EHC) needs assessment",
+    "end": "end SEN support",
+}
+
+#: Each kind of form as a meeting with parents, in parents' words.
+_MEETING_WORDS = {
+    "early-discussion": "our first talk about what help is needed",
+    "support-plan": "a meeting to agree the support plan",
+    "review": "a review of the support plan",
+    "parent-meeting": "a meeting with you",
+}
+
+
+def _kind_of(form: FormModel) -> FormKind | None:
+    from senforms.kinds import KINDS
+
+    return next((k for k in KINDS.values() if type(form) is k.model), None)
+
+
+def _times(n: int) -> str:
+    return {1: "once", 2: "twice"}.get(n, f"{n} times")
+
+
+def _in_words(items: list[str]) -> str:
+    """["a", "b", "c"] as "a, b and c"."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def annual_report_context(
+    settings: Settings,
+    pupil: Pupil,
+    history: History,
+    *,
+    since: date,
+    until: date,
+    today: date,
+    household: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """What the annual report to parents (Code of Practice 6.64) is given: the school year from
+    ``since`` to ``until`` as the pupil's current forms record it. Everything said about the child
+    is counted or copied from those forms, never assumed: the summary counts the latest rating of
+    each outcome, and an empty part of the year is said to be empty.
+
+    ``household`` is one entry of ``recipients``: the copy for the people at that address (parents
+    who live apart each get their own). Without it, the letter is addressed to every household, as
+    the other letters are.
+
+    Keys beyond the shared ones (school, pupil, greeting, ...): ``report`` with ``since``,
+    ``until``, ``summary`` (sentences), ``cycles``, ``outcomes`` (each with ``ratings``: ``date``,
+    ``rating``, ``evidence``), ``provision`` (``what``, ``who``, ``frequency``), ``meetings``
+    (``date``, ``what``), ``meetings_sentence`` and ``next`` (sentences)."""
+    known_as = pupil.known_as
+    households = recipients(pupil)
+    chosen = [household] if household is not None else households
+
+    def within(day: date) -> bool:
+        return since <= day <= until
+
+    cycles = [
+        c
+        for _, c in sorted(history.cycles.items())
+        if (c.plan is not None and c.plan.plan_date <= until and (c.review is None or c.review.review_date >= since))
+        or (c.plan is None and c.review is not None and within(c.review.review_date))
+    ]
+    reviews = [c.review for c in cycles if c.review is not None and within(c.review.review_date)]
+
+    # Each outcome once, matched across plans and reviews by fold_outcome, in the order first met.
+    outcomes: dict[str, dict[str, Any]] = {}
+    for c in cycles:
+        for o in c.plan.outcomes if c.plan else []:
+            outcomes.setdefault(fold_outcome(o.description), {"description": o.description, "ratings": []})
+        if c.review is not None and within(c.review.review_date):
+            for r in c.review.outcomes:
+                entry = outcomes.setdefault(fold_outcome(r.description), {"description": r.description, "ratings": []})
+                entry["ratings"].append(
+                    {
+                        "date": long_date(c.review.review_date),
+                        "rating": _RATING_WORDS[r.rating.value],
+                        "value": r.rating.value,
+                        "evidence": r.evidence or "",
+                    }
+                )
+    for entry in outcomes.values():
+        entry["progress"] = (
+            "\n".join(
+                f"{r['date']}: {r['rating']}." + (f" {r['evidence'].rstrip('.')}." if r["evidence"] else "")
+                for r in entry["ratings"]
+            )
+            or "Not reviewed yet."
+        )
+
+    summary: list[str] = []
+    if reviews:
+        summary.append(f"We reviewed {known_as}'s plan {_times(len(reviews))} this year.")
+        # With more than one review, each outcome is counted by its latest rating, and said so.
+        when = " when last reviewed" if len(reviews) > 1 else ""
+        latest = [e["ratings"][-1]["value"] for e in outcomes.values() if e["ratings"]]
+        counts = [
+            (latest.count("achieved"), "achieved"),
+            (latest.count("partly"), "partly achieved"),
+            (latest.count("not-achieved"), "not yet achieved"),
+        ]
+        if len(latest) == 1:
+            summary.append(f"The one outcome we reviewed was {_RATING_WORDS[latest[0]].lower()}{when}.")
+        elif latest:
+            parts = [f"{n} {'was' if n == 1 else 'were'} {words}" for n, words in counts if n]
+            summary.append(f"Of the {len(latest)} outcomes we reviewed, {_in_words(parts)}{when}.")
+        if latest and all(v == "achieved" for v in latest):
+            summary.append(f"{known_as} achieved every outcome we reviewed{when}.")
+    elif cycles:
+        summary.append(f"We have not reviewed {known_as}'s plan yet this year, so there are no results to report.")
+    else:
+        summary.append(f"We have not yet made a support plan for {known_as} this year.")
+
+    provision: list[dict[str, str]] = []
+    seen: set[tuple[str, str, str]] = set()
+    for c in cycles:
+        for p in c.plan.provision if c.plan else []:
+            key = (fold_outcome(p.what), fold_outcome(p.who or ""), fold_outcome(p.frequency or ""))
+            if key not in seen:
+                seen.add(key)
+                provision.append({"what": p.what, "who": p.who or "", "frequency": p.frequency or ""})
+
+    # One entry a day: a review and the next plan agreed at one sitting are one meeting (6.65).
+    held_on: dict[date, list[str]] = {}
+    for form in history.forms:
+        kind = _kind_of(form)
+        if kind is None:
+            continue
+        held = getattr(form, kind.meeting_date)
+        if within(held):
+            what = _MEETING_WORDS.get(kind.slug, "a meeting")
+            if what not in held_on.setdefault(held, []):
+                held_on[held].append(what)
+    meetings = [{"date": long_date(day), "what": _in_words(whats)} for day, whats in sorted(held_on.items())]
+    meetings_sentence = (
+        f"We met to talk about {known_as} {_times(len(meetings))} this year:"
+        if meetings
+        else f"We have no meetings about {known_as} on record this year."
+    )
+
+    next_steps: list[str] = []
+    every = [c for _, c in sorted(history.cycles.items())]
+    last = every[-1] if every else None
+    if last is None:
+        next_steps.append(f"We will make a support plan with you for {known_as}.")
+    elif last.review is None and last.plan is not None:
+        due = last.plan.review_date
+        if due >= today:
+            next_steps.append(f"We will review {known_as}'s plan with you on {long_date(due)}.")
+        else:
+            next_steps.append(
+                f"The review of {known_as}'s plan was due on {long_date(due)}. We will contact you to arrange it."
+            )
+    elif last.review is not None:
+        review = last.review
+        next_steps.append(
+            f"At the review on {long_date(review.review_date)} we agreed to "
+            f"{_DECISION_WORDS.get(review.decision.value, review.decision.label.lower())}."
+        )
+        if review.next_review_date is not None and review.next_review_date >= today:
+            next_steps.append(f"The next review is planned for {long_date(review.next_review_date)}.")
+        elif review.next_review_date is not None:
+            next_steps.append(
+                f"The next review was planned for {long_date(review.next_review_date)}. "
+                "We will contact you to arrange it."
+            )
+
+    return {
+        "school": _settings_part("school", settings.school),
+        "signatory": _settings_part("signatory", settings.signatory),
+        "sendiass": _settings_part("sendiass", settings.sendiass),
+        "today": long_date(today),
+        "corrected": False,
+        "correction": [],
+        "pupil": pupil_context(pupil),
+        "greeting": chosen[0]["greeting"] if household is not None else greeting(pupil),
+        "recipients": chosen,
+        "address_block": address_block(chosen),
+        "report": {
+            "since": long_date(since),
+            "until": long_date(until),
+            "summary": summary,
+            "cycles": [
+                {
+                    "plan_date": long_date(c.plan.plan_date) if c.plan else "",
+                    "review_date": long_date(c.review.review_date) if c.review else "",
+                }
+                for c in cycles
+            ],
+            "outcomes": list(outcomes.values()),
+            "provision": provision,
+            "meetings": meetings,
+            "meetings_sentence": meetings_sentence,
+            "next": next_steps,
+        },
+    }

@@ -25,7 +25,7 @@ from typing import Any
 
 from senforms import forms, rules
 from senforms.config import Settings
-from senforms.context import letter_context
+from senforms.context import annual_report_context, letter_context
 from senforms.errors import OfficeError, TemplateError
 from senforms.history import History
 from senforms.kinds import KINDS, FormModel
@@ -156,6 +156,17 @@ def sample_context(letter: Letter | str, *, today: date = date(2026, 11, 22)) ->
     forms: the latest sample of the letter's kind, with every sample before it as history."""
     letter = LETTERS[letter] if isinstance(letter, str) else letter
     samples = sample_forms()
+    if not letter.kind:
+        # Issued by date, not by a form (the annual report): the sample pupil's whole school year,
+        # reported on 15 July at its end.
+        return annual_report_context(
+            _sample_settings(),
+            samples[-1].pupil,  # type: ignore[attr-defined]
+            History(samples),
+            since=date(2026, 9, 1),
+            until=date(2027, 7, 15),
+            today=date(2027, 7, 15),
+        )
     model = KINDS[letter.kind].model
     index = max(i for i, f in enumerate(samples) if type(f) is model)
     form, past = samples[index], History(samples[:index])

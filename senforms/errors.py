@@ -241,3 +241,10 @@ def article(phrase: str) -> str:
     if lower.startswith(("uni", "use", "usu", "eu", "one", "once", "ewe", "ufo")):
         return f"a {phrase}"
     return f"{'an' if lower[:1] in 'aeiou' else 'a'} {phrase}"
+
+
+class NotOnSenSupportError(SenformsError):
+    """An annual report asked for a pupil the archive does not have on SEN support."""
+
+    exit_code = ExitCode.bad_args
+    advice = "Check the UPN against the SEND register (outbox/senco/SEND register.csv)."

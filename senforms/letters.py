@@ -32,7 +32,7 @@ class Letter:
     audience: Audience
     title: str  # the document's title, and its file name in the outbox
     code: str  # the paragraph(s) of the SEND Code of Practice 2015 it serves
-    kind: str  # the form kind whose answers the template receives as ``form``
+    kind: str  # the form kind whose answers the template receives as ``form``; "" for a letter issued by date
     when: str  # when it is written, in words, for the README
     decisions: tuple[str, ...] = ()  # the form's decisions that issue it; empty: every form of the kind
     with_cycles: bool = False  # the template receives every cycle of SEN support as ``cycles``
@@ -138,6 +138,15 @@ PARENT_MEETING_NOTE = Letter(
     "parent-meeting",
     "a note of a meeting with parents is processed: what was discussed and the actions agreed",
 )
+ANNUAL_REPORT = Letter(
+    "annual-report",
+    Audience.PARENTS,
+    "Annual report on SEN support",
+    "6.64",
+    "",  # no form issues it: the daily round does, on the day set in senforms.toml ([reports] annual_report)
+    "once a year, on the day set in senforms.toml, for each pupil on SEN support: the year's plans, "
+    "each outcome with its ratings, the support given, meetings and what comes next; one copy per household",
+)
 
 LETTERS: dict[str, Letter] = {
     letter.name: letter
@@ -152,6 +161,7 @@ LETTERS: dict[str, Letter] = {
         EVIDENCE_SUMMARY,
         SPECIALIST_PROMPT,
         PARENT_MEETING_NOTE,
+        ANNUAL_REPORT,
     )
 }
 

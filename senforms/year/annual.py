@@ -1,0 +1,231 @@
+"""The annual report to parents on their child's progress (SEND Code of Practice 6.64).
+
+Once a school year, on the day set in ``senforms.toml`` (``[reports] annual_report = "15 July"``),
+every pupil on SEN support gets a report for their parents, written from the archive: the year's
+plans, each outcome with its ratings and evidence at each review, the help given, the meetings
+held with the parents and what comes next. Parents who live apart each get their own copy.
+
+``annual_reports`` is a producer for the daily round (``senforms.year.round``): it yields one
+``documents.Due`` per pupil, keyed ``annual-report:<year the school year starts>:<UPN>``, so the
+round issues each report once however often it runs. ``write_annual_reports`` is
+``senforms annual-report``: the reports written now, for a school that wants them early or again.
+
+The school year runs from 1 September; a report covers 1 September up to the day it is written.
+The querying is done here; the letter's wording is built from plain data by
+``context.annual_report_context``, which knows nothing of the archive.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from senforms import kinds
+from senforms.archive import tables as t
+from senforms.archive.store import Archive, current_forms, history, log, now
+from senforms.config import Settings
+from senforms.context import annual_report_context, recipients
+from senforms.deliver import pupil_folder, safe_name, staging, write_atomic
+from senforms.documents import Due, PdfLetters, Rendered
+from senforms.errors import NoSuchPupilError, NotOnSenSupportError
+from senforms.letters import ANNUAL_REPORT
+from senforms.outbox import sha256
+from senforms.render import letter_template, render_docx
+
+logger = logging.getLogger(__name__)
+
+SCHOOL_YEAR_STARTS = 9  # 1 September
+
+
+def school_year_start(day: date) -> date:
+    """1 September of the school year ``day`` falls in."""
+    return date(day.year if day.month >= SCHOOL_YEAR_STARTS else day.year - 1, SCHOOL_YEAR_STARTS, 1)
+
+
+def report_date(settings: Settings, day: date) -> date | None:
+    """The day of the annual report in the school year ``day`` falls in; None when the school has
+    not set one. "29 February" falls on the 28th in a year without one."""
+    day_month = settings.annual_report_day
+    if day_month is None:
+        return None
+    d, month = day_month
+    start = school_year_start(day)
+    year = start.year if month >= SCHOOL_YEAR_STARTS else start.year + 1
+    try:
+        return date(year, month, d)
+    except ValueError:
+        return date(year, month, 28)
+
+
+def report_key(day: date, upn: str) -> str:
+    """The report's key in the ``issued`` table: one per pupil per school year."""
+    return f"annual-report:{school_year_start(day).year}:{upn}"
+
+
+@dataclass(frozen=True)
+class _OnSupport:
+    pupil_id: int
+    upn: str
+    legal_surname: str
+    legal_forename: str
+
+
+def _on_support(session: Session, day: date, upn: str | None = None) -> list[_OnSupport]:
+    """Pupils on SEN support (census provision K) on ``day`` who have not left the school by then."""
+    query = (
+        select(t.Pupil.id, t.Pupil.upn, t.Pupil.legal_surname, t.Pupil.legal_forename)
+        .join(t.SenStatus, t.SenStatus.pupil_id == t.Pupil.id)
+        .where(
+            t.SenStatus.provision == "K",
+            t.SenStatus.start_date <= day,
+            or_(t.SenStatus.end_date.is_(None), t.SenStatus.end_date > day),
+            or_(t.Pupil.left_on.is_(None), t.Pupil.left_on > day),
+        )
+        .distinct()
+        .order_by(t.Pupil.legal_surname, t.Pupil.legal_forename, t.Pupil.upn)
+    )
+    if upn is not None:
+        query = query.where(or_(t.Pupil.upn == upn, t.Pupil.former_upn == upn))
+    return [_OnSupport(*row) for row in session.execute(query).all()]
+
+
+def _pupil_now(row: t.Pupil, latest: kinds.Pupil) -> kinds.Pupil:
+    """The pupil as the archive knows them now (a ``pupil fix`` or the roll may have changed a
+    name or class since the last form), with the parents of their latest form."""
+    return latest.model_copy(
+        update={
+            "upn": row.upn,
+            "legal_forename": row.legal_forename,
+            "legal_surname": row.legal_surname,
+            "preferred_name": row.preferred_name,
+            "date_of_birth": row.date_of_birth,
+            "year_group": next((y for y in kinds.YearGroup if y.value == row.year_group), latest.year_group),
+            "class_name": row.class_name,
+        }
+    )
+
+
+def _render(archive: Archive, settings: Settings, pupil_id: int, *, since: date, today: date) -> list[Rendered]:
+    """The pupil's report, one copy per household, as Word documents."""
+    with archive.reading() as session:
+        row = session.get(t.Pupil, pupil_id)
+        assert row is not None
+        forms = current_forms(session, pupil_id)
+        past = history(forms)
+        if not past.forms:
+            return []
+        pupil = _pupil_now(row, past.forms[-1].pupil)  # type: ignore[attr-defined]
+    template = letter_template(settings, ANNUAL_REPORT.name)
+    households: list[dict[str, Any] | None] = [*recipients(pupil)] or [None]
+    out = []
+    for household in households:
+        context = annual_report_context(
+            settings, pupil, past, since=since, until=today, today=today, household=household
+        )
+        title = ANNUAL_REPORT.title
+        if household is not None and len(households) > 1:
+            title += f" for {household['names']}"
+        out.append(Rendered("parents", title, ANNUAL_REPORT.name, render_docx(template, context), ".docx"))
+    return out
+
+
+def annual_reports(
+    archive: Archive, settings: Settings, today: date, *, pdf: PdfLetters | None = None
+) -> Iterator[Due]:
+    """A producer for the daily round: on the report day, or on a later day of the same school
+    year if the round missed it (the watcher was off), one ``Due`` per pupil on SEN support
+    whose report has not been issued this school year. Nothing before the day, nothing when
+    ``annual_report`` is not set. A report already in the ``issued`` table is not rendered
+    again; the key also stops the round from issuing it twice. With ``pdf``, the copies are
+    converted as the school's ``format`` asks."""
+    day = report_date(settings, today)
+    if day is None or today < day:
+        return
+    since = school_year_start(today)
+    prefix = f"annual-report:{since.year}:"
+    with archive.reading() as session:
+        pupils = _on_support(session, today)
+        done = set(session.scalars(select(t.Issued.key).where(t.Issued.key.startswith(prefix))).all())
+    for pupil in pupils:
+        key = prefix + pupil.upn
+        if key in done:
+            continue
+        documents = _render(archive, settings, pupil.pupil_id, since=since, today=today)
+        if not documents:
+            continue
+        if pdf is not None:
+            warnings: list[str] = []
+            pdf.convert(documents, warnings)
+            for warning in warnings:
+                logger.warning("UPN %s: %s", pupil.upn, warning)
+        yield Due(key, pupil.upn, day, documents)
+
+
+def write_annual_reports(settings: Settings, *, upn: str | None = None, folder: Path | None = None) -> list[Path]:
+    """``senforms annual-report``: write the reports now, whatever the day, for every pupil on
+    SEN support (or the one with ``upn``), covering 1 September to today. Into ``folder`` when
+    given, else into the outbox's parents folder, where each copy is also kept in the archive.
+    These are extra copies: they do not stop the daily round issuing the reports on their day."""
+    today = settings.today()
+    since = school_year_start(today)
+    archive = Archive(settings.database_url)
+    pdf = PdfLetters(settings)
+    written: list[Path] = []
+    try:
+        with archive.reading() as session:
+            pupils = _on_support(session, today, upn)
+            if upn is not None and not pupils:
+                known = session.scalar(select(t.Pupil.id).where(or_(t.Pupil.upn == upn, t.Pupil.former_upn == upn)))
+                if known is None:
+                    raise NoSuchPupilError(f"There is no pupil with UPN {upn} in the archive.")
+                raise NotOnSenSupportError(
+                    f"The pupil with UPN {upn} is not on SEN support on {today:%d/%m/%Y}, so there is no annual "
+                    "report to write."
+                )
+        base = folder if folder is not None else settings.outbox
+        for pupil in pupils:
+            documents = _render(archive, settings, pupil.pupil_id, since=since, today=today)
+            warnings: list[str] = []
+            pdf.convert(documents, warnings)
+            for warning in warnings:
+                logger.warning("UPN %s: %s", pupil.upn, warning)
+            where = pupil_folder(pupil.legal_surname, pupil.legal_forename, pupil.upn)
+            for doc in documents:
+                target = base / doc.audience / where / f"{today.isoformat()} {safe_name(doc.title)}{doc.suffix}"
+                path = write_atomic(target, doc.content, stage=staging(base) if folder is None else None)
+                written.append(path)
+                if folder is None:
+                    _keep(archive, pupil, doc, path.relative_to(base).as_posix())
+    finally:
+        pdf.close()
+        archive.close()
+    return written
+
+
+def _keep(archive: Archive, pupil: _OnSupport, doc: Rendered, path: str) -> None:
+    """Every copy in the outbox is kept in the archive too, as every letter is."""
+    with archive.session() as session:
+        at = now()
+        session.add(
+            t.Document(
+                pupil_id=pupil.pupil_id,
+                form_id=None,
+                audience=doc.audience,
+                title=doc.title,
+                template=doc.template,
+                path=path,
+                content_hash=sha256(doc.content),
+                content=doc.content,
+                corrected=False,
+                created_at=at,
+                delivered_at=at,
+            )
+        )
+        log(session, "annual report", f"written on request: {path.rsplit('/', 1)[-1]}", upn=pupil.upn)
