@@ -209,7 +209,10 @@ def find_pupil_row(session: Session, upn: str) -> t.Pupil:
     try:
         wanted = parse_upn(upn)
     except PydanticCustomError as exc:
-        raise UnknownPupilError(f"{str(upn).strip()!r} is not a UPN: {exc.message()}.") from None
+        raise BadDetailError(
+            f"{str(upn).strip()!r} is not a UPN: {exc.message()}.",
+            advice="Check the UPN against the school's records: 13 characters, like H801200001001.",
+        ) from None
     row = session.scalar(select(t.Pupil).where(t.Pupil.upn == wanted))
     if row is None:
         row = session.scalar(select(t.Pupil).where(t.Pupil.former_upn == wanted))
