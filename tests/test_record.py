@@ -281,3 +281,45 @@ def test_pupil_fix_still_works_beside_the_record(
     with pytest.raises(SystemExit):
         main(["pupil", "fix", UPN, "--json"])  # the record's options are not fix's
     assert "unrecognized arguments: --json" in capsys.readouterr().err
+
+
+def test_a_record_is_read_in_a_fixed_number_of_queries(cfg: Settings, pipeline: Pipeline, tmp_path: Path) -> None:
+    """No query per form, outcome or document: a long record costs no more round trips than a
+    short one, which is what keeps it fast in a large archive."""
+    from sqlalchemy import event
+
+    from senforms.archive.store import Archive
+    from senforms.reports.record import read_record
+
+    take_through_a_cycle(cfg, pipeline, tmp_path)
+    short = values("early-discussion", pupil={"upn": pupil_upn(5), "legal_forename": "Noah"})
+    pipeline.process_file(drop(tmp_path, "noah.docx", filled("early-discussion", short)))
+    archive = Archive(cfg.database_url)
+    counts = []
+    for upn in (UPN, pupil_upn(5)):
+        statements: list[str] = []
+
+        def listener(*args: Any, statements: list[str] = statements) -> None:
+            statements.append(args[2])  # (connection, cursor, statement, ...)
+
+        event.listen(archive.engine, "before_cursor_execute", listener)
+        with archive.reading() as session:
+            record = read_record(session, upn, settings=cfg)
+        event.remove(archive.engine, "before_cursor_execute", listener)
+        counts.append(len(statements))
+        assert record.upn == upn
+    archive.close()
+    assert counts[0] == counts[1] <= 12, counts
+
+
+def test_retention_dates() -> None:
+    from senforms.reports.retention import retention_of
+
+    assert add_years(date(2016, 2, 29), 31) == date(2047, 2, 28)
+    kept = retention_of(date(2016, 2, 14), 31, left_on=None, left_to=None, file_passed_on=False, hold_reason=None, today=date(2047, 2, 13))
+    assert (kept.review_on, kept.due) == (date(2047, 2, 14), False)
+    left = retention_of(date(2016, 2, 14), 31, left_on=date(2026, 7, 20), left_to="Elm", file_passed_on=False, hold_reason=None, today=date(2026, 9, 1))
+    assert left.review_on == date(2047, 2, 14) and "has not been marked as passed on" in left.reason
+    passed = retention_of(date(2016, 2, 14), 31, left_on=date(2026, 7, 20), left_to="Elm", file_passed_on=True, hold_reason="Inquiry", today=date(2026, 9, 1))
+    assert (passed.review_on, passed.due, passed.held) == (date(2026, 7, 20), True, True)
+    assert "HELD (Inquiry)" in passed.sentence()
