@@ -469,7 +469,8 @@ def _pupil(args: argparse.Namespace) -> int:
 def _pupil_record(args: argparse.Namespace) -> int:
     from senforms.reports.record import record_in_home, record_json_text, record_lines, update_in_home
 
-    settings = _settings(args, need_home=True)
+    # A home folder is needed unless the archive is named: never a new, empty SQLite file here.
+    settings = _settings(args, need_home=not args.archive)
     if args.left or args.to or args.passed_on or args.hold is not None or args.release_hold:
         said = update_in_home(
             settings,
@@ -481,7 +482,8 @@ def _pupil_record(args: argparse.Namespace) -> int:
             release=args.release_hold,
         )
         for line in said:
-            print(f"UPN {args.upn.strip().upper()}: {line}.")
+            # With --json the record follows on stdout, for a program: what changed goes to stderr.
+            print(f"UPN {args.upn.strip().upper()}: {line}.", file=sys.stderr if args.json else sys.stdout)
         if not args.json:
             return ExitCode.ok
     record = record_in_home(settings, args.upn)
@@ -512,7 +514,7 @@ def _export(args: argparse.Namespace) -> int:
     output = Path(args.output)
     if output.suffix.lower() != ".zip":
         output = output.with_name(output.name + ".zip")
-    done = export_in_home(_settings(args, need_home=True), args.upn, output)
+    done = export_in_home(_settings(args, need_home=not args.archive), args.upn, output)
     print(
         f"Wrote {done.path}: {count(done.forms, 'form')} and {count(done.documents, 'document')} for UPN {done.upn}, "
         "with an index and a summary. It holds special category data about a child: keep it secure, and "
@@ -533,7 +535,7 @@ def _retention(args: argparse.Namespace) -> int:
     from senforms.reports.retention import retention_in_home
     from senforms.values import format_uk_date
 
-    settings = _settings(args, need_home=True)
+    settings = _settings(args, need_home=not args.archive)
     items = retention_in_home(settings)
     today = format_uk_date(settings.today())
     if not items:

@@ -195,9 +195,10 @@ def test_leaving_passing_the_file_on_and_a_legal_hold(
     assert "(1 on legal hold)" in out and "HELD   20/07/2026  H801200001001" in out
     assert "legal hold: Insurance claim about Amelia" in out
 
-    assert run(cfg, "pupil", UPN, "--release-hold") == 0
-    assert run(cfg, "pupil", UPN, "--json") == 0
-    status = json.loads(capsys.readouterr().out.split("\n", 1)[1])["status"]
+    assert run(cfg, "pupil", UPN, "--release-hold", "--json") == 0
+    out, err = capsys.readouterr()
+    assert "legal hold released" in err
+    status = json.loads(out)["status"]
     assert status["legal_hold"] is None and status["file_passed_on"] is True
     assert (status["left_on"], status["left_to"]) == ("2026-07-20", "Elm Academy")
     engine = create_engine(cfg.database_url)
