@@ -82,7 +82,8 @@ def _summary(record: PupilRecord, forms: int, documents: int) -> str:
         "",
     ]
     lines += record_lines(record)
-    return "\r\n".join(lines) + "\r\n"
+    # Windows line ends throughout, answers of several lines included, for Notepad on any version.
+    return ("\n".join(lines) + "\n").replace("\r\n", "\n").replace("\n", "\r\n")
 
 
 def build_export(session: Session, upn: str, settings: Settings) -> Export:

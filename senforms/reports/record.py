@@ -617,7 +617,8 @@ def record_lines(record: PupilRecord) -> list[str]:
     lines.append(f"History ({len(record.forms)} forms, {len(record.documents)} documents), oldest first:")
     for entry in timeline(record):
         lines.append(f"{format_uk_date(entry.on)}  {entry.text}")
-        lines += [f"            {d}" for d in entry.details]
+        # An answer of several lines (an address, a paragraph of views) stays under its entry.
+        lines += ["            " + d.replace("\n", "\n              ") for d in entry.details]
     return lines
 
 
