@@ -259,6 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     _pupil_arguments(sub)
     _reports_arguments(sub)
     _annual_report_arguments(sub)
+    _export_arguments(sub)
+    _retention_arguments(sub)
     return parser
 
 
@@ -385,15 +387,54 @@ def _record_internal_error(args: argparse.Namespace) -> str:
     return str(path)
 
 
-# --- correcting a pupil's details --------------------------------------------------------------
+# --- a pupil's record, and correcting a pupil's details -----------------------------------------
+
+
+class _PupilParser(argparse.ArgumentParser):
+    """``senforms pupil UPN [options]`` shows or notes a pupil's record; ``senforms pupil fix UPN
+    [options]`` corrects who they are. argparse cannot have both a free UPN and a "fix" action
+    in one parser, so the first word decides which of two parsers reads the rest. No UPN can be
+    the word "fix", so nothing is ambiguous."""
+
+    fix_parser: argparse.ArgumentParser
+
+    def parse_known_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        args = list(sys.argv[1:] if args is None else args)
+        if args[:1] == ["fix"]:
+            namespace = namespace if namespace is not None else argparse.Namespace()
+            namespace.pupil_command = "fix"
+            return self.fix_parser.parse_known_args(args[1:], namespace)
+        found, extra = super().parse_known_args(args, namespace)
+        found.pupil_command = "show"
+        return found, extra
 
 
 def _pupil_arguments(sub: Any) -> None:
-    p = sub.add_parser("pupil", help="correct a pupil's UPN, legal name or date of birth in the archive")
-    actions = p.add_subparsers(dest="pupil_command", required=True, metavar="ACTION")
-    fix = actions.add_parser(
-        "fix",
-        help="correct the archive's record of the pupil with this UPN, after checking the school's records",
+    p = sub.add_parser(
+        "pupil",
+        help="show a pupil's whole record, note that they left or a legal hold; 'pupil fix' corrects their details",
+        usage="senforms pupil UPN [--json] [--left DATE [--to SCHOOL] [--passed-on]] [--hold REASON | --release-hold]\n"
+        "       senforms pupil fix UPN [--upn NEW_UPN] [--legal-forename NAME] [--legal-surname NAME] "
+        "[--date-of-birth DATE]",
+        description="Show the pupil's whole record in date order: forms received (and corrections), the SEND "
+        "register, meetings, outcomes with every rating, provision, documents sent and to whom. With --left, "
+        "--hold or --release-hold, note that on the record instead. 'senforms pupil fix UPN --help' tells of "
+        "correcting a pupil's UPN, legal name or date of birth.",
+    )
+    p.__class__ = _PupilParser
+    p.add_argument("upn", metavar="UPN", help="the pupil's UPN (or former UPN)")
+    p.add_argument("--json", action="store_true", help="print the record as JSON for other programs")
+    p.add_argument("--left", metavar="DATE", help="the date the pupil left the school, like 20/07/2026")
+    p.add_argument("--to", metavar="SCHOOL", help="the school (or setting) the pupil moved to")
+    p.add_argument(
+        "--passed-on", action="store_true", help="the pupil's SEN file has been passed on to that school (Code 6.57)"
+    )
+    hold = p.add_mutually_exclusive_group()
+    hold.add_argument("--hold", metavar="REASON", help="place a legal hold: the record must not be destroyed")
+    hold.add_argument("--release-hold", action="store_true", help="release the legal hold")
+
+    fix = argparse.ArgumentParser(
+        prog="senforms pupil fix",
         description="Correct the archive's record of a pupil. Forms that disagreed with the old details "
         "and were set aside can then be dropped in again.",
     )
@@ -404,10 +445,13 @@ def _pupil_arguments(sub: Any) -> None:
     fix.add_argument("--legal-forename", metavar="NAME", help="the right legal first name")
     fix.add_argument("--legal-surname", metavar="NAME", help="the right legal surname")
     fix.add_argument("--date-of-birth", metavar="DATE", help="the right date of birth, like 14/02/2016")
+    p.fix_parser = fix
 
 
 @command("pupil")
 def _pupil(args: argparse.Namespace) -> int:
+    if args.pupil_command != "fix":
+        return _pupil_record(args)
     from senforms.archive.pupils import fix_in_home
 
     fixed = fix_in_home(
@@ -528,6 +572,95 @@ def _annual_report(args: argparse.Namespace) -> int:
         print(f"Wrote {path}")
     if not written:
         print("No pupil is on SEN support, so there are no annual reports to write.")
+    return ExitCode.ok
+
+
+def _pupil_record(args: argparse.Namespace) -> int:
+    from senforms.reports.record import record_in_home, record_json_text, record_lines, update_in_home
+
+    # A home folder is needed unless the archive is named: never a new, empty SQLite file here.
+    settings = _settings(args, need_home=not args.archive)
+    if args.left or args.to or args.passed_on or args.hold is not None or args.release_hold:
+        said = update_in_home(
+            settings,
+            args.upn,
+            left_on=args.left,
+            left_to=args.to,
+            passed_on=args.passed_on,
+            hold=args.hold,
+            release=args.release_hold,
+        )
+        for line in said:
+            # With --json the record follows on stdout, for a program: what changed goes to stderr.
+            print(f"UPN {args.upn.strip().upper()}: {line}.", file=sys.stderr if args.json else sys.stdout)
+        if not args.json:
+            return ExitCode.ok
+    record = record_in_home(settings, args.upn)
+    if args.json:
+        print(record_json_text(record))
+    else:
+        for line in record_lines(record):
+            print(line)
+    return ExitCode.ok
+
+
+# --- the whole record as one zip, and the retention review -----------------------------------------
+
+
+def _export_arguments(sub: Any) -> None:
+    p = sub.add_parser(
+        "export",
+        help="write everything held about a pupil as one zip, for the next school or a subject access request",
+    )
+    p.add_argument("upn", metavar="UPN")
+    p.add_argument("-o", "--output", required=True, metavar="FILE.zip", help="the zip file to write")
+
+
+@command("export")
+def _export(args: argparse.Namespace) -> int:
+    from senforms.reports.export import export_in_home
+
+    output = Path(args.output)
+    if output.suffix.lower() != ".zip":
+        output = output.with_name(output.name + ".zip")
+    done = export_in_home(_settings(args, need_home=not args.archive), args.upn, output)
+    print(
+        f"Wrote {done.path}: {count(done.forms, 'form')} and {count(done.documents, 'document')} for UPN {done.upn}, "
+        "with an index and a summary. It holds special category data about a child: keep it secure, and "
+        "send it only to the people it is for."
+    )
+    return ExitCode.ok
+
+
+def _retention_arguments(sub: Any) -> None:
+    sub.add_parser(
+        "retention",
+        help="list the records due for review for destruction (as of --today); nothing is ever deleted",
+    )
+
+
+@command("retention")
+def _retention(args: argparse.Namespace) -> int:
+    from senforms.reports.retention import retention_in_home
+    from senforms.values import format_uk_date
+
+    settings = _settings(args, need_home=not args.archive)
+    items = retention_in_home(settings)
+    today = format_uk_date(settings.today())
+    if not items:
+        print(f"No records are due for review on {today}.")
+        return ExitCode.ok
+    held = sum(1 for i in items if i.retention.held)
+    print(
+        f"{count(len(items), 'record')} due for review for destruction on {today}, longest due first"
+        + (f" ({held} on legal hold)" if held else "")
+        + ". senforms deletes nothing: a person decides, following the school's records policy."
+    )
+    for item in items:
+        mark = "HELD  " if item.retention.held else "review"
+        print(f"{mark} {format_uk_date(item.retention.review_on)}  {item.upn}  {item.name}: {item.retention.reason}")
+        if item.retention.held:
+            print(f"       legal hold: {item.retention.hold_reason}; not to be destroyed while it applies")
     return ExitCode.ok
 
 
