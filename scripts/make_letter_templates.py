@@ -617,41 +617,21 @@ def review_outcome() -> DocumentType:
     para(doc, "{{ greeting }}")
     para(
         doc,
-        "Thank you for coming to {{ pupil.known_as }}'s review on {{ form.review_date }}. This letter "
-        "sets out what we found and what we agreed, so that you have a clear record of how the "
-        "support is working. The full record of our discussion follows.",
+        "Thank you for coming to {{ pupil.known_as }}'s review. This letter says what we found and what "
+        "we agreed. The full record of our talk is on the next page.",
     )
+    heading(doc, "What we found", 2)
+    para(doc, "{{ review.summary }}")
+    tag(doc, "{%p for o in form.outcomes %}")
+    rich(
+        doc,
+        ("{{ 'Not yet achieved' if o.rating == 'Not achieved' else o.rating }}: ", True),
+        ("{{ o.description }}{% if o.evidence %} ({{ o.evidence }}){% endif %}", False),
+        style="List Bullet",
+    )
+    tag(doc, "{%p endfor %}")
     heading(doc, "What we agreed", 2)
-    tag(doc, '{%p if form.decision == "Continue the plan" %}')
-    para(doc, "The support is working, so we will carry on with the plan as it is.")
-    tag(doc, '{%p elif form.decision == "Revise outcomes or provision" %}')
-    para(
-        doc,
-        "We will change some of the outcomes or some of the support, as we discussed. The new plan "
-        "will be shared with you.",
-    )
-    tag(doc, '{%p elif form.decision == "Involve a specialist" %}')
-    para(
-        doc,
-        "We would like to ask a specialist for advice. We will only do this with your agreement, and we "
-        "will write to you about it separately.",
-    )
-    tag(doc, '{%p elif form.decision == "Request an EHC needs assessment" %}')
-    para(
-        doc,
-        "We agreed to ask the local council for an Education, Health and Care (EHC) needs assessment. "
-        "This is a detailed look at {{ pupil.known_as }}'s needs, which can lead to an EHC plan. We will "
-        "talk with you about the request before it is sent, and SEN support continues meanwhile.",
-    )
-    tag(doc, '{%p elif form.decision == "End SEN support" %}')
-    para(
-        doc,
-        "{{ pupil.known_as }} has made enough progress that SEN support can end. We will write to you "
-        "separately about this.",
-    )
-    tag(doc, "{%p else %}")
-    para(doc, "{{ form.decision }}")
-    tag(doc, "{%p endif %}")
+    para(doc, "{{ review.decision }}")
     tag(doc, "{%p if form.next_review_date %}")
     rich(doc, ("Next review: ", True), ("{{ form.next_review_date }}", False))
     tag(doc, "{%p endif %}")
@@ -696,8 +676,11 @@ def review_outcome() -> DocumentType:
             ("School staff", "{{ form.staff_views or 'Not recorded' }}"),
         ],
     )
-    heading(doc, "Decision")
-    para(doc, "{{ form.decision }}{% if form.next_review_date %}. Next review: {{ form.next_review_date }}{% endif %}.")
+    heading(doc, "What we agreed")
+    para(doc, "{{ review.decision }}")
+    tag(doc, "{%p if form.next_review_date %}")
+    para(doc, "Next review: {{ form.next_review_date }}.")
+    tag(doc, "{%p endif %}")
     footer(doc, "Review of SEN support: {{ pupil.full_name }}, {{ form.review_date }}")
     return doc
 

@@ -170,6 +170,86 @@ def review_letter(review: ReviewRecord) -> Letter:
     return letters.REVIEW_OUTCOME
 
 
+def _day(value: date) -> str:
+    return f"{value.day} {value:%B %Y}"
+
+
+def _counted(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+@dataclass(frozen=True)
+class Findings:
+    """What a review found, in the words a parent reads on the letter's first page (6.55):
+    ``summary`` counts the ratings, ``decision`` says what was agreed and never contradicts them."""
+
+    summary: str
+    decision: str
+    achieved: int
+    partly: int
+    not_achieved: int
+
+
+def _how_many(name: str, achieved: int, partly: int, missed: int) -> str:
+    """ "Ella achieved 1, partly achieved 1 and did not yet achieve 1." with zeros left out."""
+    total = achieved + partly + missed
+    parts = [(achieved, "achieved"), (partly, "partly achieved"), (missed, "did not yet achieve")]
+    given = [(n, words) for n, words in parts if n]
+    if len(given) == 1:
+        words = given[0][1]
+        if total == 1:
+            return f"{name} {words} it."
+        every = "both" if total == 2 else f"all {total}"
+        return f"{name} did not yet achieve any of them." if missed else f"{name} {words} {every}."
+    said = [f"{words} {n}" for n, words in given]
+    return f"{name} {', '.join(said[:-1])} and {said[-1]}."
+
+
+def review_findings(review: ReviewRecord) -> Findings:
+    """The review's findings for parents, built from the ratings (6.55, 6.71). The sentence for
+    "continue" follows the ratings: "the support is working" only when nothing was rated
+    "Not achieved"."""
+    name = review.pupil.known_as
+    achieved = sum(o.rating is Rating.ACHIEVED for o in review.outcomes)
+    partly = sum(o.rating is Rating.PARTLY for o in review.outcomes)
+    missed = sum(o.rating is Rating.NOT_ACHIEVED for o in review.outcomes)
+    total = achieved + partly + missed
+    summary = f"At the review on {_day(review.review_date)} we looked at {_counted(total, 'target')}. " + _how_many(
+        name, achieved, partly, missed
+    )
+    return Findings(summary, _decision_words(review, missed, partly), achieved, partly, missed)
+
+
+def _decision_words(review: ReviewRecord, missed: int, partly: int) -> str:
+    name = review.pupil.known_as
+    decision = review.decision
+    if decision is ReviewDecision.CONTINUE:
+        if missed:
+            them = "this target" if missed == 1 else "these targets"
+            return (
+                f"{name} has not met every target yet. We agreed to keep the same plan for now and give it "
+                f"more time. We will watch {them} closely and look at {'it' if missed == 1 else 'them'} "
+                "again at the next review."
+            )
+        if partly:
+            return "The support is helping, so we will keep the plan as it is and check again at the next review."
+        return "The support is working, so we will carry on with the plan as it is."
+    if decision is ReviewDecision.REVISE:
+        return "We agreed to change some of the targets or some of the help, as we talked about. We will share the new plan with you."
+    if decision is ReviewDecision.SPECIALIST:
+        return (
+            "We would like to ask a specialist for advice. We will only do this if you agree, and we "
+            "will write to you about it."
+        )
+    if decision is ReviewDecision.EHC:
+        return (
+            "We agreed to ask the council for an EHC needs assessment. This is a close look at all of "
+            f"{name}'s needs. It can lead to an EHC plan. We will write to you about it. The help at school "
+            "goes on while you wait."
+        )
+    return f"We agreed that SEN support for {name} will end. We will write to you about it."
+
+
 def next_plan(review: ReviewRecord, history: History) -> Prefilled | None:
     """The cycle goes round again, informed by the review (6.54): the next plan with each outcome
     carried forward with its latest rating."""

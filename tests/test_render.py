@@ -15,8 +15,10 @@ from docx.text.paragraph import Paragraph
 
 from senforms.cli import main
 from senforms.config import Settings
-from senforms.documents import check_templates, sample_context
+from senforms.context import review_context
+from senforms.documents import check_templates, sample_context, sample_forms
 from senforms.errors import ExitCode, TemplateError
+from senforms.kinds import ReviewDecision
 from senforms.letters import LETTERS, Audience
 from senforms.render import TEMPLATES, letter_template, render_docx
 
@@ -74,7 +76,7 @@ KEY_SENTENCES = {
     ],
     "staff-briefing": ["Staff briefing: Ollie Hart", "Give instructions one at a time", "Daily phonics catch-up"],
     "review-outcome": [
-        "Thank you for coming to Ollie's review on 9 June 2027",
+        "At the review on 9 June 2027 we looked at 2 targets. Ollie partly achieved 1 and did not yet achieve 1.",
         "Partly achieved",
         "Down from about twelve errors a page to seven.",
         "We would like to ask a specialist for advice",
@@ -174,15 +176,18 @@ def test_empty_optional_values_and_empty_lists_still_render() -> None:
 @pytest.mark.parametrize(
     ("decision", "words"),
     [
-        ("Continue the plan", "carry on with the plan"),
-        ("Revise outcomes or provision", "change some of the outcomes"),
-        ("Request an EHC needs assessment", "Education, Health and Care (EHC) needs assessment"),
-        ("End SEN support", "SEN support can end"),
+        ("continue", "keep the same plan for now"),  # the sample has an outcome not achieved
+        ("revise", "change some of the targets"),
+        ("ehc", "EHC needs assessment"),
+        ("end", "SEN support for Ollie will end"),
     ],
 )
 def test_review_letter_explains_the_decision(decision: str, words: str) -> None:
+    # The rules choose the sentence from the form (rules.review_findings); the template shows it.
+    form = sample_forms()[-1]
+    changed = form.model_copy(update={"decision": ReviewDecision(decision)})
     context = sample_context("review-outcome")
-    context["form"]["decision"] = decision
+    context["review"] = review_context(changed)
     assert words in render("review-outcome", context)
 
 

@@ -1,0 +1,171 @@
+"""What the parent letters say: each test renders the real letter template for a realistic pupil
+and reads the Word document back (python-docx), asserting the sentence that could be wrong."""
+
+from __future__ import annotations
+
+import io
+from datetime import date
+from typing import Any
+
+import pytest
+from docx import Document
+
+from senforms import rules
+from senforms.context import letter_context
+from senforms.documents import _sample_settings, letter_text, reading_grade
+from senforms.history import History
+from senforms.kinds import ReviewRecord, SupportPlan
+from senforms.render import letter_template, render_docx
+
+TODAY = date(2026, 3, 13)
+
+ELLA = {
+    "upn": "H801200001001",
+    "legal_forename": "Ella",
+    "legal_surname": "Brooks",
+    "date_of_birth": "2017-09-02",
+    "year_group": "3",
+    "class_name": "Rowan",
+    "parents": [
+        {
+            "name": "Mrs Sarah Brooks",
+            "relationship": "Mother",
+            "address": "7 Mill Street\nOakfield\nOK2 5EF",
+            "email": "sarah.brooks@example.org",
+            "preferred_contact": "email",
+        }
+    ],
+}
+
+OUTCOMES = [
+    {
+        "description": "Ella will read 40 common words on sight.",
+        "rating": "achieved",
+        "evidence": "Read 42 of the 40-word list on 5 March.",
+    },
+    {
+        "description": "Ella will write two sentences with full stops.",
+        "rating": "partly",
+        "evidence": "Full stops in half of her sentences.",
+    },
+    {
+        "description": "Ella will learn five new topic words each week.",
+        "rating": "not-achieved",
+        "evidence": "words are not remembered after a week",
+    },
+]
+
+
+def review(**changes: Any) -> ReviewRecord:
+    answers: dict[str, Any] = {
+        "pupil": ELLA,
+        "review_date": "2026-03-12",
+        "plan_date": "2025-11-20",
+        "cycle": 1,
+        "attendees": "Mrs Brooks, Ella, Miss Shah (class teacher), Mr Okafor (SENCO)",
+        "outcomes": OUTCOMES,
+        "provision": [{"what": "Word games in a small group", "impact": "Ella enjoys them and joins in."}],
+        "pupil_views": "I like the word games.",
+        "parent_views": "She reads her school book to us now.",
+        "decision": "continue",
+        "next_review_date": "2026-06-25",
+    }
+    return ReviewRecord.model_validate(answers | changes)
+
+
+def plan(**changes: Any) -> SupportPlan:
+    answers: dict[str, Any] = {
+        "pupil": ELLA,
+        "plan_date": "2025-11-20",
+        "cycle": 1,
+        "needs": "Ella finds it hard to remember new words and to put her ideas in writing.",
+        "primary_need": "SPLD",
+        "outcomes": [{"description": o["description"]} for o in OUTCOMES],
+        "provision": [{"what": "Word games in a small group", "who": "Mrs Lee", "frequency": "Daily"}],
+        "strategies": "Show new words with pictures.",
+        "expected_impact": "Ella remembers more words.",
+        "review_date": "2026-03-12",
+        "class_teacher": "Miss Shah",
+        "senco": "Mr Okafor",
+    }
+    return SupportPlan.model_validate(answers | changes)
+
+
+def render(letter: str, form: Any, history: History = History()) -> bytes:
+    settings = _sample_settings()
+    decided = rules.what_next(form, history)
+    context = letter_context(
+        settings, form, history=history.with_form(form), flags=decided.flags, corrected=False, today=TODAY
+    )
+    return render_docx(letter_template(settings, letter), context)
+
+
+def text_of(content: bytes) -> str:
+    """Every paragraph and table cell of a rendered letter, one a line."""
+    doc = Document(io.BytesIO(content))
+    lines = [p.text for p in doc.paragraphs]
+    for table in doc.tables:
+        for row in table.rows:
+            lines.extend(cell.text for cell in row.cells)
+    return "\n".join(lines)
+
+
+def first_page(content: bytes) -> str:
+    """The letter before its first page break (the record of the review follows it)."""
+    doc = Document(io.BytesIO(content))
+    lines = []
+    for p in doc.paragraphs:
+        if any(
+            br.get("{http://schemas.openxmlformats.org/wordprocessingml/2006/main}type") == "page"
+            for br in p._p.iter("{http://schemas.openxmlformats.org/wordprocessingml/2006/main}br")
+        ):
+            break
+        lines.append(p.text)
+    return "\n".join(lines)
+
+
+def assert_readable(content: bytes) -> None:
+    assert reading_grade(letter_text(content)) <= 6.0
+
+
+# --- 1. the review letter says what the review found ---------------------------------------------
+
+
+def test_review_letter_opens_with_what_the_review_found() -> None:
+    content = render("review-outcome", review())
+    page = first_page(content)
+    assert (
+        "At the review on 12 March 2026 we looked at 3 targets. Ella achieved 1, partly achieved 1 and did not yet achieve 1."
+        in page
+    )
+    assert "words are not remembered after a week" in page
+    assert_readable(content)
+
+
+def test_continue_with_an_outcome_not_achieved_never_says_the_support_is_working() -> None:
+    content = render("review-outcome", review(decision="continue"))
+    text = text_of(content)
+    assert "working" not in text
+    assert "Ella has not met every target yet. We agreed to keep the same plan for now" in first_page(content)
+    assert "Continue the plan" not in text  # the form's wording is not printed to parents
+
+
+def test_continue_with_every_outcome_achieved_may_say_so() -> None:
+    achieved = [o | {"rating": "achieved"} for o in OUTCOMES]
+    page = first_page(render("review-outcome", review(outcomes=achieved)))
+    assert "Ella achieved all 3." in page
+    assert "The support is working, so we will carry on with the plan as it is." in page
+
+
+@pytest.mark.parametrize(
+    ("ratings", "sentence"),
+    [
+        (["not-achieved"], "Ella did not yet achieve it."),
+        (["partly", "partly"], "Ella partly achieved both."),
+        (["not-achieved", "not-achieved"], "Ella did not yet achieve any of them."),
+        (["achieved", "not-achieved"], "Ella achieved 1 and did not yet achieve 1."),
+    ],
+)
+def test_the_summary_counts_every_mix_of_ratings(ratings: list[str], sentence: str) -> None:
+    outcomes = [OUTCOMES[i] | {"rating": r} for i, r in enumerate(ratings)]
+    assert rules.review_findings(review(outcomes=outcomes)).summary.endswith(sentence)
