@@ -733,46 +733,70 @@ def specialist_letter() -> DocumentType:
 
 
 def sen_support_ended() -> DocumentType:
-    doc = new_document("SEN support has ended")
+    doc = new_document("SEN support is ending")
     letterhead(doc)
     about_line(doc)
     para(doc, "{{ greeting }}")
+    # The reason is the one the review form gives (rules.end_reason), and no other.
     para(
         doc,
-        "At {{ pupil.known_as }}'s review on {{ form.review_date }} we agreed together that "
-        "{{ pupil.known_as }} has made good progress and no longer needs SEN support. Thank you for "
-        "everything you have done to help.",
+        "At {{ pupil.known_as }}'s review on {{ form.review_date }} we agreed that SEN support for "
+        "{{ pupil.known_as }} will end. SEN support is the extra help the school gives to children "
+        "with special educational needs.",
     )
+    tag(doc, "{%p if review.end_reason %}")
+    para(doc, "{{ review.end_reason }}")
+    tag(doc, "{%p endif %}")
+    tag(doc, "{%p if form.next_steps %}")
+    heading(doc, "What happens next", 2)
+    para(doc, "{{ form.next_steps }}")
+    tag(doc, "{%p endif %}")
     heading(doc, "What this means", 2)
+    tag(doc, '{%p if review.end_reason_key == "ehc-plan" %}')
+    bullet(doc, "The help {{ pupil.known_as }} gets from now on will be set out in the EHC plan.")
+    bullet(doc, "The EHC plan will be looked at again with you at least once a year.")
+    tag(doc, '{%p elif review.end_reason_key == "leaving" %}')
+    bullet(doc, "We will send {{ pupil.known_as }}'s records to the new school, so that they know what helps.")
+    bullet(doc, "The new school will decide with you what help {{ pupil.known_as }} needs there.")
+    tag(doc, "{%p else %}")
     bullet(
         doc,
-        "{{ pupil.known_as }}'s name comes off the school's SEN register, the list of pupils who receive SEN support.",
+        "{{ pupil.known_as }}'s name comes off the school's SEN register, the list of pupils who get SEN support.",
     )
     bullet(
         doc,
         "{{ pupil.known_as }}'s teachers will keep adapting their teaching, as they do for every child, "
         "and will keep an eye on how things go.",
     )
+    tag(doc, "{%p endif %}")
     bullet(doc, "The records of the support are kept safely in {{ pupil.known_as }}'s school file.")
     heading(doc, "Progress at the last review", 2)
     loop_table(
         doc,
-        ["Outcome", "Progress"],
-        ["{{ o.description }}", "{{ o.rating }}"],
+        ["Target", "Progress"],
+        ["{{ o.description }}", "{{ 'Not yet achieved' if o.rating == 'Not achieved' else o.rating }}"],
         "o in form.outcomes",
         (12.0, 5.0),
     )
+    heading(doc, "If you do not agree", 2)
+    para(
+        doc,
+        "If you do not agree that SEN support should end, please tell me. We will meet to talk it "
+        "through, and we can look at the decision again.",
+    )
+    tag(doc, '{%p if review.end_reason_key not in ("ehc-plan", "leaving") %}')
     heading(doc, "If you become worried again", 2)
     para(
         doc,
-        "Please get in touch straight away if you have any concerns. We will meet you, look at what is "
+        "Please get in touch straight away if you have any worries. We will meet you, look at what is "
         "happening, and start SEN support again if {{ pupil.known_as }} needs it. We will do the same if "
         "we notice anything at school.",
     )
+    tag(doc, "{%p endif %}")
     contact_us(doc)
     sendiass(doc)
     sign_off(doc)
-    footer(doc, "SEN support has ended: {{ pupil.full_name }}")
+    footer(doc, "SEN support is ending: {{ pupil.full_name }}")
     return doc
 
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from senforms.config import PLACEHOLDER, Settings
 from senforms.history import History
 from senforms.kinds import BroadAreas, FormKind, FormModel, Pupil, ReviewRecord, SupportPlan
-from senforms.rules import Flag, review_findings
+from senforms.rules import Flag, end_reason, review_findings
 from senforms.values import Choice, fold_outcome, need_codes
 
 
@@ -207,6 +207,10 @@ def review_context(form: BaseModel) -> dict[str, Any]:
         "achieved": found.achieved,
         "partly": found.partly,
         "not_achieved": found.not_achieved,
+        # Why SEN support ends, as the form gives it ("" when it does not); the key picks the
+        # paragraphs that fit (a pupil who is leaving is not told to tell us if worried again).
+        "end_reason": end_reason(form).strip(),
+        "end_reason_key": str(form.end_reason.value) if form.end_reason else "",
     }
 
 

@@ -145,10 +145,29 @@ def render_documents(
 
 
 @cache
+def _samples() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(
+        resources.files("senforms.samples").joinpath("forms.json").read_text(encoding="utf-8")
+    )
+    return data
+
+
+@cache
 def sample_forms() -> tuple[FormModel, ...]:
     """The sample pupil's forms, oldest first, validated by their kinds' models."""
-    data = json.loads(resources.files("senforms.samples").joinpath("forms.json").read_text(encoding="utf-8"))
-    return tuple(KINDS[item["kind"]].model.model_validate(item["answers"]) for item in data["forms"])
+    return tuple(KINDS[item["kind"]].model.model_validate(item["answers"]) for item in _samples()["forms"])
+
+
+def _sample_for(letter: Letter, form: FormModel) -> FormModel:
+    """The sample form itself, or, for a letter its decision does not issue (the ending letter,
+    when the sample review decided on a specialist), the same form with the answers of that
+    decision from the samples' ``variants``: every letter is checked with a form that issues it."""
+    if letter.issued_by(form, letter.kind) or not letter.decisions:
+        return form
+    variant = _samples().get("variants", {}).get(letter.decisions[0])
+    if variant is None:
+        return form
+    return type(form).model_validate(form.model_dump(mode="json") | variant)
 
 
 def sample_context(letter: Letter | str, *, today: date = date(2026, 11, 22)) -> dict[str, Any]:
@@ -158,7 +177,7 @@ def sample_context(letter: Letter | str, *, today: date = date(2026, 11, 22)) ->
     samples = sample_forms()
     model = KINDS[letter.kind].model
     index = max(i for i, f in enumerate(samples) if type(f) is model)
-    form, past = samples[index], History(samples[:index])
+    form, past = _sample_for(letter, samples[index]), History(samples[:index])
     decided = rules.what_next(form, past)
     return letter_context(
         _sample_settings(),

@@ -22,6 +22,7 @@ from senforms.kinds import (
     KINDS,
     EarlyDecision,
     EarlyDiscussion,
+    EndReason,
     FormModel,
     ParentMeeting,
     Rating,
@@ -247,7 +248,30 @@ def _decision_words(review: ReviewRecord, missed: int, partly: int) -> str:
             f"{name}'s needs. It can lead to an EHC plan. We will write to you about it. The help at school "
             "goes on while you wait."
         )
-    return f"We agreed that SEN support for {name} will end. We will write to you about it."
+    return (
+        f"We agreed that SEN support for {name} will end. {end_reason(review)}We will write to you about it.".replace(
+            "  ", " "
+        )
+    )
+
+
+def end_reason(review: ReviewRecord) -> str:
+    """Why SEN support ends, as the form gives it and nothing more: a form printed before the
+    form asked (version 1) gets no reason at all, never a guessed "enough progress"."""
+    name = review.pupil.known_as
+    reason = review.end_reason
+    if reason is EndReason.PROGRESS:
+        return f"{name} has made good progress and no longer needs SEN support. "
+    if reason is EndReason.EHC_PLAN:
+        return f"{name} is moving to an EHC plan, so the help {name} gets will be set out in that plan instead. "
+    if reason is EndReason.LEAVING:
+        return f"{name} is leaving our school. "
+    if reason is EndReason.PARENTS:
+        return "You asked us to end it. "
+    if reason is EndReason.OTHER and review.end_reason_words:
+        words = review.end_reason_words.strip()
+        return f"The reason we agreed: {words}{'' if words.endswith(('.', '!', '?')) else '.'} "
+    return ""
 
 
 def next_plan(review: ReviewRecord, history: History) -> Prefilled | None:

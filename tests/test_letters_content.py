@@ -9,13 +9,17 @@ from typing import Any
 
 import pytest
 from docx import Document
+from pydantic import ValidationError
 
 from senforms import rules
 from senforms.context import letter_context
 from senforms.documents import _sample_settings, letter_text, reading_grade
+from senforms.forms import extract
 from senforms.history import History
-from senforms.kinds import ReviewRecord, SupportPlan
+from senforms.kinds import KINDS, ReviewRecord, SupportPlan
 from senforms.render import letter_template, render_docx
+from senforms.wordform import make_form
+from tests.wordfill import fill_like_word, typed
 
 TODAY = date(2026, 3, 13)
 
@@ -169,3 +173,59 @@ def test_continue_with_every_outcome_achieved_may_say_so() -> None:
 def test_the_summary_counts_every_mix_of_ratings(ratings: list[str], sentence: str) -> None:
     outcomes = [OUTCOMES[i] | {"rating": r} for i, r in enumerate(ratings)]
     assert rules.review_findings(review(outcomes=outcomes)).summary.endswith(sentence)
+
+
+# --- 2. "SEN support is ending" gives the reason the form gives -----------------------------------
+
+ENDING = {"decision": "end", "next_review_date": None, "next_steps": "Miss Shah will keep an eye on Ella's writing."}
+
+
+@pytest.mark.parametrize(
+    ("reason", "words", "sentence"),
+    [
+        ("progress", None, "Ella has made good progress and no longer needs SEN support."),
+        (
+            "ehc-plan",
+            None,
+            "Ella is moving to an EHC plan, so the help Ella gets will be set out in that plan instead.",
+        ),
+        ("leaving", None, "Ella is leaving our school."),
+        ("parents", None, "You asked us to end it."),
+        (
+            "other",
+            "Ella now gets this help in class from every teacher",
+            "The reason we agreed: Ella now gets this help in class from every teacher.",
+        ),
+    ],
+)
+def test_ending_letter_gives_the_reason_on_the_form(reason: str, words: str | None, sentence: str) -> None:
+    content = render("sen-support-ended", review(**ENDING, end_reason=reason, end_reason_words=words))
+    text = text_of(content)
+    assert sentence in text
+    if reason != "progress":
+        assert "progress and no longer needs" not in text  # never the old stock reason
+    if reason == "leaving":
+        assert "start SEN support again" not in text  # a pupil who leaves is not told to come back to us
+    assert "Miss Shah will keep an eye on Ella's writing." in text
+    assert "If you do not agree" in text
+    assert_readable(content)
+
+
+def test_a_version_2_review_ending_without_a_reason_is_refused() -> None:
+    with pytest.raises(ValidationError, match="choose the reason"):
+        review(**ENDING)
+    with pytest.raises(ValidationError, match="write the reason here"):
+        review(**ENDING, end_reason="other")
+
+
+def test_an_ending_review_printed_at_version_1_is_still_read_and_claims_no_reason() -> None:
+    old = KINDS["review"].at_version(1)
+    answers = review(**ENDING, end_reason="progress").model_dump(mode="json")
+    for added in ("specialist", "specialist_reason", "end_reason", "end_reason_words", "next_steps"):
+        answers.pop(added)
+    form = fill_like_word(make_form(old, school="Oakfield Primary School"), typed("review", answers))
+    model, _ = extract(form)
+    assert isinstance(model, ReviewRecord) and model.end_reason is None
+    text = text_of(render("sen-support-ended", model))
+    assert "At Ella's review on 12 March 2026 we agreed that SEN support for Ella will end." in text
+    assert "progress and no longer needs" not in text

@@ -93,7 +93,7 @@ KEY_SENTENCES = {
         "Cycle 2: plan of 10 March 2027, reviewed 9 June 2027",
         "£18.75",
         "Not achieved, Not achieved",
-        "Involve a specialist",
+        "Request an EHC needs assessment",
         "H801200001001",
     ],
     "specialist-prompt": ["Not achieved, Not achieved", "6.58-6.59", "Parents must be involved"],

@@ -90,7 +90,9 @@ def test_plan_gives_parent_copy_briefing_and_review() -> None:
 def test_each_review_decision(decision: str, expected: list[str]) -> None:
     changes: dict[str, object] = {"decision": decision}
     if decision == "end":
-        changes["next_review_date"] = None
+        changes |= {"next_review_date": None, "end_reason": "progress", "next_steps": "Keep an eye in class."}
+    if decision == "specialist":
+        changes |= {"specialist": "Educational psychologist", "specialist_reason": "Reading has not moved on."}
     assert titles(rules.after_review(review(**changes), History())) == expected
 
 
@@ -131,7 +133,9 @@ def test_register_status() -> None:
     on_k = rules.Status("K", "SPLD", "SEMH", date(2025, 10, 7))
     assert rules.register_status(plan(primary_need="SPLD", secondary_need="SEMH"), on_k) is None
     assert rules.register_status(plan(primary_need="MLD", secondary_need=None), on_k).primary_need == "MLD"  # type: ignore[union-attr]
-    ended = rules.register_status(review(decision="end", next_review_date=None), on_k)
+    ended = rules.register_status(
+        review(decision="end", next_review_date=None, end_reason="progress", next_steps="Keep an eye in class."), on_k
+    )
     assert ended is not None and (ended.provision, ended.since) == ("N", review().review_date)
 
 
@@ -148,7 +152,7 @@ def _cycle_forms(pipeline: Pipeline, tmp_path: Path, cycle: int, decision: str, 
     r = values("review", pupil=pupil, cycle=cycle, decision=decision)
     r["plan_date"], r["review_date"], r["next_review_date"] = p["plan_date"], p["review_date"], f"202{5 + cycle}-07-10"
     if decision == "end":
-        r["next_review_date"] = None
+        r["next_review_date"], r["end_reason"], r["next_steps"] = None, "progress", "Keep an eye in class."
     r["outcomes"] = [
         {"description": o["description"], "rating": first_rating if i == 0 else "partly", "evidence": "Seen."}
         for i, o in enumerate(p["outcomes"])
