@@ -696,6 +696,15 @@ def specialist_letter() -> DocumentType:
         "{{ pupil.known_as }} has made. Some of it has been slower than we all hoped, even with the "
         "extra help in place.",
     )
+    tag(doc, "{%p if form.specialist %}")
+    para(
+        doc,
+        "We would like to ask a specialist for advice: {{ form.specialist }}. We will only go ahead if you agree.",
+    )
+    tag(doc, "{%p if form.specialist_reason %}")
+    rich(doc, ("Why we are asking: ", True), ("{{ form.specialist_reason }}", False))
+    tag(doc, "{%p endif %}")
+    tag(doc, "{%p else %}")
     para(
         doc,
         "We would like to ask a specialist for advice. This could be, for example, an educational "
@@ -703,6 +712,10 @@ def specialist_letter() -> DocumentType:
         "{{ pupil.known_as }} needs. We will only go ahead if you agree, and we will talk with you "
         "about which specialist would help most.",
     )
+    tag(doc, "{%p endif %}")
+    tag(doc, "{%p if form.next_steps %}")
+    rich(doc, ("What we agreed to do next: ", True), ("{{ form.next_steps }}", False))
+    tag(doc, "{%p endif %}")
     heading(doc, "What would happen", 2)
     bullet(doc, "The specialist may watch {{ pupil.known_as }} in class, talk with them, or do some assessments.")
     bullet(doc, "They will usually want to hear from you too, about how things are at home.")
@@ -725,7 +738,12 @@ def specialist_letter() -> DocumentType:
     sign_off(doc)
     para(doc, "✂ - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - -", align="centre")
     heading(doc, "Reply: asking a specialist for advice about {{ pupil.full_name }}", 2)
-    para(doc, "☐  I agree to the school asking a specialist for advice about {{ pupil.known_as }}.")
+    para(
+        doc,
+        "☐  I agree to the school asking a specialist{% if form.specialist %} ({{ form.specialist }}){% endif %} "
+        "for advice about "
+        "{{ pupil.known_as }}, and to the school sharing what it knows about {{ pupil.known_as }} with them.",
+    )
     para(doc, "☐  I do not agree at the moment. I would like to talk about it first.")
     para(doc, "Name: ____________________________   Signed: ____________________   Date: ____________")
     footer(doc, "Asking a specialist for advice: {{ pupil.full_name }}")
@@ -868,24 +886,26 @@ def specialist_prompt() -> DocumentType:
     para(
         doc,
         "For the SENCO. At the review on {{ form.review_date }}, these outcomes for {{ pupil.full_name }} "
-        "({{ pupil.year_group }}) were rated \u201cNot achieved\u201d for the second review running:",
+        "({{ pupil.year_group }}) were rated \u201cNot achieved\u201d at this review and the one before, and "
+        "no review in that run has yet decided to involve a specialist or to request an EHC needs assessment:",
     )
-    tag(doc, "{%p if flags %}")
+    tag(doc, '{%p if flags | selectattr("new") | list %}')
     loop_table(
         doc,
-        ["Outcome", "Ratings, earliest first"],
-        ["{{ f.description }}", "{{ f.ratings | join(', ') }}"],
-        "f in flags",
-        (12.0, 5.0),
+        ["Outcome", "Every rating in the run, earliest first"],
+        ["{{ f.description }}", "{{ f.ratings | join('; ') }}"],
+        "f in flags if f.new",
+        (11.0, 6.0),
     )
     tag(doc, "{%p else %}")
     para(doc, "(No outcomes are flagged.)")
     tag(doc, "{%p endif %}")
     para(
         doc,
-        "The SEND Code of Practice (6.58-6.59) asks schools to consider involving specialists when a "
-        "pupil keeps making less than expected progress despite well-matched support, and to always "
-        "involve one where progress stays little or none. Parents must be involved in that decision.",
+        "The SEND Code of Practice says that where a pupil continues to make less than expected progress "
+        "despite support matched to their need, the school should consider involving specialists (6.58); "
+        "where progress stays little or none, a school should always involve one; and the parents should "
+        "always be involved in that decision (6.59).",
     )
     heading(doc, "To consider", 2)
     bullet(doc, "Is the support matched to the need, delivered as planned and by trained staff?")

@@ -241,7 +241,7 @@ def letter_context(
         "form": form_context(form),
         "review": review_context(form),
         "cycles": cycles_context(history) if with_cycles else [],
-        "flags": [{"description": f.description, "ratings": list(f.ratings)} for f in flags],
+        "flags": [{"description": f.description, "ratings": list(f.ratings), "new": f.new} for f in flags],
     }
 
 

@@ -159,12 +159,14 @@ def sample_forms() -> tuple[FormModel, ...]:
 
 
 def _sample_for(letter: Letter, form: FormModel) -> FormModel:
-    """The sample form itself, or, for a letter its decision does not issue (the ending letter,
-    when the sample review decided on a specialist), the same form with the answers of that
-    decision from the samples' ``variants``: every letter is checked with a form that issues it."""
-    if letter.issued_by(form, letter.kind) or not letter.decisions:
-        return form
-    variant = _samples().get("variants", {}).get(letter.decisions[0])
+    """The sample form itself, or, for a letter it does not issue (the ending letter, when the
+    sample review decided on a specialist), the same form with the answers from the samples'
+    ``variants`` (by letter name, else by decision): every letter is checked with a form that
+    issues it."""
+    variants = _samples().get("variants", {})
+    variant = variants.get(letter.name)
+    if variant is None and letter.decisions and not letter.issued_by(form, letter.kind):
+        variant = variants.get(letter.decisions[0])
     if variant is None:
         return form
     return type(form).model_validate(form.model_dump(mode="json") | variant)

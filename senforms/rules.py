@@ -59,10 +59,12 @@ class Prefilled:
 @dataclass(frozen=True)
 class Flag:
     """An outcome rated "not achieved" at two or more reviews in a row; ``ratings`` lists every
-    rating in the streak, earliest first."""
+    rating in the streak, earliest first, each with its review's date; ``new`` when the streak
+    has just begun and nobody has acted on it yet (the SENCO is prompted only then)."""
 
     description: str
     ratings: tuple[str, ...]
+    new: bool = True
 
 
 @dataclass
@@ -332,21 +334,34 @@ def end_of_support(review: ReviewRecord) -> Letter | None:
 
 def not_achieved_twice(review: ReviewRecord, history: History) -> list[Flag]:
     """Where progress stays little or none, the SENCO should consider specialist involvement
-    (6.58-6.59): an outcome rated "not achieved" at this review and at the review before."""
+    (6.58-6.59): an outcome rated "not achieved" at this review and at the review before. Each
+    flag lists every rating of its streak; it is ``new`` (and prompts the SENCO) only when the
+    streak has just begun (two reviews) and no review in it already decided on a specialist or
+    an EHC needs assessment."""
     earlier = history.reviews_before(review.cycle)
-    if not earlier:
-        return []
-    before = {fold_outcome(o.description): o.rating for o in earlier[-1].outcomes}
-    return [
-        Flag(o.description, (Rating.NOT_ACHIEVED.label, Rating.NOT_ACHIEVED.label))
-        for o in review.outcomes
-        if o.rating is Rating.NOT_ACHIEVED and before.get(fold_outcome(o.description)) is Rating.NOT_ACHIEVED
-    ]
+    flags = []
+    for outcome in review.outcomes:
+        if outcome.rating is not Rating.NOT_ACHIEVED:
+            continue
+        key = fold_outcome(outcome.description)
+        streak = [review]
+        for before in reversed(earlier):
+            rated = {fold_outcome(o.description): o.rating for o in before.outcomes}
+            if rated.get(key) is not Rating.NOT_ACHIEVED:
+                break
+            streak.insert(0, before)
+        if len(streak) < 2:
+            continue
+        acted = any(r.decision in (ReviewDecision.SPECIALIST, ReviewDecision.EHC) for r in streak)
+        ratings = tuple(f"{Rating.NOT_ACHIEVED.label} ({_day(r.review_date)})" for r in streak)
+        flags.append(Flag(outcome.description, ratings, new=len(streak) == 2 and not acted))
+    return flags
 
 
 def specialist_prompt(flags: list[Flag]) -> Letter | None:
-    """The flag reaches the SENCO as its own document, so it cannot be missed (6.58-6.59)."""
-    if flags:
+    """The flag reaches the SENCO as its own document, so it cannot be missed (6.58-6.59); only
+    for a new streak, not again at every review of one already prompted or acted on."""
+    if any(f.new for f in flags):
         return letters.SPECIALIST_PROMPT
     return None
 

@@ -229,3 +229,66 @@ def test_an_ending_review_printed_at_version_1_is_still_read_and_claims_no_reaso
     text = text_of(render("sen-support-ended", model))
     assert "At Ella's review on 12 March 2026 we agreed that SEN support for Ella will end." in text
     assert "progress and no longer needs" not in text
+
+
+# --- 3. the specialist letter and the SENCO's prompt -------------------------------------------------
+
+SPECIALIST = {
+    "decision": "specialist",
+    "specialist": "Speech and language therapist (Oakshire NHS)",
+    "specialist_reason": "Ella still cannot remember new words after two terms of help.",
+}
+
+
+def test_specialist_letter_names_the_specialist_and_why() -> None:
+    content = render("specialist-letter", review(**SPECIALIST))
+    text = text_of(content)
+    assert "We would like to ask a specialist for advice: Speech and language therapist (Oakshire NHS)." in text
+    assert "Why we are asking: Ella still cannot remember new words after two terms of help." in text
+    assert "for example, an educational psychologist" not in text  # no guessing when the form says who
+    assert "sharing what it knows about Ella with them" in text  # consent to share information
+    assert_readable(content)
+
+
+def test_a_version_2_specialist_decision_needs_who_and_why() -> None:
+    with pytest.raises(ValidationError, match="say which service or role"):
+        review(decision="specialist")
+
+
+def _cycle(n: int, decision: str = "continue", **changes: Any) -> ReviewRecord:
+    """Ella's review of cycle ``n``, her topic words not achieved."""
+    dates = {1: ("2025-11-20", "2026-03-12"), 2: ("2026-03-12", "2026-06-25"), 3: ("2026-06-25", "2026-10-15")}
+    extra = SPECIALIST if decision == "specialist" else {"decision": decision}
+    return review(
+        cycle=n, plan_date=dates[n][0], review_date=dates[n][1], next_review_date="2027-01-20", **extra, **changes
+    )
+
+
+def _prompts(form: ReviewRecord, *earlier: ReviewRecord) -> bool:
+    return "Consider involving a specialist" in [d.title for d in rules.after_review(form, History(earlier)).documents]
+
+
+def test_specialist_prompt_comes_once_for_a_new_streak_and_lists_every_rating() -> None:
+    first, second, third = _cycle(1), _cycle(2), _cycle(3)
+    assert not _prompts(first)
+    assert _prompts(second, first)
+    # The streak goes on: the SENCO was prompted at the second review, so not again.
+    assert not _prompts(third, first, second)
+    (flag,) = rules.not_achieved_twice(third, History((first, second)))
+    assert flag.ratings == (
+        "Not achieved (12 March 2026)",
+        "Not achieved (25 June 2026)",
+        "Not achieved (15 October 2026)",
+    )
+    assert not flag.new
+    text = text_of(render("specialist-prompt", second, History((first,))))
+    assert "Not achieved (12 March 2026); Not achieved (25 June 2026)" in text
+    assert "should consider involving specialists" in text
+    assert "must" not in text.replace("Code of Practice", "")
+
+
+@pytest.mark.parametrize("acted", ["specialist", "ehc"])
+def test_no_prompt_when_a_specialist_or_an_assessment_is_already_decided(acted: str) -> None:
+    first = _cycle(1)
+    assert not _prompts(_cycle(2, acted), first)  # decided at this review
+    assert not _prompts(_cycle(2), _cycle(1, acted))  # decided when the streak began

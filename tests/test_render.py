@@ -92,11 +92,15 @@ KEY_SENTENCES = {
         "Cycle 1: plan of 24 November 2026, reviewed 10 March 2027",
         "Cycle 2: plan of 10 March 2027, reviewed 9 June 2027",
         "£18.75",
-        "Not achieved, Not achieved",
+        "Not achieved (10 March 2027), Not achieved (9 June 2027)",
         "Request an EHC needs assessment",
         "H801200001001",
     ],
-    "specialist-prompt": ["Not achieved, Not achieved", "6.58-6.59", "Parents must be involved"],
+    "specialist-prompt": [
+        "Not achieved (10 March 2027); Not achieved (9 June 2027)",
+        "(6.58)",
+        "the parents should always be involved in that decision (6.59)",
+    ],
     "parent-meeting-note": [
         "Thank you for meeting us on 20 January 2027",
         "Send home the spelling words on Mondays",

@@ -167,13 +167,14 @@ def test_two_reviews_not_achieved_then_ehc_then_end(settings: Settings, tmp_path
         _cycle_forms(pipeline, tmp_path, 1, "continue", "not-achieved")
         assert not list(settings.outbox.glob(f"senco/{FOLDER}/*Consider involving a specialist*"))
         _cycle_forms(pipeline, tmp_path, 2, "ehc", "not-achieved")
-        prompt = next(settings.outbox.glob(f"senco/{FOLDER}/*Consider involving a specialist*"))
+        # The review already decided on an EHC needs assessment: no prompt to consider a specialist
+        # (issue 10.5), though the streak is still flagged and logged.
+        assert not list(settings.outbox.glob(f"senco/{FOLDER}/*Consider involving a specialist*"))
         summary = next(settings.outbox.glob(f"senco/{FOLDER}/*Evidence summary*"))
         text = docx_text(summary)
         first_outcome = values("support-plan")["outcomes"][0]["description"]
         assert first_outcome in text and "Not achieved" in text
         assert "10 January 2026" in text and "10 January 2027" in text  # both cycles' plans
-        assert first_outcome in docx_text(prompt)
         _cycle_forms(pipeline, tmp_path, 3, "end", "achieved")
         assert next(settings.outbox.glob(f"parents/{FOLDER}/*SEN support is ending*"))
     register = (settings.outbox / "senco/SEND register.csv").read_text(encoding="utf-8-sig")
