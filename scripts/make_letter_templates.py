@@ -818,6 +818,67 @@ def sen_support_ended() -> DocumentType:
     return doc
 
 
+def ehc_request() -> DocumentType:
+    # Facts from the SEND Code of Practice: 6.63 (school or parents may request), 9.14 (6 weeks to
+    # decide whether to assess), 9.40 (20 weeks from request to final plan).
+    doc = new_document("Asking for an EHC needs assessment")
+    letterhead(doc)
+    about_line(doc)
+    para(doc, "{{ greeting }}")
+    para(
+        doc,
+        "At {{ pupil.known_as }}'s review on {{ form.review_date }} we agreed to ask the council for an "
+        "EHC needs assessment for {{ pupil.known_as }}. This letter says what that means and what "
+        "happens next.",
+    )
+    heading(doc, "What is an EHC needs assessment?", 2)
+    para(
+        doc,
+        "EHC stands for Education, Health and Care. In an EHC needs assessment, the council looks "
+        "closely at all of {{ pupil.known_as }}'s needs. It asks you, {{ pupil.known_as }}, the school "
+        "and others who know {{ pupil.known_as }} what they think. Then the council decides if "
+        "{{ pupil.known_as }} needs an EHC plan. An EHC plan is a legal paper. It sets out "
+        "{{ pupil.known_as }}'s needs and the help that must be given.",
+    )
+    heading(doc, "What happens next", 2)
+    bullet(
+        doc,
+        "We send the request to the council, with a record of the help we have given "
+        "{{ pupil.known_as }} so far and how it went.",
+    )
+    bullet(
+        doc,
+        "The council has 6 weeks from the day it gets the request to decide if it will do the "
+        "assessment. It will write to tell you.",
+    )
+    bullet(
+        doc,
+        "If it goes ahead, the whole process should take no more than 20 weeks from the request to "
+        "the final EHC plan.",
+    )
+    bullet(
+        doc,
+        "{{ pupil.known_as }}'s SEN support at school goes on as normal while you wait. SEN support is "
+        "the extra help the school gives to children with special educational needs.",
+    )
+    tag(doc, "{%p if form.next_steps %}")
+    rich(doc, ("What we agreed to do next: ", True), ("{{ form.next_steps }}", False))
+    tag(doc, "{%p endif %}")
+    heading(doc, "You can ask too", 2)
+    para(
+        doc,
+        "Parents can ask the council for an EHC needs assessment themselves. You do not need the "
+        "school to agree. {{ sendiass.name or 'Your local SENDIASS' }} can help you with this, and "
+        "can tell you what you can do if the council says no.",
+        keep=True,
+    )
+    contact_us(doc)
+    sendiass(doc)
+    sign_off(doc)
+    footer(doc, "Asking for an EHC needs assessment: {{ pupil.full_name }}")
+    return doc
+
+
 def evidence_summary() -> DocumentType:
     doc = new_document("Evidence of SEN support", margins_cm=1.8)
     doc.add_heading("Evidence of SEN support: {{ pupil.full_name }}", level=0)
@@ -968,6 +1029,7 @@ DOCUMENTS = {
     "review-outcome": review_outcome,
     "specialist-letter": specialist_letter,
     "sen-support-ended": sen_support_ended,
+    "ehc-request": ehc_request,
     "evidence-summary": evidence_summary,
     "specialist-prompt": specialist_prompt,
     "parent-meeting-note": parent_meeting_note,

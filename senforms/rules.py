@@ -278,8 +278,9 @@ def end_reason(review: ReviewRecord) -> str:
 
 def next_plan(review: ReviewRecord, history: History) -> Prefilled | None:
     """The cycle goes round again, informed by the review (6.54): the next plan with each outcome
-    carried forward with its latest rating."""
-    if review.decision not in (ReviewDecision.CONTINUE, ReviewDecision.REVISE, ReviewDecision.SPECIALIST):
+    carried forward with its latest rating. After a request for an EHC needs assessment too: SEN
+    support goes on while the council decides (up to 20 weeks), and so does its plan."""
+    if review.decision is ReviewDecision.END:
         return None
     cycle = history.cycles.get(review.cycle)
     plan = cycle.plan if cycle else None
@@ -307,7 +308,8 @@ def next_plan(review: ReviewRecord, history: History) -> Prefilled | None:
             "class_teacher": plan.class_teacher,
             "senco": plan.senco,
         }
-        if review.decision is ReviewDecision.CONTINUE:
+        if review.decision in (ReviewDecision.CONTINUE, ReviewDecision.EHC):
+            # The same support goes on; an EHC request changes nothing until the council decides.
             values["provision"] = [p.model_dump(exclude_none=True) for p in plan.provision]
     return Prefilled(
         SENCO, f"SEN support plan, cycle {review.cycle + 1} (pre-filled)", "support-plan", _present(values)
@@ -318,6 +320,13 @@ def specialist_letter(review: ReviewRecord) -> Letter | None:
     """Where a pupil makes little or no progress, the school should consider involving
     specialists, and the parents should always be involved in that decision (6.58-6.59)."""
     return _issued(letters.SPECIALIST_LETTER, review)
+
+
+def ehc_request_letter(review: ReviewRecord) -> Letter | None:
+    """The parents are told what an EHC needs assessment is and what happens next: the local
+    authority decides within 6 weeks whether to assess (9.14) and issues any plan within 20 weeks
+    of the request (9.40); parents may ask for one themselves (6.63)."""
+    return _issued(letters.EHC_REQUEST, review)
 
 
 def evidence_summary(review: ReviewRecord) -> Letter | None:
@@ -372,6 +381,7 @@ def after_review(review: ReviewRecord, history: History) -> Next:
         review_letter(review),
         specialist_letter(review),
         end_of_support(review),
+        ehc_request_letter(review),
         next_plan(review, history),
         evidence_summary(review),
         specialist_prompt(flags),

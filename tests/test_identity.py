@@ -361,12 +361,18 @@ def test_names_and_birthday_fixed_in_the_archive(
     [(_, set_aside, _)] = report.set_aside
     note = set_aside.with_name("right.docx.txt").read_text("utf-8")
     assert "the accent on é" in note
-    assert f'senforms pupil fix {upn} --legal-surname "Hart" --legal-forename "Amélia" --date-of-birth "12/02/2016"' in note
+    assert (
+        f'senforms pupil fix {upn} --legal-surname "Hart" --legal-forename "Amélia" --date-of-birth "12/02/2016"'
+        in note
+    )
 
     args = ("--legal-surname", "Hart", "--legal-forename", "Ame\u0301lia", "--date-of-birth", "12/02/2016")
     assert fix(cfg, upn, *args) == 0
     out = capsys.readouterr().out
-    assert "legal surname changed from Hrat to Hart" in out and "date of birth changed from 02/12/2016 to 12/02/2016" in out
+    assert (
+        "legal surname changed from Hrat to Hart" in out
+        and "date of birth changed from 02/12/2016 to 12/02/2016" in out
+    )
     report = process_files([drop(cfg.inbox, "right.docx", set_aside.read_bytes())], cfg)
     assert report.set_aside == [] and report.processed[0][1].upn == upn
     fixed = [e for e in events(cfg) if e[1] == "pupil fixed"]

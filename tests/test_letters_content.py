@@ -292,3 +292,30 @@ def test_no_prompt_when_a_specialist_or_an_assessment_is_already_decided(acted: 
     first = _cycle(1)
     assert not _prompts(_cycle(2, acted), first)  # decided at this review
     assert not _prompts(_cycle(2), _cycle(1, acted))  # decided when the streak began
+
+
+# --- 4. the EHC needs assessment request ---------------------------------------------------------------
+
+EHC = {"decision": "ehc", "next_steps": "Mr Okafor will send the request to the council by 27 March."}
+
+
+def test_ehc_request_letter_says_what_happens_next_and_the_time_limits() -> None:
+    content = render("ehc-request", review(**EHC))
+    text = text_of(content)
+    assert "EHC stands for Education, Health and Care." in text
+    # Code of Practice 9.14 and 9.40 (domain.md): 6 weeks to decide, 20 weeks request to final plan.
+    assert "The council has 6 weeks from the day it gets the request to decide if it will do the assessment." in text
+    assert "no more than 20 weeks from the request to the final EHC plan" in text
+    assert "Parents can ask the council for an EHC needs assessment themselves." in text
+    assert "SEN support at school goes on as normal while you wait" in text
+    assert "Oakshire SENDIASS" in text and "01632 960111" in text  # from the school's settings
+    assert "Mr Okafor will send the request to the council by 27 March." in text
+    assert_readable(content)
+
+
+def test_after_an_ehc_request_the_next_plan_is_still_prefilled_with_the_same_support() -> None:
+    decided = rules.after_review(review(**EHC), History((plan(),)))
+    (prefilled,) = [d for d in decided.documents if isinstance(d, rules.Prefilled)]
+    assert prefilled.kind == "support-plan" and prefilled.values["cycle"] == 2
+    assert prefilled.values["provision"][0]["what"] == "Word games in a small group"
+    assert "Asking for an EHC needs assessment" in [d.title for d in decided.documents]

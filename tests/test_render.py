@@ -88,6 +88,7 @@ KEY_SENTENCES = {
         "comes off the school's SEN register",
         "If you become worried",
     ],
+    "ehc-request": ["The council has 6 weeks", "no more than 20 weeks", "Parents can ask the council"],
     "evidence-summary": [
         "Cycle 1: plan of 24 November 2026, reviewed 10 March 2027",
         "Cycle 2: plan of 10 March 2027, reviewed 9 June 2027",
@@ -131,11 +132,7 @@ def test_template_renders_with_the_sample_context(name: str) -> None:
 
 @pytest.mark.parametrize("name", PARENT_LETTERS)
 def test_parent_letters_are_on_letterhead_and_signed(name: str) -> None:
-    lines = [
-        line
-        for line in texts(render_docx(TEMPLATES / "letters" / f"{name}.docx", sample_context(name)))
-        if line
-    ]
+    lines = [line for line in texts(render_docx(TEMPLATES / "letters" / f"{name}.docx", sample_context(name))) if line]
     assert lines[0] == "Oakfield Primary School"
     # The address keeps its lines as line breaks inside one paragraph.
     assert "Church Road\nOakfield\nOK1 4CD" in lines
@@ -403,7 +400,12 @@ def _raw_members(data: bytes) -> dict[str, tuple[int, int, int, bytes]]:
         for info in archive.infolist():
             name_len, extra_len = struct.unpack_from("<2H", data, info.header_offset + 26)
             start = info.header_offset + 30 + name_len + extra_len
-            found[info.filename] = (info.compress_type, info.CRC, info.file_size, data[start : start + info.compress_size])
+            found[info.filename] = (
+                info.compress_type,
+                info.CRC,
+                info.file_size,
+                data[start : start + info.compress_size],
+            )
     return found
 
 
@@ -426,7 +428,9 @@ def test_a_letter_copies_the_unchanged_parts_of_its_template_byte_for_byte(name:
 
 def test_the_same_letter_is_the_same_bytes() -> None:
     path = TEMPLATES / "letters" / "plan-parent-copy.docx"
-    assert render_docx(path, sample_context("plan-parent-copy")) == render_docx(path, sample_context("plan-parent-copy"))
+    assert render_docx(path, sample_context("plan-parent-copy")) == render_docx(
+        path, sample_context("plan-parent-copy")
+    )
 
 
 @pytest.mark.parametrize("name", list(LETTERS))
@@ -478,7 +482,7 @@ def test_a_tag_left_unfilled_in_a_footer_is_reported(settings: Settings) -> None
     doc = Document(str(path))
     doc.sections[0].footer.paragraphs[0].text = "Page { {page}}"
     doc.save(path)
-    with pytest.raises(TemplateError, match="left unfilled in the paragraph \"Page"):
+    with pytest.raises(TemplateError, match='left unfilled in the paragraph "Page'):
         render_docx(path, sample_context("review-outcome"))
 
 

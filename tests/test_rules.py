@@ -83,7 +83,15 @@ def test_plan_gives_parent_copy_briefing_and_review() -> None:
         ("continue", ["Review of SEN support", "SEN support plan, cycle 2 (pre-filled)"]),
         ("revise", ["Review of SEN support", "SEN support plan, cycle 2 (pre-filled)"]),
         ("specialist", ["Review of SEN support", "Involving a specialist", "SEN support plan, cycle 2 (pre-filled)"]),
-        ("ehc", ["Review of SEN support", "Evidence summary for an EHC needs assessment request"]),
+        (
+            "ehc",
+            [
+                "Review of SEN support",
+                "Asking for an EHC needs assessment",
+                "SEN support plan, cycle 2 (pre-filled)",
+                "Evidence summary for an EHC needs assessment request",
+            ],
+        ),
         ("end", ["Review of SEN support", "SEN support is ending"]),
     ],
 )
