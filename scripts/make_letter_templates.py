@@ -344,10 +344,17 @@ def sign_off(doc: DocumentType) -> None:
     para(doc, "{{ signatory.role }}, {{ school.name }}")
 
 
+# Said before the sign-off names the role, so a parent knows what a SENCO is (issue 10.4).
+SENCO_EXPLAINED = (
+    "{% if signatory.role | upper == 'SENCO' %}I am the school's SENCO: the teacher who leads on "
+    "special educational needs (SEN). {% endif %}"
+)
+
+
 def contact_us(doc: DocumentType) -> None:
     para(
         doc,
-        "If you have any questions, or would like to talk about this, please contact me through the "
+        SENCO_EXPLAINED + "If you have any questions, or would like to talk about this, please contact me through the "
         "school office{% if school.phone %} on {{ school.phone }}{% endif %}"
         "{% if school.email %}{% if school.phone %} or{% endif %} at {{ school.email }}{% endif %}.",
         keep=True,
@@ -383,7 +390,6 @@ def early_discussion_note() -> DocumentType:
             ("What {{ pupil.known_as }} finds hard", "{{ form.difficulties }}"),
             ("Your concerns", "{{ form.parent_concerns or 'None written down' }}"),
             ("What {{ pupil.known_as }} told us", "{{ form.pupil_views or 'Not asked this time' }}"),
-            ("Areas of need we talked about", "{{ form.areas | join(', ') if form.areas else 'None recorded' }}"),
             ("What we hope for", "{{ form.outcomes_sought }}"),
             ("Next steps we agreed", "{{ form.next_steps }}"),
         ],
@@ -444,19 +450,9 @@ def sen_notification() -> DocumentType:
         "always be needed.",
     )
     heading(doc, "What the support is for", 2)
-    tag(doc, "{%p if form.areas %}")
-    para(doc, "We agreed that {{ pupil.known_as }} needs help in these areas:")
-    tag(doc, "{%p for area in form.areas %}")
-    bullet(doc, "{{ area }}")
-    tag(doc, "{%p endfor %}")
-    tag(doc, "{%p endif %}")
-    tag(doc, "{%p if form.primary_need_text %}")
-    para(
-        doc,
-        "On the school census this is recorded as: {{ form.primary_need_text }}. Schools use this "
-        "heading to plan support; it is not a medical diagnosis.",
-    )
-    tag(doc, "{%p endif %}")
+    # In the words written on the form, never the census code or the broad area's name (issue 10.4).
+    para(doc, "At our meeting we talked about what {{ pupil.known_as }} finds hard:")
+    para(doc, "{{ form.difficulties }}")
     heading(doc, "What this means", 2)
     bullet(
         doc,
@@ -478,7 +474,8 @@ def sen_notification() -> DocumentType:
     bullet(
         doc,
         "The class teacher stays responsible for {{ pupil.known_as }}'s learning every day, with help "
-        "from me as {{ signatory.role }}.",
+        "from me as {{ signatory.role }}{% if signatory.role | upper == 'SENCO' %}. The SENCO is the "
+        "teacher who leads on special educational needs (SEN){% endif %}.",
     )
     heading(doc, "Your part", 2)
     para(
@@ -502,6 +499,7 @@ def plan_parent_copy() -> DocumentType:
     para(
         doc,
         "Here is your copy of {{ pupil.known_as }}'s SEN support plan, agreed on {{ form.plan_date }}. "
+        "SEN support is the extra help the school gives to children with special educational needs. "
         "It sets out what we are working towards, the help {{ pupil.known_as }} will have at school, "
         "and how you can help at home.",
     )
@@ -617,7 +615,9 @@ def review_outcome() -> DocumentType:
     para(doc, "{{ greeting }}")
     para(
         doc,
-        "Thank you for coming to {{ pupil.known_as }}'s review. This letter says what we found and what "
+        "Thank you for coming to {{ pupil.known_as }}'s review. At a review we look at how "
+        "{{ pupil.known_as }} is getting on with SEN support. SEN support is the extra help the school "
+        "gives to children with special educational needs. This letter says what we found and what "
         "we agreed. The full record of our talk is on the next page.",
     )
     heading(doc, "What we found", 2)
@@ -728,7 +728,7 @@ def specialist_letter() -> DocumentType:
     heading(doc, "What we need from you", 2)
     para(
         doc,
-        "Please fill in the slip below and return it to the school office"
+        SENCO_EXPLAINED + "Please fill in the slip below and return it to the school office"
         "{% if school.email %}, or reply by e-mail to {{ school.email }}{% endif %}. If you would like to talk "
         "about it first, please {% if school.phone %}ring me on {{ school.phone }}{% else %}contact me through "
         "the school office{% endif %}.",
@@ -828,13 +828,13 @@ def ehc_request() -> DocumentType:
     para(
         doc,
         "At {{ pupil.known_as }}'s review on {{ form.review_date }} we agreed to ask the council for an "
-        "EHC needs assessment for {{ pupil.known_as }}. This letter says what that means and what "
-        "happens next.",
+        "EHC needs assessment for {{ pupil.known_as }}. EHC stands for Education, Health and Care. "
+        "This letter says what the assessment is and what happens next.",
     )
     heading(doc, "What is an EHC needs assessment?", 2)
     para(
         doc,
-        "EHC stands for Education, Health and Care. In an EHC needs assessment, the council looks "
+        "In an EHC needs assessment, the council looks "
         "closely at all of {{ pupil.known_as }}'s needs. It asks you, {{ pupil.known_as }}, the school "
         "and others who know {{ pupil.known_as }} what they think. Then the council decides if "
         "{{ pupil.known_as }} needs an EHC plan. An EHC plan is a legal paper. It sets out "
@@ -853,8 +853,7 @@ def ehc_request() -> DocumentType:
     )
     bullet(
         doc,
-        "If it goes ahead, the whole process should take no more than 20 weeks from the request to "
-        "the final EHC plan.",
+        "If it goes ahead, the whole process should take no more than 20 weeks from the request to the final EHC plan.",
     )
     bullet(
         doc,
@@ -868,7 +867,8 @@ def ehc_request() -> DocumentType:
     para(
         doc,
         "Parents can ask the council for an EHC needs assessment themselves. You do not need the "
-        "school to agree. {{ sendiass.name or 'Your local SENDIASS' }} can help you with this, and "
+        "school to agree. {{ sendiass.name or 'Your local SENDIASS' }}, a free advice service for "
+        "parents, can help you with this, and "
         "can tell you what you can do if the council says no.",
         keep=True,
     )

@@ -86,9 +86,7 @@ def deliver(archive: Archive, outbox: Path, form_id: int, checkpoint: Callable[[
     read-only, permissions) rolls the transaction back and leaves the form to be finished later;
     the caller turns it into ``DeliveryPendingError``."""
     with archive.session() as session:
-        session.execute(
-            update(t.ReceivedForm).where(t.ReceivedForm.id == form_id).values(state=t.ReceivedForm.state)
-        )
+        session.execute(update(t.ReceivedForm).where(t.ReceivedForm.id == form_id).values(state=t.ReceivedForm.state))
         form = session.get(t.ReceivedForm, form_id)
         assert form is not None
         if form.state == "done":
@@ -133,5 +131,3 @@ def deliver(archive: Archive, outbox: Path, form_id: int, checkpoint: Callable[[
 def _paths(session: Session, outbox: Path, form_id: int) -> list[Path]:
     rows = session.scalars(select(t.Document.path).where(t.Document.form_id == form_id).order_by(t.Document.id))
     return [outbox / path for path in rows]
-
-

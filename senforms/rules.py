@@ -246,7 +246,8 @@ def _decision_words(review: ReviewRecord, missed: int, partly: int) -> str:
         )
     if decision is ReviewDecision.EHC:
         return (
-            "We agreed to ask the council for an EHC needs assessment. This is a close look at all of "
+            "We agreed to ask the council for an EHC needs assessment (EHC stands for Education, Health "
+            "and Care). This is a close look at all of "
             f"{name}'s needs. It can lead to an EHC plan. We will write to you about it. The help at school "
             "goes on while you wait."
         )
@@ -265,7 +266,10 @@ def end_reason(review: ReviewRecord) -> str:
     if reason is EndReason.PROGRESS:
         return f"{name} has made good progress and no longer needs SEN support. "
     if reason is EndReason.EHC_PLAN:
-        return f"{name} is moving to an EHC plan, so the help {name} gets will be set out in that plan instead. "
+        return (
+            f"{name} is moving to an EHC plan (an Education, Health and Care plan from the council), so the "
+            f"help {name} gets will be set out in that plan instead. "
+        )
     if reason is EndReason.LEAVING:
         return f"{name} is leaving our school. "
     if reason is EndReason.PARENTS:

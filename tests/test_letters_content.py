@@ -13,10 +13,11 @@ from pydantic import ValidationError
 
 from senforms import rules
 from senforms.context import letter_context
-from senforms.documents import _sample_settings, letter_text, reading_grade
+from senforms.documents import _sample_settings, letter_text, reading_grade, sample_context
 from senforms.forms import extract
 from senforms.history import History
 from senforms.kinds import KINDS, ReviewRecord, SupportPlan
+from senforms.letters import LETTERS, Audience
 from senforms.render import letter_template, render_docx
 from senforms.wordform import make_form
 from tests.wordfill import fill_like_word, typed
@@ -187,7 +188,8 @@ ENDING = {"decision": "end", "next_review_date": None, "next_steps": "Miss Shah 
         (
             "ehc-plan",
             None,
-            "Ella is moving to an EHC plan, so the help Ella gets will be set out in that plan instead.",
+            "Ella is moving to an EHC plan (an Education, Health and Care plan from the council), so the help "
+            "Ella gets will be set out in that plan instead.",
         ),
         ("leaving", None, "Ella is leaving our school."),
         ("parents", None, "You asked us to end it."),
@@ -319,3 +321,49 @@ def test_after_an_ehc_request_the_next_plan_is_still_prefilled_with_the_same_sup
     assert prefilled.kind == "support-plan" and prefilled.values["cycle"] == 2
     assert prefilled.values["provision"][0]["what"] == "Word games in a small group"
     assert "Asking for an EHC needs assessment" in [d.title for d in decided.documents]
+
+
+# --- 5. words parents understand ------------------------------------------------------------------
+
+EXPLAINED = {
+    "SENCO": "the teacher who leads on special educational needs",
+    "SEN support": "extra",  # "the extra help the school gives", "help that is extra to"
+    "EHC": "Education, Health and Care",
+}
+PARENT_LETTERS = [name for name, letter in LETTERS.items() if letter.audience is Audience.PARENTS]
+
+
+def _form_words(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [w for v in value.values() for w in _form_words(v)]
+    if isinstance(value, list):
+        return [w for v in value for w in _form_words(v)]
+    return [value] if isinstance(value, str) and len(value) > 20 else []  # not dates or names
+
+
+@pytest.mark.parametrize("name", PARENT_LETTERS)
+def test_each_term_is_explained_where_the_letter_first_uses_it(name: str) -> None:
+    context = sample_context(name)
+    text = text_of(render_docx(letter_template(_sample_settings(), name), context))
+    # The letter's own words: lines holding what the school typed on the form are left out.
+    typed_in = _form_words(context["form"])
+    own = [line for line in text.splitlines() if not any(w in line for w in typed_in)]
+    for term, explanation in EXPLAINED.items():
+        first = next((i for i, line in enumerate(own) if term in line), None)
+        if first is None:
+            continue
+        nearby = " ".join(own[first : first + 2])
+        assert explanation in nearby, f"{name}: {term!r} first used without saying what it is: {own[first]!r}"
+
+
+def test_the_notification_gives_the_needs_in_the_forms_words_not_census_codes() -> None:
+    context = sample_context("sen-notification")
+    text = text_of(render_docx(letter_template(_sample_settings(), "sen-notification"), context))
+    assert "Reading and spelling are well behind his classmates." in text
+    assert "census" not in text and "Specific learning difficulty" not in text
+    assert "Cognition and learning" not in text
+
+
+def test_the_review_letter_explains_an_ehc_needs_assessment() -> None:
+    page = first_page(render("review-outcome", review(**EHC)))
+    assert "EHC needs assessment (EHC stands for Education, Health and Care)" in page
