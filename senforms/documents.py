@@ -25,11 +25,11 @@ from typing import Any
 
 from senforms import forms, rules
 from senforms.config import Settings
-from senforms.context import letter_context
+from senforms.context import address_block, letter_context
 from senforms.errors import OfficeError, TemplateError
 from senforms.history import History
 from senforms.kinds import KINDS, FormModel
-from senforms.letters import LETTERS, Letter
+from senforms.letters import LETTERS, Audience, Letter
 from senforms.office import MISSING_MESSAGE, ConversionFailed, Office, office_available
 from senforms.render import LETTERS_FOLDER, letter_template, render_docx
 
@@ -134,11 +134,35 @@ def render_documents(
             with_cycles=doc.with_cycles,
             correction=correction,
         )
-        content = render_docx(letter_template(settings, doc.name), context)
-        title = doc.title + (" (corrected)" if corrected else "")
-        out.append(Rendered(doc.audience, title, doc.name, content, ".docx"))
+        for copy, title in _household_copies(context, doc):
+            content = render_docx(letter_template(settings, doc.name), copy)
+            out.append(
+                Rendered(doc.audience, title + (" (corrected)" if corrected else ""), doc.name, content, ".docx")
+            )
     pdf.convert([r for r in out if r.suffix == ".docx"], warnings)
     return out, warnings
+
+
+def household_title(title: str, names: str) -> str:
+    """A household's own copy: "Review of SEN support for Mr Daniel Hart". The outbox's list of
+    letters to send finds the household again by this ending (``outbox.letters_to_send``)."""
+    return f"{title} for {names}"
+
+
+def _household_copies(context: dict[str, Any], letter: Letter) -> list[tuple[dict[str, Any], str]]:
+    """One copy of a parent letter for each household on the form (parents at different
+    addresses each get their own, greeted and addressed to the people there); one copy for
+    everything else, and for a family at one address."""
+    households = context["recipients"]
+    if letter.audience != Audience.PARENTS or len(households) < 2:
+        return [(context, letter.title)]
+    return [
+        (
+            context | {"greeting": h["greeting"], "recipients": [h], "address_block": address_block([h])},
+            household_title(letter.title, h["names"]),
+        )
+        for h in households
+    ]
 
 
 # --- sample data for check-templates and the tests ---------------------------------------------------
@@ -246,8 +270,6 @@ def reading_grade(text: str) -> float:
 def reading_ages(settings: Settings) -> list[tuple[str, float]]:
     """Each parent letter in use, filled in with the sample details, and its reading age
     (Flesch-Kincaid grade + 5). Letters that cannot be filled in are left to check_templates."""
-    from senforms.letters import Audience
-
     ages = []
     for letter in LETTERS.values():
         if letter.audience != Audience.PARENTS:

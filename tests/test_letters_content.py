@@ -3,8 +3,10 @@ and reads the Word document back (python-docx), asserting the sentence that coul
 
 from __future__ import annotations
 
+import csv
 import io
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,14 +14,17 @@ from docx import Document
 from pydantic import ValidationError
 
 from senforms import rules
+from senforms.config import Settings
 from senforms.context import letter_context
 from senforms.documents import _sample_settings, letter_text, reading_grade, sample_context
 from senforms.forms import extract
 from senforms.history import History
 from senforms.kinds import KINDS, ReviewRecord, SupportPlan
 from senforms.letters import LETTERS, Audience
+from senforms.pipeline import Pipeline
 from senforms.render import letter_template, render_docx
 from senforms.wordform import make_form
+from tests.pipeline_helpers import drop, filled, values
 from tests.wordfill import fill_like_word, typed
 
 TODAY = date(2026, 3, 13)
@@ -367,3 +372,70 @@ def test_the_notification_gives_the_needs_in_the_forms_words_not_census_codes() 
 def test_the_review_letter_explains_an_ehc_needs_assessment() -> None:
     page = first_page(render("review-outcome", review(**EHC)))
     assert "EHC needs assessment (EHC stands for Education, Health and Care)" in page
+
+
+# --- 6. one letter per household, and the office's list ----------------------------------------------
+
+APART = [
+    {
+        "name": "Mrs Joanne Clarke",
+        "relationship": "Mother",
+        "address": "3 Elm Road\nOakfield\nOK1 3CD",
+        "email": "jo.clarke@example.org",
+        "preferred_contact": "email",
+    },
+    {
+        "name": "Mr Tunde Adeyemi",
+        "relationship": "Father",
+        "address": "Flat 2, 40 High Street\nBramford\nBR2 9XY",
+        "preferred_contact": "letter",
+    },
+]
+
+
+def _notifications(outbox: Path) -> dict[str, str]:
+    return {p.name: text_of(p.read_bytes()) for p in outbox.glob("parents/*/*Formal notification*")}
+
+
+def test_parents_living_apart_each_get_their_own_letter_and_the_office_a_list(
+    settings: Settings, tmp_path: Path
+) -> None:
+    early = values("early-discussion", pupil={"parents": APART})
+    with Pipeline(settings, today=lambda: date(2025, 10, 9)) as pipeline:
+        pipeline.process_file(drop(tmp_path, "early.docx", filled("early-discussion", early)))
+    letters = _notifications(settings.outbox)
+    assert sorted(letters) == [
+        "2025-10-09 Formal notification of SEN support for Mr Tunde Adeyemi.docx",
+        "2025-10-09 Formal notification of SEN support for Mrs Joanne Clarke.docx",
+    ]
+    to_father = letters["2025-10-09 Formal notification of SEN support for Mr Tunde Adeyemi.docx"]
+    assert (
+        "Dear Mr Adeyemi\n" in to_father and "Mr Tunde Adeyemi\nFlat 2, 40 High Street\nBramford\nBR2 9XY" in to_father
+    )
+    assert "Clarke" not in to_father and "Elm Road" not in to_father
+    to_mother = letters["2025-10-09 Formal notification of SEN support for Mrs Joanne Clarke.docx"]
+    assert "Dear Mrs Clarke\n" in to_mother and "Adeyemi" not in to_mother
+    with (settings.outbox / "parents" / "Letters to send 2025-10-09.csv").open(encoding="utf-8-sig") as f:
+        rows = list(csv.DictReader(f))
+    notified = {r["Recipient"]: r for r in rows if r["Letter"].startswith("Formal notification")}
+    assert set(notified) == {"Mrs Joanne Clarke", "Mr Tunde Adeyemi"}
+    father = notified["Mr Tunde Adeyemi"]
+    assert father["Address"] == "Flat 2, 40 High Street, Bramford, BR2 9XY"
+    assert father["Preferred contact"] == "Letter" and father["UPN"] == early["pupil"]["upn"]
+    assert father["Child"] == "Millie Hart" and (settings.outbox / father["File"]).is_file()
+    assert notified["Mrs Joanne Clarke"]["E-mail"] == "jo.clarke@example.org"
+    # Every letter of the day is listed once: two households, two letters each (note and notification).
+    assert len(rows) == 4
+
+
+def test_one_household_gets_one_letter_addressed_to_both(settings: Settings, tmp_path: Path) -> None:
+    together = [APART[0], APART[1] | {"address": "3 elm road, Oakfield,  OK1 3CD"}]
+    early = values("early-discussion", pupil={"parents": together})
+    with Pipeline(settings, today=lambda: date(2025, 10, 9)) as pipeline:
+        pipeline.process_file(drop(tmp_path, "early.docx", filled("early-discussion", early)))
+    (letter,) = _notifications(settings.outbox).values()
+    assert "Dear Mrs Clarke and Mr Adeyemi" in letter
+    assert "Mrs Joanne Clarke and Mr Tunde Adeyemi\n3 Elm Road\nOakfield\nOK1 3CD" in letter
+    with (settings.outbox / "parents" / "Letters to send 2025-10-09.csv").open(encoding="utf-8-sig") as f:
+        recipients = {r["Recipient"] for r in csv.DictReader(f)}
+    assert recipients == {"Mrs Joanne Clarke and Mr Tunde Adeyemi"}

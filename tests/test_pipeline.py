@@ -67,7 +67,13 @@ def docx_text(path: Path) -> str:
 
 
 def outbox_files(cfg: Settings) -> list[str]:
-    return sorted(p.relative_to(cfg.outbox).as_posix() for p in cfg.outbox.rglob("*") if p.is_file())
+    """The documents in the outbox (not the office's daily "Letters to send" list, which is no
+    one document but a list of them)."""
+    return sorted(
+        p.relative_to(cfg.outbox).as_posix()
+        for p in cfg.outbox.rglob("*")
+        if p.is_file() and not p.name.startswith("Letters to send ")
+    )
 
 
 def count(cfg: Settings, table: type) -> int:
