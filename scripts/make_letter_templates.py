@@ -618,7 +618,7 @@ def review_outcome() -> DocumentType:
         "Thank you for coming to {{ pupil.known_as }}'s review. At a review we look at how "
         "{{ pupil.known_as }} is getting on with SEN support. SEN support is the extra help the school "
         "gives to children with special educational needs. This letter says what we found and what "
-        "we agreed. The full record of our talk is on the next page.",
+        "we agreed. The full record of our talk follows the letter.",
     )
     heading(doc, "What we found", 2)
     para(doc, "{{ review.summary }}")
@@ -631,14 +631,19 @@ def review_outcome() -> DocumentType:
     )
     tag(doc, "{%p endfor %}")
     heading(doc, "What we agreed", 2)
-    para(doc, "{{ review.decision }}")
-    tag(doc, "{%p if form.next_review_date %}")
-    rich(doc, ("Next review: ", True), ("{{ form.next_review_date }}", False))
+    para(
+        doc,
+        "{{ review.decision }}{% if form.next_review_date %} Our next review is on {{ form.next_review_date }}.{% endif %}",
+    )
+    tag(doc, "{%p if form.next_steps %}")
+    rich(doc, ("Next steps: ", True), ("{{ form.next_steps }}", False))
     tag(doc, "{%p endif %}")
     contact_us(doc)
     sendiass(doc)
     sign_off(doc)
-    doc.add_page_break()
+    # No page break: the record follows the signature, so a letter that just spills over does not
+    # leave a page nearly empty; its heading and rows are kept whole.
+    para(doc)
     doc.add_heading("Record of the review for {{ pupil.known_as }}", level=0)
     pairs_table(
         doc,

@@ -121,17 +121,9 @@ def text_of(content: bytes) -> str:
 
 
 def first_page(content: bytes) -> str:
-    """The letter before its first page break (the record of the review follows it)."""
-    doc = Document(io.BytesIO(content))
-    lines = []
-    for p in doc.paragraphs:
-        if any(
-            br.get("{http://schemas.openxmlformats.org/wordprocessingml/2006/main}type") == "page"
-            for br in p._p.iter("{http://schemas.openxmlformats.org/wordprocessingml/2006/main}br")
-        ):
-            break
-        lines.append(p.text)
-    return "\n".join(lines)
+    """The letter itself, before the record of the review that follows it."""
+    text = text_of(content)
+    return text.split("Record of the review for", 1)[0]
 
 
 def assert_readable(content: bytes) -> None:
