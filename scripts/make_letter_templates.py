@@ -344,10 +344,17 @@ def sign_off(doc: DocumentType) -> None:
     para(doc, "{{ signatory.role }}, {{ school.name }}")
 
 
+# Said before the sign-off names the role, so a parent knows what a SENCO is (issue 10.4).
+SENCO_EXPLAINED = (
+    "{% if signatory.role | upper == 'SENCO' %}I am the school's SENCO: the teacher who leads on "
+    "special educational needs (SEN). {% endif %}"
+)
+
+
 def contact_us(doc: DocumentType) -> None:
     para(
         doc,
-        "If you have any questions, or would like to talk about this, please contact me through the "
+        SENCO_EXPLAINED + "If you have any questions, or would like to talk about this, please contact me through the "
         "school office{% if school.phone %} on {{ school.phone }}{% endif %}"
         "{% if school.email %}{% if school.phone %} or{% endif %} at {{ school.email }}{% endif %}.",
         keep=True,
@@ -383,7 +390,6 @@ def early_discussion_note() -> DocumentType:
             ("What {{ pupil.known_as }} finds hard", "{{ form.difficulties }}"),
             ("Your concerns", "{{ form.parent_concerns or 'None written down' }}"),
             ("What {{ pupil.known_as }} told us", "{{ form.pupil_views or 'Not asked this time' }}"),
-            ("Areas of need we talked about", "{{ form.areas | join(', ') if form.areas else 'None recorded' }}"),
             ("What we hope for", "{{ form.outcomes_sought }}"),
             ("Next steps we agreed", "{{ form.next_steps }}"),
         ],
@@ -444,19 +450,9 @@ def sen_notification() -> DocumentType:
         "always be needed.",
     )
     heading(doc, "What the support is for", 2)
-    tag(doc, "{%p if form.areas %}")
-    para(doc, "We agreed that {{ pupil.known_as }} needs help in these areas:")
-    tag(doc, "{%p for area in form.areas %}")
-    bullet(doc, "{{ area }}")
-    tag(doc, "{%p endfor %}")
-    tag(doc, "{%p endif %}")
-    tag(doc, "{%p if form.primary_need_text %}")
-    para(
-        doc,
-        "On the school census this is recorded as: {{ form.primary_need_text }}. Schools use this "
-        "heading to plan support; it is not a medical diagnosis.",
-    )
-    tag(doc, "{%p endif %}")
+    # In the words written on the form, never the census code or the broad area's name (issue 10.4).
+    para(doc, "At our meeting we talked about what {{ pupil.known_as }} finds hard:")
+    para(doc, "{{ form.difficulties }}")
     heading(doc, "What this means", 2)
     bullet(
         doc,
@@ -478,7 +474,8 @@ def sen_notification() -> DocumentType:
     bullet(
         doc,
         "The class teacher stays responsible for {{ pupil.known_as }}'s learning every day, with help "
-        "from me as {{ signatory.role }}.",
+        "from me as {{ signatory.role }}{% if signatory.role | upper == 'SENCO' %}. The SENCO is the "
+        "teacher who leads on special educational needs (SEN){% endif %}.",
     )
     heading(doc, "Your part", 2)
     para(
@@ -502,6 +499,7 @@ def plan_parent_copy() -> DocumentType:
     para(
         doc,
         "Here is your copy of {{ pupil.known_as }}'s SEN support plan, agreed on {{ form.plan_date }}. "
+        "SEN support is the extra help the school gives to children with special educational needs. "
         "It sets out what we are working towards, the help {{ pupil.known_as }} will have at school, "
         "and how you can help at home.",
     )
@@ -617,48 +615,35 @@ def review_outcome() -> DocumentType:
     para(doc, "{{ greeting }}")
     para(
         doc,
-        "Thank you for coming to {{ pupil.known_as }}'s review on {{ form.review_date }}. This letter "
-        "sets out what we found and what we agreed, so that you have a clear record of how the "
-        "support is working. The full record of our discussion follows.",
+        "Thank you for coming to {{ pupil.known_as }}'s review. At a review we look at how "
+        "{{ pupil.known_as }} is getting on with SEN support. SEN support is the extra help the school "
+        "gives to children with special educational needs. This letter says what we found and what "
+        "we agreed. The full record of our talk follows the letter.",
     )
+    heading(doc, "What we found", 2)
+    para(doc, "{{ review.summary }}")
+    tag(doc, "{%p for o in form.outcomes %}")
+    rich(
+        doc,
+        ("{{ 'Not yet achieved' if o.rating == 'Not achieved' else o.rating }}: ", True),
+        ("{{ o.description }}{% if o.evidence %} ({{ o.evidence }}){% endif %}", False),
+        style="List Bullet",
+    )
+    tag(doc, "{%p endfor %}")
     heading(doc, "What we agreed", 2)
-    tag(doc, '{%p if form.decision == "Continue the plan" %}')
-    para(doc, "The support is working, so we will carry on with the plan as it is.")
-    tag(doc, '{%p elif form.decision == "Revise outcomes or provision" %}')
     para(
         doc,
-        "We will change some of the outcomes or some of the support, as we discussed. The new plan "
-        "will be shared with you.",
+        "{{ review.decision }}{% if form.next_review_date %} Our next review is on {{ form.next_review_date }}.{% endif %}",
     )
-    tag(doc, '{%p elif form.decision == "Involve a specialist" %}')
-    para(
-        doc,
-        "We would like to ask a specialist for advice. We will only do this with your agreement, and we "
-        "will write to you about it separately.",
-    )
-    tag(doc, '{%p elif form.decision == "Request an EHC needs assessment" %}')
-    para(
-        doc,
-        "We agreed to ask the local council for an Education, Health and Care (EHC) needs assessment. "
-        "This is a detailed look at {{ pupil.known_as }}'s needs, which can lead to an EHC plan. We will "
-        "talk with you about the request before it is sent, and SEN support continues meanwhile.",
-    )
-    tag(doc, '{%p elif form.decision == "End SEN support" %}')
-    para(
-        doc,
-        "{{ pupil.known_as }} has made enough progress that SEN support can end. We will write to you "
-        "separately about this.",
-    )
-    tag(doc, "{%p else %}")
-    para(doc, "{{ form.decision }}")
-    tag(doc, "{%p endif %}")
-    tag(doc, "{%p if form.next_review_date %}")
-    rich(doc, ("Next review: ", True), ("{{ form.next_review_date }}", False))
+    tag(doc, "{%p if form.next_steps %}")
+    rich(doc, ("Next steps: ", True), ("{{ form.next_steps }}", False))
     tag(doc, "{%p endif %}")
     contact_us(doc)
     sendiass(doc)
     sign_off(doc)
-    doc.add_page_break()
+    # No page break: the record follows the signature, so a letter that just spills over does not
+    # leave a page nearly empty; its heading and rows are kept whole.
+    para(doc)
     doc.add_heading("Record of the review for {{ pupil.known_as }}", level=0)
     pairs_table(
         doc,
@@ -696,8 +681,11 @@ def review_outcome() -> DocumentType:
             ("School staff", "{{ form.staff_views or 'Not recorded' }}"),
         ],
     )
-    heading(doc, "Decision")
-    para(doc, "{{ form.decision }}{% if form.next_review_date %}. Next review: {{ form.next_review_date }}{% endif %}.")
+    heading(doc, "What we agreed")
+    para(doc, "{{ review.decision }}")
+    tag(doc, "{%p if form.next_review_date %}")
+    para(doc, "Next review: {{ form.next_review_date }}.")
+    tag(doc, "{%p endif %}")
     footer(doc, "Review of SEN support: {{ pupil.full_name }}, {{ form.review_date }}")
     return doc
 
@@ -713,6 +701,15 @@ def specialist_letter() -> DocumentType:
         "{{ pupil.known_as }} has made. Some of it has been slower than we all hoped, even with the "
         "extra help in place.",
     )
+    tag(doc, "{%p if form.specialist %}")
+    para(
+        doc,
+        "We would like to ask a specialist for advice: {{ form.specialist }}. We will only go ahead if you agree.",
+    )
+    tag(doc, "{%p if form.specialist_reason %}")
+    rich(doc, ("Why we are asking: ", True), ("{{ form.specialist_reason }}", False))
+    tag(doc, "{%p endif %}")
+    tag(doc, "{%p else %}")
     para(
         doc,
         "We would like to ask a specialist for advice. This could be, for example, an educational "
@@ -720,6 +717,10 @@ def specialist_letter() -> DocumentType:
         "{{ pupil.known_as }} needs. We will only go ahead if you agree, and we will talk with you "
         "about which specialist would help most.",
     )
+    tag(doc, "{%p endif %}")
+    tag(doc, "{%p if form.next_steps %}")
+    rich(doc, ("What we agreed to do next: ", True), ("{{ form.next_steps }}", False))
+    tag(doc, "{%p endif %}")
     heading(doc, "What would happen", 2)
     bullet(doc, "The specialist may watch {{ pupil.known_as }} in class, talk with them, or do some assessments.")
     bullet(doc, "They will usually want to hear from you too, about how things are at home.")
@@ -732,7 +733,7 @@ def specialist_letter() -> DocumentType:
     heading(doc, "What we need from you", 2)
     para(
         doc,
-        "Please fill in the slip below and return it to the school office"
+        SENCO_EXPLAINED + "Please fill in the slip below and return it to the school office"
         "{% if school.email %}, or reply by e-mail to {{ school.email }}{% endif %}. If you would like to talk "
         "about it first, please {% if school.phone %}ring me on {{ school.phone }}{% else %}contact me through "
         "the school office{% endif %}.",
@@ -742,7 +743,12 @@ def specialist_letter() -> DocumentType:
     sign_off(doc)
     para(doc, "✂ - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - -", align="centre")
     heading(doc, "Reply: asking a specialist for advice about {{ pupil.full_name }}", 2)
-    para(doc, "☐  I agree to the school asking a specialist for advice about {{ pupil.known_as }}.")
+    para(
+        doc,
+        "☐  I agree to the school asking a specialist{% if form.specialist %} ({{ form.specialist }}){% endif %} "
+        "for advice about "
+        "{{ pupil.known_as }}, and to the school sharing what it knows about {{ pupil.known_as }} with them.",
+    )
     para(doc, "☐  I do not agree at the moment. I would like to talk about it first.")
     para(doc, "Name: ____________________________   Signed: ____________________   Date: ____________")
     footer(doc, "Asking a specialist for advice: {{ pupil.full_name }}")
@@ -750,46 +756,131 @@ def specialist_letter() -> DocumentType:
 
 
 def sen_support_ended() -> DocumentType:
-    doc = new_document("SEN support has ended")
+    doc = new_document("SEN support is ending")
     letterhead(doc)
     about_line(doc)
     para(doc, "{{ greeting }}")
+    # The reason is the one the review form gives (rules.end_reason), and no other.
     para(
         doc,
-        "At {{ pupil.known_as }}'s review on {{ form.review_date }} we agreed together that "
-        "{{ pupil.known_as }} has made good progress and no longer needs SEN support. Thank you for "
-        "everything you have done to help.",
+        "At {{ pupil.known_as }}'s review on {{ form.review_date }} we agreed that SEN support for "
+        "{{ pupil.known_as }} will end. SEN support is the extra help the school gives to children "
+        "with special educational needs.",
     )
+    tag(doc, "{%p if review.end_reason %}")
+    para(doc, "{{ review.end_reason }}")
+    tag(doc, "{%p endif %}")
+    tag(doc, "{%p if form.next_steps %}")
+    heading(doc, "What happens next", 2)
+    para(doc, "{{ form.next_steps }}")
+    tag(doc, "{%p endif %}")
     heading(doc, "What this means", 2)
+    tag(doc, '{%p if review.end_reason_key == "ehc-plan" %}')
+    bullet(doc, "The help {{ pupil.known_as }} gets from now on will be set out in the EHC plan.")
+    bullet(doc, "The EHC plan will be looked at again with you at least once a year.")
+    tag(doc, '{%p elif review.end_reason_key == "leaving" %}')
+    bullet(doc, "We will send {{ pupil.known_as }}'s records to the new school, so that they know what helps.")
+    bullet(doc, "The new school will decide with you what help {{ pupil.known_as }} needs there.")
+    tag(doc, "{%p else %}")
     bullet(
         doc,
-        "{{ pupil.known_as }}'s name comes off the school's SEN register, the list of pupils who receive SEN support.",
+        "{{ pupil.known_as }}'s name comes off the school's SEN register, the list of pupils who get SEN support.",
     )
     bullet(
         doc,
         "{{ pupil.known_as }}'s teachers will keep adapting their teaching, as they do for every child, "
         "and will keep an eye on how things go.",
     )
+    tag(doc, "{%p endif %}")
     bullet(doc, "The records of the support are kept safely in {{ pupil.known_as }}'s school file.")
     heading(doc, "Progress at the last review", 2)
     loop_table(
         doc,
-        ["Outcome", "Progress"],
-        ["{{ o.description }}", "{{ o.rating }}"],
+        ["Target", "Progress"],
+        ["{{ o.description }}", "{{ 'Not yet achieved' if o.rating == 'Not achieved' else o.rating }}"],
         "o in form.outcomes",
         (12.0, 5.0),
     )
+    heading(doc, "If you do not agree", 2)
+    para(
+        doc,
+        "If you do not agree that SEN support should end, please tell me. We will meet to talk it "
+        "through, and we can look at the decision again.",
+    )
+    tag(doc, '{%p if review.end_reason_key not in ("ehc-plan", "leaving") %}')
     heading(doc, "If you become worried again", 2)
     para(
         doc,
-        "Please get in touch straight away if you have any concerns. We will meet you, look at what is "
+        "Please get in touch straight away if you have any worries. We will meet you, look at what is "
         "happening, and start SEN support again if {{ pupil.known_as }} needs it. We will do the same if "
         "we notice anything at school.",
+    )
+    tag(doc, "{%p endif %}")
+    contact_us(doc)
+    sendiass(doc)
+    sign_off(doc)
+    footer(doc, "SEN support is ending: {{ pupil.full_name }}")
+    return doc
+
+
+def ehc_request() -> DocumentType:
+    # Facts from the SEND Code of Practice: 6.63 (school or parents may request), 9.14 (6 weeks to
+    # decide whether to assess), 9.40 (20 weeks from request to final plan).
+    doc = new_document("Asking for an EHC needs assessment")
+    letterhead(doc)
+    about_line(doc)
+    para(doc, "{{ greeting }}")
+    para(
+        doc,
+        "At {{ pupil.known_as }}'s review on {{ form.review_date }} we agreed to ask the council for an "
+        "EHC needs assessment for {{ pupil.known_as }}. EHC stands for Education, Health and Care. "
+        "This letter says what the assessment is and what happens next.",
+    )
+    heading(doc, "What is an EHC needs assessment?", 2)
+    para(
+        doc,
+        "In an EHC needs assessment, the council looks "
+        "closely at all of {{ pupil.known_as }}'s needs. It asks you, {{ pupil.known_as }}, the school "
+        "and others who know {{ pupil.known_as }} what they think. Then the council decides if "
+        "{{ pupil.known_as }} needs an EHC plan. An EHC plan is a legal paper. It sets out "
+        "{{ pupil.known_as }}'s needs and the help that must be given.",
+    )
+    heading(doc, "What happens next", 2)
+    bullet(
+        doc,
+        "We send the request to the council, with a record of the help we have given "
+        "{{ pupil.known_as }} so far and how it went.",
+    )
+    bullet(
+        doc,
+        "The council has 6 weeks from the day it gets the request to decide if it will do the "
+        "assessment. It will write to tell you.",
+    )
+    bullet(
+        doc,
+        "If it goes ahead, the whole process should take no more than 20 weeks from the request to the final EHC plan.",
+    )
+    bullet(
+        doc,
+        "{{ pupil.known_as }}'s SEN support at school goes on as normal while you wait. SEN support is "
+        "the extra help the school gives to children with special educational needs.",
+    )
+    tag(doc, "{%p if form.next_steps %}")
+    rich(doc, ("What we agreed to do next: ", True), ("{{ form.next_steps }}", False))
+    tag(doc, "{%p endif %}")
+    heading(doc, "You can ask too", 2)
+    para(
+        doc,
+        "Parents can ask the council for an EHC needs assessment themselves. You do not need the "
+        "school to agree. {{ sendiass.name or 'Your local SENDIASS' }}, a free advice service for "
+        "parents, can help you with this, and "
+        "can tell you what you can do if the council says no.",
+        keep=True,
     )
     contact_us(doc)
     sendiass(doc)
     sign_off(doc)
-    footer(doc, "SEN support has ended: {{ pupil.full_name }}")
+    footer(doc, "Asking for an EHC needs assessment: {{ pupil.full_name }}")
     return doc
 
 
@@ -861,24 +952,26 @@ def specialist_prompt() -> DocumentType:
     para(
         doc,
         "For the SENCO. At the review on {{ form.review_date }}, these outcomes for {{ pupil.full_name }} "
-        "({{ pupil.year_group }}) were rated \u201cNot achieved\u201d for the second review running:",
+        "({{ pupil.year_group }}) were rated \u201cNot achieved\u201d at this review and the one before, and "
+        "no review in that run has yet decided to involve a specialist or to request an EHC needs assessment:",
     )
-    tag(doc, "{%p if flags %}")
+    tag(doc, '{%p if flags | selectattr("new") | list %}')
     loop_table(
         doc,
-        ["Outcome", "Ratings, earliest first"],
-        ["{{ f.description }}", "{{ f.ratings | join(', ') }}"],
-        "f in flags",
-        (12.0, 5.0),
+        ["Outcome", "Every rating in the run, earliest first"],
+        ["{{ f.description }}", "{{ f.ratings | join('; ') }}"],
+        "f in flags if f.new",
+        (11.0, 6.0),
     )
     tag(doc, "{%p else %}")
     para(doc, "(No outcomes are flagged.)")
     tag(doc, "{%p endif %}")
     para(
         doc,
-        "The SEND Code of Practice (6.58-6.59) asks schools to consider involving specialists when a "
-        "pupil keeps making less than expected progress despite well-matched support, and to always "
-        "involve one where progress stays little or none. Parents must be involved in that decision.",
+        "The SEND Code of Practice says that where a pupil continues to make less than expected progress "
+        "despite support matched to their need, the school should consider involving specialists (6.58); "
+        "where progress stays little or none, a school should always involve one; and the parents should "
+        "always be involved in that decision (6.59).",
     )
     heading(doc, "To consider", 2)
     bullet(doc, "Is the support matched to the need, delivered as planned and by trained staff?")
@@ -1011,6 +1104,7 @@ DOCUMENTS = {
     "review-outcome": review_outcome,
     "specialist-letter": specialist_letter,
     "sen-support-ended": sen_support_ended,
+    "ehc-request": ehc_request,
     "evidence-summary": evidence_summary,
     "specialist-prompt": specialist_prompt,
     "parent-meeting-note": parent_meeting_note,

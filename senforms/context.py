@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from senforms.config import PLACEHOLDER, Settings
 from senforms.history import History
 from senforms.kinds import BroadAreas, FormKind, FormModel, Pupil, ReviewRecord, SupportPlan
-from senforms.rules import Flag
+from senforms.rules import Flag, end_reason, review_findings
 from senforms.values import Choice, fold_outcome, need_codes
 
 
@@ -195,6 +195,25 @@ def cycles_context(history: History) -> list[dict[str, Any]]:
     return cycles
 
 
+def review_context(form: BaseModel) -> dict[str, Any]:
+    """What a review found, in parents' words (``rules.review_findings``): the first page of the
+    review letter shows it. Empty for any other kind of form."""
+    if not isinstance(form, ReviewRecord):
+        return {}
+    found = review_findings(form)
+    return {
+        "summary": found.summary,
+        "decision": found.decision,
+        "achieved": found.achieved,
+        "partly": found.partly,
+        "not_achieved": found.not_achieved,
+        # Why SEN support ends, as the form gives it ("" when it does not); the key picks the
+        # paragraphs that fit (a pupil who is leaving is not told to tell us if worried again).
+        "end_reason": end_reason(form).strip(),
+        "end_reason_key": str(form.end_reason.value) if form.end_reason else "",
+    }
+
+
 def letter_context(
     settings: Settings,
     form: BaseModel,
@@ -220,8 +239,9 @@ def letter_context(
         "recipients": households,
         "address_block": address_block(households),
         "form": form_context(form),
+        "review": review_context(form),
         "cycles": cycles_context(history) if with_cycles else [],
-        "flags": [{"description": f.description, "ratings": list(f.ratings)} for f in flags],
+        "flags": [{"description": f.description, "ratings": list(f.ratings), "new": f.new} for f in flags],
     }
 
 

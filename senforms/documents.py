@@ -25,11 +25,11 @@ from typing import Any
 
 from senforms import forms, rules
 from senforms.config import Settings
-from senforms.context import annual_report_context, letter_context
+from senforms.context import address_block, annual_report_context, letter_context
 from senforms.errors import OfficeError, TemplateError
 from senforms.history import History
 from senforms.kinds import KINDS, FormModel
-from senforms.letters import LETTERS, Letter
+from senforms.letters import LETTERS, Audience, Letter
 from senforms.office import MISSING_MESSAGE, ConversionFailed, Office, office_available
 from senforms.render import LETTERS_FOLDER, letter_template, render_docx
 
@@ -134,21 +134,66 @@ def render_documents(
             with_cycles=doc.with_cycles,
             correction=correction,
         )
-        content = render_docx(letter_template(settings, doc.name), context)
-        title = doc.title + (" (corrected)" if corrected else "")
-        out.append(Rendered(doc.audience, title, doc.name, content, ".docx"))
+        for copy, title in _household_copies(context, doc):
+            content = render_docx(letter_template(settings, doc.name), copy)
+            out.append(
+                Rendered(doc.audience, title + (" (corrected)" if corrected else ""), doc.name, content, ".docx")
+            )
     pdf.convert([r for r in out if r.suffix == ".docx"], warnings)
     return out, warnings
+
+
+def household_title(title: str, names: str) -> str:
+    """A household's own copy: "Review of SEN support for Mr Daniel Hart". The outbox's list of
+    letters to send finds the household again by this ending (``outbox.letters_to_send``)."""
+    return f"{title} for {names}"
+
+
+def _household_copies(context: dict[str, Any], letter: Letter) -> list[tuple[dict[str, Any], str]]:
+    """One copy of a parent letter for each household on the form (parents at different
+    addresses each get their own, greeted and addressed to the people there); one copy for
+    everything else, and for a family at one address."""
+    households = context["recipients"]
+    if letter.audience != Audience.PARENTS or len(households) < 2:
+        return [(context, letter.title)]
+    return [
+        (
+            context | {"greeting": h["greeting"], "recipients": [h], "address_block": address_block([h])},
+            household_title(letter.title, h["names"]),
+        )
+        for h in households
+    ]
 
 
 # --- sample data for check-templates and the tests ---------------------------------------------------
 
 
 @cache
+def _samples() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(
+        resources.files("senforms.samples").joinpath("forms.json").read_text(encoding="utf-8")
+    )
+    return data
+
+
+@cache
 def sample_forms() -> tuple[FormModel, ...]:
     """The sample pupil's forms, oldest first, validated by their kinds' models."""
-    data = json.loads(resources.files("senforms.samples").joinpath("forms.json").read_text(encoding="utf-8"))
-    return tuple(KINDS[item["kind"]].model.model_validate(item["answers"]) for item in data["forms"])
+    return tuple(KINDS[item["kind"]].model.model_validate(item["answers"]) for item in _samples()["forms"])
+
+
+def _sample_for(letter: Letter, form: FormModel) -> FormModel:
+    """The sample form itself, or, for a letter it does not issue (the ending letter, when the
+    sample review decided on a specialist), the same form with the answers from the samples'
+    ``variants`` (by letter name, else by decision): every letter is checked with a form that
+    issues it."""
+    variants = _samples().get("variants", {})
+    variant = variants.get(letter.name)
+    if variant is None and letter.decisions and not letter.issued_by(form, letter.kind):
+        variant = variants.get(letter.decisions[0])
+    if variant is None:
+        return form
+    return type(form).model_validate(form.model_dump(mode="json") | variant)
 
 
 def sample_context(letter: Letter | str, *, today: date = date(2026, 11, 22)) -> dict[str, Any]:
@@ -169,7 +214,7 @@ def sample_context(letter: Letter | str, *, today: date = date(2026, 11, 22)) ->
         )
     model = KINDS[letter.kind].model
     index = max(i for i, f in enumerate(samples) if type(f) is model)
-    form, past = samples[index], History(samples[:index])
+    form, past = _sample_for(letter, samples[index]), History(samples[:index])
     decided = rules.what_next(form, past)
     return letter_context(
         _sample_settings(),
@@ -236,8 +281,6 @@ def reading_grade(text: str) -> float:
 def reading_ages(settings: Settings) -> list[tuple[str, float]]:
     """Each parent letter in use, filled in with the sample details, and its reading age
     (Flesch-Kincaid grade + 5). Letters that cannot be filled in are left to check_templates."""
-    from senforms.letters import Audience
-
     ages = []
     for letter in LETTERS.values():
         if letter.audience != Audience.PARENTS:

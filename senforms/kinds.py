@@ -138,6 +138,16 @@ class ReviewDecision(Choice):
     END = "end", "End SEN support"
 
 
+class EndReason(Choice):
+    """Why SEN support ends (review version 2): the letter to parents gives this reason and no other."""
+
+    PROGRESS = "progress", "Enough progress"
+    EHC_PLAN = "ehc-plan", "Moving to an EHC plan"
+    LEAVING = "leaving", "Leaving the school"
+    PARENTS = "parents", "Parents' request"
+    OTHER = "other", "Other (say why)"
+
+
 # --- the pupil -------------------------------------------------------------------------------
 
 
@@ -279,7 +289,72 @@ class SupportPlan(FormModel):
 
 
 class ReviewRecord(FormModel):
-    """Review (Code of Practice 6.53-6.55, 6.58-6.63): progress, impact and what happens next."""
+    """Review (Code of Practice 6.53-6.55, 6.58-6.63): progress, impact and what happens next.
+
+    Version 2 adds what the letters need: who the specialist is and why they are involved (6.59),
+    why SEN support is ending, and the agreed next steps. A form upgraded from version 1 never had
+    those boxes, so they are required only of a form printed at version 2."""
+
+    pupil: Pupil = field("About the pupil")
+    review_date: UKDate = field("Date of review", section="The review")
+    plan_date: UKDate = field("Date of the plan reviewed", section="The review")
+    cycle: WholeNumber = field("Cycle number", section="The review", ge=1, le=99)
+    attendees: Text = field("Who attended", section="The review", lines=2)
+    outcomes: list[OutcomeReview] = field("Progress on outcomes", rows=6, layout="rows", max_length=6, min_length=1)
+    provision: list[ProvisionImpact] = field("Impact of provision", rows=8, layout="rows", max_length=8)
+    pupil_views: OptText = field("The pupil's views", section="Views", lines=3, default=None)
+    parent_views: OptText = field("Parents' views", section="Views", lines=3, default=None)
+    staff_views: OptText = field("Staff views", section="Views", lines=3, default=None)
+    decision: ReviewDecision = field("Decision", section="Next steps")
+    specialist: OptText = field(
+        "Specialist to involve (service or role)",
+        section="Next steps",
+        help="Only if the decision is to involve a specialist, e.g. Educational psychologist",
+        default=None,
+    )
+    specialist_reason: OptText = field("Why we are asking the specialist", section="Next steps", lines=2, default=None)
+    end_reason: EndReason | None = field(
+        "Why SEN support is ending",
+        section="Next steps",
+        help="Only if the decision is to end SEN support",
+        default=None,
+    )
+    end_reason_words: OptText = field("The reason in words (if Other)", section="Next steps", lines=2, default=None)
+    next_steps: OptText = field("Agreed next steps", section="Next steps", lines=3, default=None)
+    next_review_date: UKDate | None = field("Next review date", section="Next steps", default=None)
+
+    _plan_before_review = field_validator("review_date")(_later_than("plan_date", "date of the plan reviewed"))
+
+    _next_after_review = field_validator("next_review_date")(_later_than("review_date", "date of review"))
+
+    @model_validator(mode="after")
+    def _next_review_unless_ending(self) -> ReviewRecord:
+        if self.next_review_date is None and self.decision is not ReviewDecision.END:
+            raise problem_at("next_review_date", "this must be filled in unless SEN support is ending")
+        return self
+
+    @model_validator(mode="after")
+    def _decision_needs(self, info: ValidationInfo) -> ReviewRecord:
+        if info.context and info.context.get("upgraded_from"):
+            return self  # printed before these boxes existed: the letters say only what it gives
+        if self.decision is ReviewDecision.END:
+            if self.end_reason is None:
+                raise problem_at("end_reason", "the decision is to end SEN support, so choose the reason")
+            if self.end_reason is EndReason.OTHER and not self.end_reason_words:
+                raise problem_at("end_reason_words", "the reason for ending is Other, so write the reason here")
+            if not self.next_steps:
+                raise problem_at("next_steps", "SEN support is ending, so write what happens next")
+        if self.decision is ReviewDecision.SPECIALIST:
+            if not self.specialist:
+                raise problem_at("specialist", "the decision is to involve a specialist, so say which service or role")
+            if not self.specialist_reason:
+                raise problem_at("specialist_reason", "the decision is to involve a specialist, so say why")
+        return self
+
+
+class ReviewRecordV1(FormModel):
+    """The review record as printed at version 1 (before the reasons and next steps): kept as it was,
+    so forms printed then are still read (``KINDS["review"].earlier``)."""
 
     pupil: Pupil = field("About the pupil")
     review_date: UKDate = field("Date of review", section="The review")
@@ -299,7 +374,7 @@ class ReviewRecord(FormModel):
     _next_after_review = field_validator("next_review_date")(_later_than("review_date", "date of review"))
 
     @model_validator(mode="after")
-    def _next_review_unless_ending(self) -> ReviewRecord:
+    def _next_review_unless_ending(self) -> ReviewRecordV1:
         if self.next_review_date is None and self.decision is not ReviewDecision.END:
             raise problem_at("next_review_date", "this must be filled in unless SEN support is ending")
         return self
@@ -379,7 +454,9 @@ class FormKind:
         for old in sorted(current.earlier, key=lambda v: v.number):
             if old.number >= number:
                 answers = old.to_next(answers)
-        return current.model.model_validate(answers)
+        # An upgraded form is told so: a box added since it was printed cannot be required of it.
+        context = {"upgraded_from": number} if number < current.version else None
+        return current.model.model_validate(answers, context=context)
 
 
 KINDS: dict[str, FormKind] = {
@@ -412,7 +489,7 @@ KINDS: dict[str, FormKind] = {
         FormKind(
             slug="review",
             title="SEN support review record",
-            version=1,
+            version=2,
             model=ReviewRecord,
             meeting_date="review_date",
             guidance=(
@@ -420,6 +497,9 @@ KINDS: dict[str, FormKind] = {
                 "outcome choose how much progress was made and say what shows it. Type in the grey "
                 "boxes. Dates like 12/03/2026."
             ),
+            # Version 2 added the specialist, the reason for ending and the next steps: a
+            # version 1 form simply has none of them.
+            earlier=(Version(1, ReviewRecordV1, dict),),
         ),
         FormKind(
             slug="parent-meeting",

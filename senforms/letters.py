@@ -112,6 +112,16 @@ SEN_SUPPORT_ENDED = Letter(
     "a review decided to end SEN support",
     decisions=("end",),
 )
+EHC_REQUEST = Letter(
+    "ehc-request",
+    Audience.PARENTS,
+    "Asking for an EHC needs assessment",
+    "6.63; chapter 9 (9.14, 9.40)",
+    "review",
+    "a review decided to request an EHC needs assessment: what it is, the council's time limits, "
+    "the parents' own right to ask, and where to get advice",
+    decisions=("ehc",),
+)
 EVIDENCE_SUMMARY = Letter(
     "evidence-summary",
     Audience.SENCO,
@@ -158,6 +168,7 @@ LETTERS: dict[str, Letter] = {
         REVIEW_OUTCOME,
         SPECIALIST_LETTER,
         SEN_SUPPORT_ENDED,
+        EHC_REQUEST,
         EVIDENCE_SUMMARY,
         SPECIALIST_PROMPT,
         PARENT_MEETING_NOTE,

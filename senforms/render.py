@@ -63,6 +63,7 @@ def shipped_letter(name: str) -> Path | None:
     resource = TEMPLATES / LETTERS_FOLDER / f"{name}.docx"
     return _SHIPPED_FILES.enter_context(as_file(resource)) if resource.is_file() else None
 
+
 _MARKERS = ("{{", "}}", "{%", "%}")
 
 

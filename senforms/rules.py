@@ -22,6 +22,7 @@ from senforms.kinds import (
     KINDS,
     EarlyDecision,
     EarlyDiscussion,
+    EndReason,
     FormModel,
     ParentMeeting,
     Rating,
@@ -58,10 +59,12 @@ class Prefilled:
 @dataclass(frozen=True)
 class Flag:
     """An outcome rated "not achieved" at two or more reviews in a row; ``ratings`` lists every
-    rating in the streak, earliest first."""
+    rating in the streak, earliest first, each with its review's date; ``new`` when the streak
+    has just begun and nobody has acted on it yet (the SENCO is prompted only then)."""
 
     description: str
     ratings: tuple[str, ...]
+    new: bool = True
 
 
 @dataclass
@@ -170,10 +173,118 @@ def review_letter(review: ReviewRecord) -> Letter:
     return letters.REVIEW_OUTCOME
 
 
+def _day(value: date) -> str:
+    return f"{value.day} {value:%B %Y}"
+
+
+def _counted(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+@dataclass(frozen=True)
+class Findings:
+    """What a review found, in the words a parent reads on the letter's first page (6.55):
+    ``summary`` counts the ratings, ``decision`` says what was agreed and never contradicts them."""
+
+    summary: str
+    decision: str
+    achieved: int
+    partly: int
+    not_achieved: int
+
+
+def _how_many(name: str, achieved: int, partly: int, missed: int) -> str:
+    """ "Ella achieved 1, partly achieved 1 and did not yet achieve 1." with zeros left out."""
+    total = achieved + partly + missed
+    parts = [(achieved, "achieved"), (partly, "partly achieved"), (missed, "did not yet achieve")]
+    given = [(n, words) for n, words in parts if n]
+    if len(given) == 1:
+        words = given[0][1]
+        if total == 1:
+            return f"{name} {words} it."
+        every = "both" if total == 2 else f"all {total}"
+        return f"{name} did not yet achieve any of them." if missed else f"{name} {words} {every}."
+    said = [f"{words} {n}" for n, words in given]
+    return f"{name} {', '.join(said[:-1])} and {said[-1]}."
+
+
+def review_findings(review: ReviewRecord) -> Findings:
+    """The review's findings for parents, built from the ratings (6.55, 6.71). The sentence for
+    "continue" follows the ratings: "the support is working" only when nothing was rated
+    "Not achieved"."""
+    name = review.pupil.known_as
+    achieved = sum(o.rating is Rating.ACHIEVED for o in review.outcomes)
+    partly = sum(o.rating is Rating.PARTLY for o in review.outcomes)
+    missed = sum(o.rating is Rating.NOT_ACHIEVED for o in review.outcomes)
+    total = achieved + partly + missed
+    summary = f"At the review on {_day(review.review_date)} we looked at {_counted(total, 'target')}. " + _how_many(
+        name, achieved, partly, missed
+    )
+    return Findings(summary, _decision_words(review, missed, partly), achieved, partly, missed)
+
+
+def _decision_words(review: ReviewRecord, missed: int, partly: int) -> str:
+    name = review.pupil.known_as
+    decision = review.decision
+    if decision is ReviewDecision.CONTINUE:
+        if missed:
+            them = "this target" if missed == 1 else "these targets"
+            return (
+                f"{name} has not met every target yet. We agreed to keep the same plan for now and give it "
+                f"more time. We will watch {them} closely and look at {'it' if missed == 1 else 'them'} "
+                "again at the next review."
+            )
+        if partly:
+            return "The support is helping, so we will keep the plan as it is and check again at the next review."
+        return "The support is working, so we will carry on with the plan as it is."
+    if decision is ReviewDecision.REVISE:
+        return "We agreed to change some of the targets or some of the help, as we talked about. We will share the new plan with you."
+    if decision is ReviewDecision.SPECIALIST:
+        return (
+            "We would like to ask a specialist for advice. We will only do this if you agree, and we "
+            "will write to you about it."
+        )
+    if decision is ReviewDecision.EHC:
+        return (
+            "We agreed to ask the council for an EHC needs assessment (EHC stands for Education, Health "
+            "and Care). This is a close look at all of "
+            f"{name}'s needs. It can lead to an EHC plan. We will write to you about it. The help at school "
+            "goes on while you wait."
+        )
+    return (
+        f"We agreed that SEN support for {name} will end. {end_reason(review)}We will write to you about it.".replace(
+            "  ", " "
+        )
+    )
+
+
+def end_reason(review: ReviewRecord) -> str:
+    """Why SEN support ends, as the form gives it and nothing more: a form printed before the
+    form asked (version 1) gets no reason at all, never a guessed "enough progress"."""
+    name = review.pupil.known_as
+    reason = review.end_reason
+    if reason is EndReason.PROGRESS:
+        return f"{name} has made good progress and no longer needs SEN support. "
+    if reason is EndReason.EHC_PLAN:
+        return (
+            f"{name} is moving to an EHC plan (an Education, Health and Care plan from the council), so the "
+            f"help {name} gets will be set out in that plan instead. "
+        )
+    if reason is EndReason.LEAVING:
+        return f"{name} is leaving our school. "
+    if reason is EndReason.PARENTS:
+        return "You asked us to end it. "
+    if reason is EndReason.OTHER and review.end_reason_words:
+        words = review.end_reason_words.strip()
+        return f"The reason we agreed: {words}{'' if words.endswith(('.', '!', '?')) else '.'} "
+    return ""
+
+
 def next_plan(review: ReviewRecord, history: History) -> Prefilled | None:
     """The cycle goes round again, informed by the review (6.54): the next plan with each outcome
-    carried forward with its latest rating."""
-    if review.decision not in (ReviewDecision.CONTINUE, ReviewDecision.REVISE, ReviewDecision.SPECIALIST):
+    carried forward with its latest rating. After a request for an EHC needs assessment too: SEN
+    support goes on while the council decides (up to 20 weeks), and so does its plan."""
+    if review.decision is ReviewDecision.END:
         return None
     cycle = history.cycles.get(review.cycle)
     plan = cycle.plan if cycle else None
@@ -201,7 +312,8 @@ def next_plan(review: ReviewRecord, history: History) -> Prefilled | None:
             "class_teacher": plan.class_teacher,
             "senco": plan.senco,
         }
-        if review.decision is ReviewDecision.CONTINUE:
+        if review.decision in (ReviewDecision.CONTINUE, ReviewDecision.EHC):
+            # The same support goes on; an EHC request changes nothing until the council decides.
             values["provision"] = [p.model_dump(exclude_none=True) for p in plan.provision]
     return Prefilled(
         SENCO, f"SEN support plan, cycle {review.cycle + 1} (pre-filled)", "support-plan", _present(values)
@@ -212,6 +324,13 @@ def specialist_letter(review: ReviewRecord) -> Letter | None:
     """Where a pupil makes little or no progress, the school should consider involving
     specialists, and the parents should always be involved in that decision (6.58-6.59)."""
     return _issued(letters.SPECIALIST_LETTER, review)
+
+
+def ehc_request_letter(review: ReviewRecord) -> Letter | None:
+    """The parents are told what an EHC needs assessment is and what happens next: the local
+    authority decides within 6 weeks whether to assess (9.14) and issues any plan within 20 weeks
+    of the request (9.40); parents may ask for one themselves (6.63)."""
+    return _issued(letters.EHC_REQUEST, review)
 
 
 def evidence_summary(review: ReviewRecord) -> Letter | None:
@@ -228,21 +347,34 @@ def end_of_support(review: ReviewRecord) -> Letter | None:
 
 def not_achieved_twice(review: ReviewRecord, history: History) -> list[Flag]:
     """Where progress stays little or none, the SENCO should consider specialist involvement
-    (6.58-6.59): an outcome rated "not achieved" at this review and at the review before."""
+    (6.58-6.59): an outcome rated "not achieved" at this review and at the review before. Each
+    flag lists every rating of its streak; it is ``new`` (and prompts the SENCO) only when the
+    streak has just begun (two reviews) and no review in it already decided on a specialist or
+    an EHC needs assessment."""
     earlier = history.reviews_before(review.cycle)
-    if not earlier:
-        return []
-    before = {fold_outcome(o.description): o.rating for o in earlier[-1].outcomes}
-    return [
-        Flag(o.description, (Rating.NOT_ACHIEVED.label, Rating.NOT_ACHIEVED.label))
-        for o in review.outcomes
-        if o.rating is Rating.NOT_ACHIEVED and before.get(fold_outcome(o.description)) is Rating.NOT_ACHIEVED
-    ]
+    flags = []
+    for outcome in review.outcomes:
+        if outcome.rating is not Rating.NOT_ACHIEVED:
+            continue
+        key = fold_outcome(outcome.description)
+        streak = [review]
+        for before in reversed(earlier):
+            rated = {fold_outcome(o.description): o.rating for o in before.outcomes}
+            if rated.get(key) is not Rating.NOT_ACHIEVED:
+                break
+            streak.insert(0, before)
+        if len(streak) < 2:
+            continue
+        acted = any(r.decision in (ReviewDecision.SPECIALIST, ReviewDecision.EHC) for r in streak)
+        ratings = tuple(f"{Rating.NOT_ACHIEVED.label} ({_day(r.review_date)})" for r in streak)
+        flags.append(Flag(outcome.description, ratings, new=len(streak) == 2 and not acted))
+    return flags
 
 
 def specialist_prompt(flags: list[Flag]) -> Letter | None:
-    """The flag reaches the SENCO as its own document, so it cannot be missed (6.58-6.59)."""
-    if flags:
+    """The flag reaches the SENCO as its own document, so it cannot be missed (6.58-6.59); only
+    for a new streak, not again at every review of one already prompted or acted on."""
+    if any(f.new for f in flags):
         return letters.SPECIALIST_PROMPT
     return None
 
@@ -253,6 +385,7 @@ def after_review(review: ReviewRecord, history: History) -> Next:
         review_letter(review),
         specialist_letter(review),
         end_of_support(review),
+        ehc_request_letter(review),
         next_plan(review, history),
         evidence_summary(review),
         specialist_prompt(flags),

@@ -140,6 +140,8 @@ def test_a_pupil_whose_sen_support_ended_gets_no_report(cfg: Settings, millie: d
             tmp_path / "ended",
             pupil={"upn": upn, "legal_forename": "Theo", "preferred_name": None, "date_of_birth": "2016-09-01"},
             decision="end",
+            end_reason="progress",
+            next_steps="Keep reading at home each evening; the class teacher checks in each half term.",
             next_review_date=None,
         )
     assert [d.upn for d in reports(cfg, REPORT_DAY)] == [MILLIE]

@@ -103,7 +103,10 @@ def test_sample_context_is_the_real_letter_context() -> None:
     # The sample's names are the real context's: the form's own outcomes carry last_rating only
     # when a plan was pre-filled from a review, and the flags come from the real rules.
     prompt = documents.sample_context("specialist-prompt")
-    assert prompt["flags"] and prompt["flags"][0]["ratings"] == ["Not achieved", "Not achieved"]
+    assert prompt["flags"] and prompt["flags"][0]["ratings"] == [
+        "Not achieved (10 March 2027)",
+        "Not achieved (9 June 2027)",
+    ]
     plan = documents.sample_context("plan-parent-copy")
     assert set(plan["form"]["outcomes"][0]) == {"description", "success_criteria", "last_rating"}
 

@@ -40,7 +40,11 @@ def run(home: Path, data: bytes, crash_at: tuple[str, int] | None = None) -> Non
 
 def state(home: Path) -> tuple[list[str], dict[str, int]]:
     outbox = home / "outbox"
-    files = sorted(p.relative_to(outbox).as_posix() for p in outbox.rglob("*") if p.is_file())
+    files = sorted(
+        p.relative_to(outbox).as_posix()
+        for p in outbox.rglob("*")
+        if p.is_file() and not p.name.startswith("Letters to send ")  # the office's list, not a document
+    )
     engine = create_engine(load_settings(home).database_url)
     with engine.connect() as conn:
         counts = {

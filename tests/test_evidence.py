@@ -92,6 +92,9 @@ def _review(cycle: int) -> dict[str, Any]:
     on, _, ratings, decision = REVIEWS[cycle - 1]
     review = values("review", pupil=values("early-discussion")["pupil"])
     review.update(cycle=cycle, review_date=on, plan_date=PLAN_DATES[cycle - 1], decision=decision)
+    if decision == "specialist":  # review form version 2 asks who and why
+        review["specialist"] = "Educational psychologist"
+        review["specialist_reason"] = "Reading has not moved in two terms despite daily support."
     review["outcomes"] = [
         {"description": d, "rating": r, "evidence": f"Cycle {cycle} check <{r}> & notes"}
         for d, r in zip(PLAN1_OUTCOMES, ratings, strict=True)

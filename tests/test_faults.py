@@ -32,6 +32,7 @@ from tests.test_pipeline import TODAY, archive_url, count, outbox_files  # noqa:
 def cfg(home: Path, archive_url: str | None) -> Settings:  # noqa: F811 (the fixture imported above)
     return load_settings(home, archive_url=archive_url)
 
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -41,7 +42,10 @@ def early(serial: int) -> bytes:
         values(
             "early-discussion",
             # Distinct names: two children with one name and birthday are a conflict, not a race.
-            pupil={"upn": pupil_upn(serial), "legal_surname": f"Hart{chr(65 + serial // 26 % 26)}{chr(97 + serial % 26)}"},
+            pupil={
+                "upn": pupil_upn(serial),
+                "legal_surname": f"Hart{chr(65 + serial // 26 % 26)}{chr(97 + serial % 26)}",
+            },
         ),
     )
 
@@ -102,7 +106,9 @@ def test_an_outbox_that_cannot_be_written_never_sends_filed_forms_to_problems(
     assert again.exit_code == ExitCode.ok
 
 
-def test_the_same_file_again_finishes_its_delivery(cfg: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_same_file_again_finishes_its_delivery(
+    cfg: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = drop(tmp_path, "early.docx", early(7))
     with Pipeline(cfg, today=lambda: TODAY) as pipeline:
         monkeypatch.setattr(senforms.outbox, "write_atomic", _failing_write(errno.ENOSPC))
@@ -112,9 +118,7 @@ def test_the_same_file_again_finishes_its_delivery(cfg: Settings, tmp_path: Path
         done = pipeline.process_file(path)
         assert done.status == "processed" and done.documents
         assert pipeline.process_file(path).status == "already processed"
-    assert sorted(p.relative_to(cfg.outbox).as_posix() for p in done.documents) == sorted(
-        f for f in outbox_files(cfg)
-    )
+    assert sorted(p.relative_to(cfg.outbox).as_posix() for p in done.documents) == sorted(f for f in outbox_files(cfg))
 
 
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root writes to read-only folders")
@@ -222,7 +226,9 @@ def test_two_process_runs_on_the_same_files(cfg: Settings, tmp_path: Path) -> No
     engine = create_engine(cfg.database_url)
     with engine.connect() as conn:
         per_form = conn.execute(
-            select(t.Document.form_id, func.count()).where(t.Document.pupil_id.is_not(None)).group_by(t.Document.form_id)
+            select(t.Document.form_id, func.count())
+            .where(t.Document.pupil_id.is_not(None))
+            .group_by(t.Document.form_id)
         ).all()
     engine.dispose()
     assert len({k for _, k in per_form}) == 1  # one set of documents per form
@@ -236,12 +242,19 @@ def test_two_runs_given_a_pupils_early_discussion_and_plan(cfg: Settings) -> Non
     for serial in range(200, 210):
         data = values(
             "early-discussion",
-            pupil={"upn": pupil_upn(serial), "legal_surname": f"Plan{chr(97 + serial % 26)}{chr(97 + serial // 26 % 26)}"},
+            pupil={
+                "upn": pupil_upn(serial),
+                "legal_surname": f"Plan{chr(97 + serial % 26)}{chr(97 + serial // 26 % 26)}",
+            },
         )
         pairs.append(
             (
                 drop(cfg.home / "batch", f"early{serial}.docx", filled("early-discussion", data)),
-                drop(cfg.home / "batch", f"plan{serial}.docx", filled("support-plan", values("support-plan", pupil=data["pupil"]))),
+                drop(
+                    cfg.home / "batch",
+                    f"plan{serial}.docx",
+                    filled("support-plan", values("support-plan", pupil=data["pupil"])),
+                ),
             )
         )
     with Pipeline(cfg):
@@ -268,9 +281,13 @@ def test_register_versions_do_not_grow_with_the_school(cfg: Settings, tmp_path: 
             pipeline.process_file(drop(tmp_path, f"early{serial}.docx", early(serial)))
     engine = create_engine(cfg.database_url)
     with engine.connect() as conn:
-        sizes = conn.execute(
-            select(func.length(t.Document.content)).where(t.Document.template == "register").order_by(t.Document.id)
-        ).scalars().all()
+        sizes = (
+            conn.execute(
+                select(func.length(t.Document.content)).where(t.Document.template == "register").order_by(t.Document.id)
+            )
+            .scalars()
+            .all()
+        )
     engine.dispose()
     print(f"stored register bytes per version after {n} pupils: {sizes}")
     assert len(sizes) == n  # one version per change

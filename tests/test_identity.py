@@ -192,7 +192,7 @@ def test_two_children_with_the_same_long_surname_get_their_own_folders(
     for n, (forename, upn) in enumerate(twins):
         entry = Entry(forename, "file", person(forename, surname, "2016-05-05", upn))
         pipeline.process_file(drop(tmp_path, f"form {n}.docx", early(entry, n)))
-    folders = sorted(p.name for p in (cfg.outbox / "parents").iterdir())
+    folders = sorted(p.name for p in (cfg.outbox / "parents").iterdir() if p.is_dir())
     assert [f[-15:] for f in folders] == [f"({upn})" for _, upn in twins]
     assert all(len(f) <= 80 and " Alexandra Cath" in f for f in folders)
 
@@ -361,12 +361,18 @@ def test_names_and_birthday_fixed_in_the_archive(
     [(_, set_aside, _)] = report.set_aside
     note = set_aside.with_name("right.docx.txt").read_text("utf-8")
     assert "the accent on é" in note
-    assert f'senforms pupil fix {upn} --legal-surname "Hart" --legal-forename "Amélia" --date-of-birth "12/02/2016"' in note
+    assert (
+        f'senforms pupil fix {upn} --legal-surname "Hart" --legal-forename "Amélia" --date-of-birth "12/02/2016"'
+        in note
+    )
 
     args = ("--legal-surname", "Hart", "--legal-forename", "Ame\u0301lia", "--date-of-birth", "12/02/2016")
     assert fix(cfg, upn, *args) == 0
     out = capsys.readouterr().out
-    assert "legal surname changed from Hrat to Hart" in out and "date of birth changed from 02/12/2016 to 12/02/2016" in out
+    assert (
+        "legal surname changed from Hrat to Hart" in out
+        and "date of birth changed from 02/12/2016 to 12/02/2016" in out
+    )
     report = process_files([drop(cfg.inbox, "right.docx", set_aside.read_bytes())], cfg)
     assert report.set_aside == [] and report.processed[0][1].upn == upn
     fixed = [e for e in events(cfg) if e[1] == "pupil fixed"]

@@ -182,9 +182,7 @@ def pupil_with(*parents: dict[str, str]):
         ([], "Dear Parent or Carer"),
     ],
 )
-def test_the_greeting_uses_title_and_surname_only_when_the_form_gives_a_title(
-    names: list[str], expected: str
-) -> None:
+def test_the_greeting_uses_title_and_surname_only_when_the_form_gives_a_title(names: list[str], expected: str) -> None:
     from senforms.context import greeting
 
     assert greeting(pupil_with(*({"name": n} for n in names))) == expected
@@ -213,7 +211,10 @@ def test_parents_living_apart_are_two_households_each_with_their_own_greeting() 
     households = recipients(pupil)
     assert [h["greeting"] for h in households] == ["Dear Mrs Clarke", "Dear Mr Adeyemi"]
     assert households[1]["preferred_contact"] == "Letter"
-    assert address_block(households) == "Mrs Joanne Clarke\n4 Mill Street\nOakfield\n\nMr Tunde Adeyemi\nFlat 2, 9 Quay Road\nPortbury"
+    assert (
+        address_block(households)
+        == "Mrs Joanne Clarke\n4 Mill Street\nOakfield\n\nMr Tunde Adeyemi\nFlat 2, 9 Quay Road\nPortbury"
+    )
 
 
 def test_the_letter_prints_the_recipient_block_and_a_carers_reply_slip(documents: dict[str, bytes]) -> None:
@@ -221,4 +222,4 @@ def test_the_letter_prints_the_recipient_block_and_a_carers_reply_slip(documents
     assert "Ms Rachel Hart and Mr Daniel Hart\n12 Beech Lane\nOakfield\nOK1 2AB" in text
     assert "Dear Ms Hart and Mr Hart" in text
     assert "my child" not in text
-    assert "advice about Ollie." in text
+    assert "advice about Ollie, and to the school sharing" in text

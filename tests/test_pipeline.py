@@ -67,7 +67,13 @@ def docx_text(path: Path) -> str:
 
 
 def outbox_files(cfg: Settings) -> list[str]:
-    return sorted(p.relative_to(cfg.outbox).as_posix() for p in cfg.outbox.rglob("*") if p.is_file())
+    """The documents in the outbox (not the office's daily "Letters to send" list, which is no
+    one document but a list of them)."""
+    return sorted(
+        p.relative_to(cfg.outbox).as_posix()
+        for p in cfg.outbox.rglob("*")
+        if p.is_file() and not p.name.startswith("Letters to send ")
+    )
 
 
 def count(cfg: Settings, table: type) -> int:
@@ -202,11 +208,18 @@ def test_a_corrected_form_supersedes_and_reissues(cfg: Settings, pipeline: Pipel
 
 def test_identity_conflicts_are_set_aside_with_a_note(cfg: Settings, pipeline: Pipeline, tmp_path: Path) -> None:
     pipeline.process_file(drop(tmp_path, "a.docx", filled("early-discussion", values("early-discussion"))))
-    wrong_birthday = values("early-discussion", pupil={"date_of_birth": "2016-03-14"}, meeting_date="2025-12-01", next_meeting_date="2026-01-10")
+    wrong_birthday = values(
+        "early-discussion",
+        pupil={"date_of_birth": "2016-03-14"},
+        meeting_date="2025-12-01",
+        next_meeting_date="2026-01-10",
+    )
     with pytest.raises(IdentityConflictError, match="date of birth 14/03/2016 on the form, 14/02/2016 in the archive"):
         pipeline.process_file(drop(tmp_path, "b.docx", filled("early-discussion", wrong_birthday)))
     # Same child under another (valid) UPN: one of the two is mistyped.
-    other_upn = values("early-discussion", pupil={"upn": "B801200005001"}, meeting_date="2025-12-01", next_meeting_date="2026-01-10")
+    other_upn = values(
+        "early-discussion", pupil={"upn": "B801200005001"}, meeting_date="2025-12-01", next_meeting_date="2026-01-10"
+    )
     with pytest.raises(IdentityConflictError, match="under UPN H801200001001"):
         pipeline.process_file(drop(tmp_path, "c.docx", filled("early-discussion", other_upn)))
     # A plan for a pupil the archive has never seen.

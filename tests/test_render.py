@@ -15,8 +15,10 @@ from docx.text.paragraph import Paragraph
 
 from senforms.cli import main
 from senforms.config import Settings
-from senforms.documents import check_templates, sample_context
+from senforms.context import review_context
+from senforms.documents import check_templates, sample_context, sample_forms
 from senforms.errors import ExitCode, TemplateError
+from senforms.kinds import ReviewDecision
 from senforms.letters import LETTERS, Audience
 from senforms.render import TEMPLATES, letter_template, render_docx
 
@@ -60,8 +62,7 @@ KEY_SENTENCES = {
         "section 68 of the Children and Families Act 2014",
         "SEN register",
         "at least three times a year",
-        "Cognition and learning",
-        "Specific learning difficulty",
+        "Reading and spelling are well behind his classmates.",
         "Oakshire SENDIASS gives free, confidential advice",
         "independent of the school",
     ],
@@ -74,7 +75,7 @@ KEY_SENTENCES = {
     ],
     "staff-briefing": ["Staff briefing: Ollie Hart", "Give instructions one at a time", "Daily phonics catch-up"],
     "review-outcome": [
-        "Thank you for coming to Ollie's review on 9 June 2027",
+        "At the review on 9 June 2027 we looked at 2 targets. Ollie partly achieved 1 and did not yet achieve 1.",
         "Partly achieved",
         "Down from about twelve errors a page to seven.",
         "We would like to ask a specialist for advice",
@@ -86,15 +87,20 @@ KEY_SENTENCES = {
         "comes off the school's SEN register",
         "If you become worried",
     ],
+    "ehc-request": ["The council has 6 weeks", "no more than 20 weeks", "Parents can ask the council"],
     "evidence-summary": [
         "Cycle 1: plan of 24 November 2026, reviewed 10 March 2027",
         "Cycle 2: plan of 10 March 2027, reviewed 9 June 2027",
         "£18.75",
-        "Not achieved, Not achieved",
-        "Involve a specialist",
+        "Not achieved (10 March 2027), Not achieved (9 June 2027)",
+        "Request an EHC needs assessment",
         "H801200001001",
     ],
-    "specialist-prompt": ["Not achieved, Not achieved", "6.58-6.59", "Parents must be involved"],
+    "specialist-prompt": [
+        "Not achieved (10 March 2027); Not achieved (9 June 2027)",
+        "(6.58)",
+        "the parents should always be involved in that decision (6.59)",
+    ],
     "parent-meeting-note": [
         "Thank you for meeting us on 20 January 2027",
         "Send home the spelling words on Mondays",
@@ -133,11 +139,7 @@ def test_template_renders_with_the_sample_context(name: str) -> None:
 
 @pytest.mark.parametrize("name", PARENT_LETTERS)
 def test_parent_letters_are_on_letterhead_and_signed(name: str) -> None:
-    lines = [
-        line
-        for line in texts(render_docx(TEMPLATES / "letters" / f"{name}.docx", sample_context(name)))
-        if line
-    ]
+    lines = [line for line in texts(render_docx(TEMPLATES / "letters" / f"{name}.docx", sample_context(name))) if line]
     assert lines[0] == "Oakfield Primary School"
     # The address keeps its lines as line breaks inside one paragraph.
     assert "Church Road\nOakfield\nOK1 4CD" in lines
@@ -182,15 +184,18 @@ def test_empty_optional_values_and_empty_lists_still_render() -> None:
 @pytest.mark.parametrize(
     ("decision", "words"),
     [
-        ("Continue the plan", "carry on with the plan"),
-        ("Revise outcomes or provision", "change some of the outcomes"),
-        ("Request an EHC needs assessment", "Education, Health and Care (EHC) needs assessment"),
-        ("End SEN support", "SEN support can end"),
+        ("continue", "keep the same plan for now"),  # the sample has an outcome not achieved
+        ("revise", "change some of the targets"),
+        ("ehc", "EHC needs assessment"),
+        ("end", "SEN support for Ollie will end"),
     ],
 )
 def test_review_letter_explains_the_decision(decision: str, words: str) -> None:
+    # The rules choose the sentence from the form (rules.review_findings); the template shows it.
+    form = sample_forms()[-1]
+    changed = form.model_copy(update={"decision": ReviewDecision(decision)})
     context = sample_context("review-outcome")
-    context["form"]["decision"] = decision
+    context["review"] = review_context(changed)
     assert words in render("review-outcome", context)
 
 
@@ -403,7 +408,12 @@ def _raw_members(data: bytes) -> dict[str, tuple[int, int, int, bytes]]:
         for info in archive.infolist():
             name_len, extra_len = struct.unpack_from("<2H", data, info.header_offset + 26)
             start = info.header_offset + 30 + name_len + extra_len
-            found[info.filename] = (info.compress_type, info.CRC, info.file_size, data[start : start + info.compress_size])
+            found[info.filename] = (
+                info.compress_type,
+                info.CRC,
+                info.file_size,
+                data[start : start + info.compress_size],
+            )
     return found
 
 
@@ -426,7 +436,9 @@ def test_a_letter_copies_the_unchanged_parts_of_its_template_byte_for_byte(name:
 
 def test_the_same_letter_is_the_same_bytes() -> None:
     path = TEMPLATES / "letters" / "plan-parent-copy.docx"
-    assert render_docx(path, sample_context("plan-parent-copy")) == render_docx(path, sample_context("plan-parent-copy"))
+    assert render_docx(path, sample_context("plan-parent-copy")) == render_docx(
+        path, sample_context("plan-parent-copy")
+    )
 
 
 @pytest.mark.parametrize("name", list(LETTERS))
@@ -478,7 +490,7 @@ def test_a_tag_left_unfilled_in_a_footer_is_reported(settings: Settings) -> None
     doc = Document(str(path))
     doc.sections[0].footer.paragraphs[0].text = "Page { {page}}"
     doc.save(path)
-    with pytest.raises(TemplateError, match="left unfilled in the paragraph \"Page"):
+    with pytest.raises(TemplateError, match='left unfilled in the paragraph "Page'):
         render_docx(path, sample_context("review-outcome"))
 
 

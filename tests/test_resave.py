@@ -171,7 +171,9 @@ def test_a_plan_waiting_for_its_early_discussion_is_retried_in_the_same_run(
 # --- 13.7: the cycle's sense -------------------------------------------------------------------
 
 
-def test_a_review_with_no_plan_on_record_is_set_aside_with_a_note(cfg: Settings, pipeline: Pipeline, tmp_path: Path) -> None:
+def test_a_review_with_no_plan_on_record_is_set_aside_with_a_note(
+    cfg: Settings, pipeline: Pipeline, tmp_path: Path
+) -> None:
     pipeline.process_file(drop(tmp_path, "early.docx", filled("early-discussion", early())))
     with pytest.raises(CycleError, match="no SEN support plan for cycle 1"):
         pipeline.process_file(drop(tmp_path, "review.docx", filled("review", review())))
@@ -185,7 +187,9 @@ def test_a_review_with_no_plan_on_record_is_set_aside_with_a_note(cfg: Settings,
     assert not list(cfg.outbox.glob("parents/*/*Review of SEN support*"))
 
 
-def test_a_meeting_dated_months_ahead_is_a_problem_not_a_letter(cfg: Settings, pipeline: Pipeline, tmp_path: Path) -> None:
+def test_a_meeting_dated_months_ahead_is_a_problem_not_a_letter(
+    cfg: Settings, pipeline: Pipeline, tmp_path: Path
+) -> None:
     # TODAY is 22 November 2026: 10 January 2027 is 49 days ahead, a slip for 2026.
     ahead = values("early-discussion", meeting_date="2027-01-10", next_meeting_date="2027-02-10")
     with pytest.raises(FormInvalidError, match=r"Date of meeting: 10/01/2027 is more than 30 days after today"):

@@ -175,7 +175,15 @@ def test_date_text_wins_over_a_stale_full_date() -> None:
 
 
 def test_dropdown_text_is_mapped_to_its_value() -> None:
-    form = fill_like_word(blank("review"), typed("review", case("review.json")) | {"decision": "Involve a specialist"})
+    form = fill_like_word(
+        blank("review"),
+        typed("review", case("review.json"))
+        | {
+            "decision": "Involve a specialist",
+            "specialist": "Educational psychologist",
+            "specialist_reason": "Reading has not moved on.",
+        },
+    )
     root = document_xml(form)
     # A stale remembered choice: what is shown is what was chosen.
     control(root, "decision").find(f".//{{{W}}}dropDownList").set(f"{{{W}}}lastValue", "continue")
@@ -299,6 +307,9 @@ def test_a_letter_is_not_a_form(home: Path, capsys: pytest.CaptureFixture[str]) 
     assert "not a senforms form" in capsys.readouterr().err
 
 
+VERSION = KINDS["review"].version
+
+
 def _custom_xml(form: bytes) -> bytes:
     with zipfile.ZipFile(io.BytesIO(form)) as archive:
         return archive.read("docProps/custom.xml")
@@ -307,7 +318,7 @@ def _custom_xml(form: bytes) -> bytes:
 def test_unknown_version_is_refused() -> None:
     form = fill_like_word(blank("review"), typed("review", case("review.json")))
     newer = replace_parts(
-        form, {"docProps/custom.xml": _custom_xml(form).replace(b">1</vt:lpwstr>", b">99</vt:lpwstr>")}
+        form, {"docProps/custom.xml": _custom_xml(form).replace(f">{VERSION}</vt:lpwstr>".encode(), b">99</vt:lpwstr>")}
     )
     with pytest.raises(UnknownVersionError, match="version 99"):
         read(newer)
@@ -322,7 +333,7 @@ def test_footer_mark_alone_identifies_the_form() -> None:
         footer_xml = archive.read(footer)
     model, _ = extract(bare)
     assert as_json(model) == expected("review")
-    newer = replace_parts(bare, {footer: footer_xml.replace(b"version 1", b"version 99")})
+    newer = replace_parts(bare, {footer: footer_xml.replace(f"version {VERSION}".encode(), b"version 99")})
     with pytest.raises(UnknownVersionError, match="version 99"):
         read(newer)
 

@@ -253,7 +253,12 @@ def find_pupil(session: Session, pupil: kinds.Pupil, kind: str) -> t.Pupil | Non
     for other in alike:
         if former and other.upn == former and is_temporary_upn(former) and _same_person(other, pupil):
             other.former_upn, other.upn = other.upn, pupil.upn
-            log(session, "upn replaced", f"temporary UPN {former} replaced by {pupil.upn}, as the form says", upn=pupil.upn)
+            log(
+                session,
+                "upn replaced",
+                f"temporary UPN {former} replaced by {pupil.upn}, as the form says",
+                upn=pupil.upn,
+            )
             return other
     if alike:
         raise _another_upn(alike[0], pupil)
