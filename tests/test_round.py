@@ -293,7 +293,7 @@ def test_a_crash_between_filing_and_writing_is_finished_by_the_next_round(cfg: S
     assert len(review_records(cfg)) == 1 and len(digests(cfg)) == 1
 
 
-def test_two_rounds_at_once_issue_once(cfg: Settings) -> None:
+def test_two_rounds_at_once_issue_once(cfg: Settings, caplog: pytest.LogCaptureFixture) -> None:
     """Two watchers' rounds racing for the same Due: both find it unissued, both file; the
     archive's unique key lets one through and the other moves on."""
     gate = threading.Barrier(2, timeout=30)
@@ -304,6 +304,7 @@ def test_two_rounds_at_once_issue_once(cfg: Settings) -> None:
         yield Due("digest:race", None, today, [Rendered("senco", "Race", "digest", content, ".docx")])
 
     results: list[list[str]] = []
+    caplog.set_level("INFO", logger="senforms")
 
     def one() -> None:
         results.append(run_round(cfg, producers=[racing]).issued)
@@ -314,6 +315,8 @@ def test_two_rounds_at_once_issue_once(cfg: Settings) -> None:
     for thread in threads:
         thread.join(60)
     assert sorted(results) == [[], ["digest:race"]]
+    # The loser got past the "already issued?" look and was stopped by the unique key.
+    assert "another round issued it a moment ago" in caplog.text
     assert [p.name for p in cfg.outbox.glob("senco/*Race*")] == [f"{FILED} Race.docx"]
     engine = create_engine(cfg.database_url)
     with engine.connect() as conn:

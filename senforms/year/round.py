@@ -116,6 +116,7 @@ def _file(archive: Archive, settings: Settings, due: Due, today: date) -> bool:
             log(session, "issued", f"{due.key}: {len(rows)} documents", upn=due.upn)
     except ArchiveError as exc:
         if isinstance(exc.__cause__, IntegrityError):
+            logger.info("Not issued %s: another round issued it a moment ago.", due.key)
             return False
         raise
     return True
