@@ -156,7 +156,6 @@ class Watcher:
                 return
             self._process(claimed)
         last_scan = 0.0
-        self._run_round()
         while not self._stop.is_set():
             if self.timeout is not None and time.monotonic() - started > self.timeout:
                 break
@@ -172,6 +171,8 @@ class Watcher:
                     self._take(path)
                 self.claims.beat()
                 self._write_status()
+                # After the first scan's files, not before them: forms waiting in the inbox at
+                # start come first, and the round follows within the same turn of the loop.
                 self._run_round()
                 if once and not self.scanner.pending():
                     break
