@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -246,6 +247,11 @@ def test_the_weekly_digest(cfg: Settings, tmp_path: Path) -> None:
     document = docx.Document(str(digest))
     section = document.sections[0]
     assert (round(section.page_width.mm), round(section.page_height.mm)) == (210, 297)
+    # One font: every font named in the styles is Arial, and no theme font can stand in for it.
+    styles = document.styles.element.xml
+    fonts = " ".join(re.findall(r"<w:rFonts[^>]*>", styles))
+    assert set(re.findall(r'w:(?:ascii|hAnsi|eastAsia|cs)="([^"]+)"', fonts)) == {"Arial"}
+    assert "Theme=" not in styles and "w:cstheme" not in styles
     text = docx_text(digest)
     due_part, rest = text.split("Overdue reviews", 1)
     overdue_part, rest = rest.split("Parents met fewer than three times", 1)

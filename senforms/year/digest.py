@@ -129,12 +129,18 @@ def digest_docx(digest: Digest, school: str = "") -> bytes:
     for section in doc.sections:
         section.page_width, section.page_height = Mm(210), Mm(297)
         section.left_margin = section.right_margin = section.top_margin = section.bottom_margin = Mm(20)
+    # One font everywhere: every style named Arial, and the theme fonts (which Word prefers over
+    # a named font, and which the default template's headings use) taken out.
     for style in doc.styles:
-        font = getattr(style, "font", None)
-        if font is not None:
-            font.name = FONT
-            rpr = style.element.get_or_add_rPr()
-            rpr.get_or_add_rFonts().set(qn("w:eastAsia"), FONT)
+        if getattr(style, "font", None) is not None:
+            style.element.get_or_add_rPr().get_or_add_rFonts()
+    for fonts in doc.styles.element.iter(qn("w:rFonts")):
+        for name in [a for a in fonts.attrib if a.endswith(("Theme", "theme"))]:
+            del fonts.attrib[name]
+        for attribute in ("w:ascii", "w:hAnsi", "w:eastAsia", "w:cs"):
+            fonts.set(qn(attribute), FONT)
+    for language in doc.styles.element.iter(qn("w:lang")):
+        language.set(qn("w:val"), "en-GB")  # British spelling for Word's checker
     doc.styles["Normal"].font.size = Pt(11)
     year, week, _ = digest.today.isocalendar()
     doc.add_heading(f"SEN support: the week of {_uk(digest.today - timedelta(days=digest.today.weekday()))}", 1)
