@@ -47,7 +47,20 @@ def open_reviews(session: Session, today: date, *, until: date | None = None) ->
     """Every open review with a review date on or before ``until`` (all, if None), earliest first."""
     later = aliased(t.Cycle)
     query = (
-        select(t.Cycle, t.Pupil)
+        # Columns, not whole rows: tens of thousands of open reviews in a large trust's archive.
+        select(
+            t.Pupil.id,
+            t.Pupil.upn,
+            t.Pupil.legal_forename,
+            t.Pupil.legal_surname,
+            t.Pupil.preferred_name,
+            t.Pupil.preferred_surname,
+            t.Pupil.year_group,
+            t.Cycle.number,
+            t.Cycle.review_due,
+            t.Cycle.plan_form_id,
+        )
+        .select_from(t.Cycle)
         .join(t.Pupil, t.Pupil.id == t.Cycle.pupil_id)
         .where(
             t.Cycle.plan_form_id.is_not(None),
@@ -60,22 +73,19 @@ def open_reviews(session: Session, today: date, *, until: date | None = None) ->
     )
     if until is not None:
         query = query.where(t.Cycle.review_due <= until)
-    out = []
-    for cycle, pupil in session.execute(query):
-        assert cycle.review_due is not None and cycle.plan_form_id is not None
-        out.append(
-            OpenReview(
-                pupil.id,
-                pupil.upn,
-                f"{pupil.preferred_name or pupil.legal_forename} {pupil.preferred_surname or pupil.legal_surname}",
-                pupil.year_group,
-                cycle.number,
-                cycle.review_due,
-                cycle.plan_form_id,
-                (today - cycle.review_due).days,
-            )
+    return [
+        OpenReview(
+            row.id,
+            row.upn,
+            f"{row.preferred_name or row.legal_forename} {row.preferred_surname or row.legal_surname}",
+            row.year_group,
+            row.number,
+            row.review_due,
+            row.plan_form_id,
+            (today - row.review_due).days,
         )
-    return out
+        for row in session.execute(query)
+    ]
 
 
 def due_list(session: Session, today: date, *, weeks: int = 4) -> tuple[list[OpenReview], list[OpenReview]]:
@@ -92,6 +102,9 @@ def review_key(review: OpenReview) -> str:
     return f"review-record:pupil:{review.pupil_id}:cycle:{review.cycle}:{review.review_date.isoformat()}"
 
 
+CHUNK = 5000
+
+
 def _to_issue(session: Session, today: date, notice_days: int) -> list[OpenReview]:
     """Open reviews within the notice whose review record has not been issued: neither by the
     round (its key) nor with the plan itself (a plan filed within the notice, or with notice 0,
@@ -99,15 +112,20 @@ def _to_issue(session: Session, today: date, notice_days: int) -> list[OpenRevie
     candidates = open_reviews(session, today, until=today + timedelta(days=notice_days))
     if not candidates:
         return []
-    keys = {review_key(r) for r in candidates}
-    issued = set(session.scalars(select(t.Issued.key).where(t.Issued.key.in_(keys))).all())
-    with_plan = set(
-        session.scalars(
-            select(t.Document.form_id).where(
-                t.Document.form_id.in_([r.plan_form_id for r in candidates]), t.Document.template == "form:review"
+    issued: set[str] = set()
+    with_plan: set[int | None] = set()
+    # In slices: a database takes only so many values in one IN (SQLite 32,766).
+    for start in range(0, len(candidates), CHUNK):
+        chunk = candidates[start : start + CHUNK]
+        keys = [review_key(r) for r in chunk]
+        issued.update(session.scalars(select(t.Issued.key).where(t.Issued.key.in_(keys))))
+        with_plan.update(
+            session.scalars(
+                select(t.Document.form_id).where(
+                    t.Document.form_id.in_([r.plan_form_id for r in chunk]), t.Document.template == "form:review"
+                )
             )
-        ).all()
-    )
+        )
     return [r for r in candidates if review_key(r) not in issued and r.plan_form_id not in with_plan]
 
 
@@ -117,18 +135,15 @@ def reviews_due(archive: Archive, settings: Settings, today: date) -> Iterator[D
     the plan as it stands now (a corrected plan's, never the one it replaced)."""
     with archive.reading() as session:
         owed = _to_issue(session, today, settings.review_notice_days)
-        plans = {
-            row.id: load_form(row)
-            for row in session.scalars(
-                select(t.ReceivedForm).where(t.ReceivedForm.id.in_([r.plan_form_id for r in owed]))
-            )
-        }
     if not owed:
         return
     pdf = PdfLetters(settings)
     try:
         for review in owed:
-            plan = plans.get(review.plan_form_id)
+            # One plan at a time (a first round after a long break may owe many).
+            with archive.reading() as session:
+                row = session.get(t.ReceivedForm, review.plan_form_id)
+                plan = load_form(row) if row is not None else None
             if not isinstance(plan, SupportPlan):
                 continue
             decided = rules.Next([rules.review_after_plan(plan)])
