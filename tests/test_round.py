@@ -368,3 +368,40 @@ def test_an_archive_that_cannot_be_reached_never_stops_the_watcher(home: Path) -
 
 def test_producers_is_a_plain_list() -> None:
     assert [p.__name__ for p in PRODUCERS][:2] == ["reviews_due", "weekly_digest"]
+
+
+def test_the_watcher_runs_the_round_when_the_date_changes_and_retries_a_full_outbox(
+    cfg: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import senforms.year.round as round_module
+
+    runs: list[date] = []
+    real_run = round_module.run_round
+
+    def counted(settings: Settings, **options: object):  # type: ignore[no-untyped-def]
+        runs.append(options["today"])  # type: ignore[arg-type]
+        return real_run(settings, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(round_module, "run_round", counted)
+    watcher = Watcher(cfg, isolate=False, log_file=False, factory=NoForms)
+    try:
+        watcher._run_round()
+        watcher._run_round()  # the same day, minutes later: not again
+        assert runs == [FILED] and len(digests(cfg)) == 1
+        # A full outbox on the next day: filed, not written, tried again after the pause, not at once.
+        real_write = outbox_module.write_atomic
+
+        def full(*args: object, **kwargs: object) -> Path:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(outbox_module, "write_atomic", full)
+        watcher.settings = on(cfg, FILED + timedelta(days=7))
+        watcher._run_round()
+        watcher._run_round()
+        assert runs == [FILED, FILED + timedelta(days=7)] and len(digests(cfg)) == 1
+        monkeypatch.setattr(outbox_module, "write_atomic", real_write)
+        watcher._round_hold = 0.0  # the pause is over
+        watcher._run_round()
+        assert len(digests(cfg)) == 2 and watcher._round_day == FILED + timedelta(days=7)
+    finally:
+        watcher._shutdown()
