@@ -261,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     _annual_report_arguments(sub)
     _export_arguments(sub)
     _retention_arguments(sub)
+    _year_arguments(sub)
     return parser
 
 
@@ -662,6 +663,79 @@ def _retention(args: argparse.Namespace) -> int:
         if item.retention.held:
             print(f"       legal hold: {item.retention.hold_reason}; not to be destroyed while it applies")
     return ExitCode.ok
+
+
+# --- the SENCO's year: reviews due and the daily round ---------------------------------------------
+
+
+def _year_arguments(sub: Any) -> None:
+    p = sub.add_parser("due", help="list reviews due in the next weeks and reviews that are overdue")
+    p.add_argument("--weeks", type=int, default=4, metavar="N", help="how many weeks ahead to look (default 4)")
+    sub.add_parser(
+        "round",
+        help="issue what is owed today (review records ahead of their reviews, the weekly digest); "
+        "the watcher does this by itself each day",
+    )
+
+
+@command("due")
+def _due(args: argparse.Namespace) -> int:
+    from senforms.archive.store import Archive
+    from senforms.year.reviews import due_list
+
+    if args.weeks < 0:
+        raise SenformsError("--weeks needs a number of weeks of 0 or more, for example --weeks 4.")
+    settings = _settings(args, need_home=True)
+    today = settings.today()
+    archive = Archive(settings.database_url)
+    try:
+        with archive.reading() as session:
+            upcoming, overdue = due_list(session, today, weeks=args.weeks)
+    finally:
+        archive.close()
+
+    def line(r: Any, when: str) -> str:
+        return f"  {r.upn}  {r.name}, Year {r.year_group}: review on {r.review_date:%d/%m/%Y}{when}"
+
+    weeks = f"{args.weeks} week" + ("" if args.weeks == 1 else "s")
+    print(f"As of {today:%d/%m/%Y}.")
+    if upcoming:
+        print(f"Reviews due in the next {weeks} ({len(upcoming)}):")
+        for r in upcoming:
+            days = -r.days_overdue
+            print(line(r, " (today)" if days == 0 else f" (in {days} day{'' if days == 1 else 's'})"))
+    else:
+        print(f"No reviews are due in the next {weeks}.")
+    if overdue:
+        print(f"Overdue reviews: the review date has passed and no review record has been received ({len(overdue)}):")
+        for r in overdue:
+            print(line(r, f", {r.days_overdue} day{'' if r.days_overdue == 1 else 's'} overdue"))
+    else:
+        print("No reviews are overdue.")
+    return ExitCode.ok
+
+
+@command("round")
+def _round(args: argparse.Namespace) -> int:
+    from senforms.year.round import run_round
+
+    settings = _settings(args, need_home=True)
+    report = run_round(settings)
+    for path in report.written:
+        print(f"Written: {path.relative_to(settings.outbox).as_posix()}")
+    if not report.issued and not report.written:
+        print(f"Nothing is owed on {settings.today():%d/%m/%Y} that has not been issued already.")
+    for failure in report.failed:
+        print(f"Not issued because of a problem: {failure}", file=sys.stderr)
+    if report.waiting:
+        print(
+            f"Some documents are filed but could not be written to the outbox ({report.waiting}).\n\n"
+            "What to do: make room on the disk or give senforms permission to write to the outbox; "
+            "the next round (or senforms round) writes them.",
+            file=sys.stderr,
+        )
+        return int(ExitCode.archive_error)
+    return int(ExitCode.internal if report.failed else ExitCode.ok)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -45,32 +46,59 @@ def plan_delivery(
     today: date,
 ) -> None:
     """Choose each document's place in the outbox and file it in the archive, undelivered."""
-    folder = pupil_folder(pupil.legal_surname, pupil.legal_forename, pupil.upn)
-    taken = set(session.scalars(select(t.Document.path).where(t.Document.pupil_id == pupil.id)).all())
+    plan_documents(session, outbox, pupil, rendered, form_id=form.id, corrected=corrected, today=today)
+
+
+def plan_documents(
+    session: Session,
+    outbox: Path,
+    pupil: t.Pupil | None,
+    rendered: Iterable[Rendered],
+    *,
+    form_id: int | None,
+    today: date,
+    corrected: bool = False,
+) -> list[t.Document]:
+    """File documents in the archive, undelivered, each with its place in the outbox chosen now:
+    a form's documents (``form_id``), or documents issued by date (``form_id`` None, from the
+    daily round). A pupil's go in ``<audience>/<pupil's folder>/``; a school-wide document
+    (``pupil`` None, the SENCO's digest) straight in ``<audience>/``. Returns the new rows."""
+    folder = pupil_folder(pupil.legal_surname, pupil.legal_forename, pupil.upn) if pupil is not None else None
+    pupil_id = pupil.id if pupil is not None else None
+    taken = set(
+        session.scalars(
+            select(t.Document.path).where(
+                t.Document.pupil_id == pupil_id if pupil_id is not None else t.Document.pupil_id.is_(None)
+            )
+        ).all()
+    )
+    rows = []
     for doc in rendered:
         if doc.template == "register":
             path = REGISTER_PATH
         else:
-            base = f"{doc.audience}/{folder}/{today.isoformat()} {safe_name(doc.title)}"
+            where = f"{doc.audience}/{folder}" if folder is not None else doc.audience
+            base = f"{where}/{today.isoformat()} {safe_name(doc.title)}"
             path, n = f"{base}{doc.suffix}", 1
             while path in taken or (outbox / path).exists():
                 n += 1
                 path = f"{base} ({n}){doc.suffix}"
             taken.add(path)
-        session.add(
-            t.Document(
-                pupil_id=None if doc.template == "register" else pupil.id,
-                form_id=form.id,
-                audience=doc.audience,
-                title=doc.title,
-                template=doc.template,
-                path=path,
-                content_hash=sha256(doc.content),
-                content=doc.content,
-                corrected=corrected,
-                created_at=now(),
-            )
+        row = t.Document(
+            pupil_id=None if doc.template == "register" else pupil_id,
+            form_id=form_id,
+            audience=doc.audience,
+            title=doc.title,
+            template=doc.template,
+            path=path,
+            content_hash=sha256(doc.content),
+            content=doc.content,
+            corrected=corrected,
+            created_at=now(),
         )
+        session.add(row)
+        rows.append(row)
+    return rows
 
 
 @dataclass(frozen=True)
@@ -116,23 +144,8 @@ def deliver(archive: Archive, outbox: Path, form_id: int, checkpoint: Callable[[
             # bring back an older register).
             write_atomic(outbox / REGISTER_PATH, register_csv(session), overwrite=True, stage=staging(outbox))
             delivered |= dict.fromkeys(registers, REGISTER_PATH)
-        for doc in pending:
-            if doc.template == "register":
-                continue
-            target = outbox / doc.path
-            # Already there from a run that crashed before marking it: the hash proves it.
-            if not (target.exists() and sha256(target.read_bytes()) == doc.content_hash):
-                target = write_atomic(target, doc.content, stage=staging(outbox))
-            delivered[doc.id] = target.relative_to(outbox).as_posix()
-            checkpoint("wrote")
-        at = now()
-        # One statement marks every document delivered; only a document written under another
-        # name than planned (a file of that name appeared meanwhile) needs its own.
-        if delivered:
-            session.execute(update(t.Document).where(t.Document.id.in_(list(delivered))).values(delivered_at=at))
-        for doc in pending:
-            if delivered.get(doc.id, doc.path) != doc.path:
-                session.execute(update(t.Document).where(t.Document.id == doc.id).values(path=delivered[doc.id]))
+        delivered |= write_documents(outbox, [d for d in pending if d.template != "register"], checkpoint)
+        mark_delivered(session, pending, delivered)
         # The office's list of the day's letters to parents, rewritten whole from the archive.
         days = {m.group(1) for d in pending if d.audience == Audience.PARENTS.value and (m := _DAY.search(d.path))}
         for day in sorted(days):
@@ -214,6 +227,47 @@ def letters_to_send(session: Session, day: str) -> bytes:
             ]
         )
     return ("\ufeff" + out.getvalue()).encode("utf-8")
+
+
+class Pending(Protocol):
+    """A filed document not yet in the outbox: what ``write_documents`` needs of its row."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def content(self) -> bytes: ...
+    @property
+    def content_hash(self) -> str: ...
+
+
+def write_documents(outbox: Path, pending: Iterable[Pending], checkpoint: Callable[[str], None]) -> dict[int, str]:
+    """Write filed documents to their planned places; returns each one's path as written.
+
+    A document already there from a run that crashed before marking it delivered is recognised
+    by its hash and not written twice; a file of that name that is someone else's is never
+    replaced (``write_atomic`` picks the next free name). An ``OSError`` (full disk, read-only
+    outbox) goes to the caller, whose transaction is rolled back, leaving the documents to be
+    finished later. Shared by a form's delivery and the daily round's."""
+    delivered: dict[int, str] = {}
+    for doc in pending:
+        target = outbox / doc.path
+        if not (target.exists() and sha256(target.read_bytes()) == doc.content_hash):
+            target = write_atomic(target, doc.content, stage=staging(outbox))
+        delivered[doc.id] = target.relative_to(outbox).as_posix()
+        checkpoint("wrote")
+    return delivered
+
+
+def mark_delivered(session: Session, pending: Iterable[Pending], delivered: dict[int, str]) -> None:
+    """Mark written documents delivered. One statement for all; only a document written under
+    another name than planned (a file of that name appeared meanwhile) needs its own."""
+    if delivered:
+        session.execute(update(t.Document).where(t.Document.id.in_(list(delivered))).values(delivered_at=now()))
+    for doc in pending:
+        if delivered.get(doc.id, doc.path) != doc.path:
+            session.execute(update(t.Document).where(t.Document.id == doc.id).values(path=delivered[doc.id]))
 
 
 def _paths(session: Session, outbox: Path, form_id: int) -> list[Path]:

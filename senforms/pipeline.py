@@ -194,6 +194,27 @@ def check_cycle(form: FormModel, kind: FormKind, past: History) -> None:
         )
 
 
+def not_yet_due(decided: rules.Next, notice_days: int, today: date) -> rules.Next:
+    """Without the pre-filled review record when its review is more than ``notice_days`` away:
+    the daily round (``senforms.year.reviews``) issues it ``notice_days`` before the review
+    (Code 6.52-6.53), not months ahead. ``notice_days`` 0 keeps it with the plan, as before; a
+    review already within the notice comes with the plan. The rules stay as they are: they know
+    nothing of settings or dates to come."""
+    if notice_days <= 0:
+        return decided
+    kept = [
+        d
+        for d in decided.documents
+        if not (
+            isinstance(d, rules.Prefilled)
+            and d.kind == "review"
+            and isinstance(d.values.get("review_date"), date)
+            and (d.values["review_date"] - today).days > notice_days
+        )
+    ]
+    return rules.Next(kept, decided.flags)
+
+
 def decide(form: FormModel, past: History) -> rules.Next:
     """Step 3: what the graduated approach says comes next (``rules.STEPS``)."""
     return rules.what_next(form, past)
@@ -367,6 +388,7 @@ class Pipeline:
                     decided.flags,
                 )
             today = self.today()
+            decided = not_yet_due(decided, self.settings.review_notice_days, today)
             rendered, more = render_documents(
                 self.settings,
                 form,

@@ -14,9 +14,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from senforms.config import Settings, load_settings, settings_fingerprint
 from senforms.deliver import set_aside
@@ -35,12 +35,21 @@ from senforms.intake.worker import (
     limit_error,
 )
 
+if TYPE_CHECKING:
+    from senforms.archive.store import Archive
+
 log = logging.getLogger("senforms.intake")
 
 # Refused only because the pupil's earlier form had not been filed yet: in a batch, tried again
 # after the other files (the earlier form may be among them), as ``senforms process`` does.
 WAITING_ERRORS = frozenset({"NoSuchPupilError", "CycleError"})
 LATER = "later"  # what _process returns for a form put back to be tried after the batch
+
+#: The daily round runs at start, when the date changes, and at most this often otherwise (a review
+#: record owed because a plan was filed today, a document the outbox could not take earlier).
+ROUND_SECONDS = 300.0
+#: After a failed round (archive unavailable, outbox full), wait this long before the next try.
+ROUND_RETRY_SECONDS = 60.0
 
 
 class Watcher:
@@ -63,6 +72,7 @@ class Watcher:
         give_up_seconds: float | None = None,
         timeout: float | None = None,
         log_file: bool = True,
+        daily_round: bool = True,
     ) -> None:
         check_layout(settings)
         self.settings, self.inbox, self.factory, self.isolate = settings, settings.inbox, factory, isolate
@@ -89,6 +99,11 @@ class Watcher:
         self._status = StatusFile(settings)
         self._settings_stamp = settings_fingerprint(settings.home)
         self.summary = Summary()
+        # The daily round (senforms.year.round), run from this loop: never in the way of a form.
+        self.daily_round = daily_round
+        self._round_day: date | None = None
+        self._round_next = self._round_hold = 0.0  # monotonic times: next routine run, no try before
+        self._round_archive: Archive | None = None
 
     def stop(self) -> None:
         """Ask the watcher to stop after the file in hand."""
@@ -168,6 +183,9 @@ class Watcher:
                     self._take(path, batch=False)
                 self.claims.beat()
                 self._write_status()
+                # After the first scan's files, not before them: forms waiting in the inbox at
+                # start come first, and the round follows within the same turn of the loop.
+                self._run_round()
                 if once and not self.scanner.pending():
                     break
                 if ready:
@@ -227,9 +245,47 @@ class Watcher:
         if self._worker is not None:
             self._worker.close()
             self._worker = None
+        if self._round_archive is not None:
+            self._round_archive.close()
+            self._round_archive = None
         self._write_status(force=True)
         self.claims.close()
         log.info("Watcher stopped: %d processed, %d set aside.", self.summary.processed, self.summary.set_aside)
+
+    # -- the daily round --
+
+    def _run_round(self) -> None:
+        """The daily round, when the date has changed since the last one or ``ROUND_SECONDS``
+        have passed; cheap otherwise. A failure (archive unavailable, outbox full) is logged and
+        tried again later; it never stops the watcher and never touches the inbox."""
+        if not self.daily_round or self._stop.is_set():
+            return
+        today, clock = self.settings.today(), time.monotonic()
+        if (today == self._round_day and clock < self._round_next) or clock < self._round_hold:
+            return
+        from senforms.archive.store import Archive
+        from senforms.year.round import run_round
+
+        try:
+            if self._round_archive is None:
+                self._round_archive = Archive(self.settings.database_url)
+            report = run_round(self.settings, archive=self._round_archive, today=today)
+        except Exception as exc:
+            message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+            log.error("The daily round could not run (%s); trying again in %g s.", message, ROUND_RETRY_SECONDS)
+            if self._round_archive is not None:
+                with contextlib.suppress(Exception):
+                    self._round_archive.close()
+                self._round_archive = None
+            self._round_hold = clock + ROUND_RETRY_SECONDS
+            return
+        if report.issued:
+            log.info("Daily round: issued %s.", ", ".join(report.issued))
+        if report.waiting or report.failed:
+            # Filed, not yet written (or a producer failed): try again soon, not tomorrow.
+            self._round_hold = clock + ROUND_RETRY_SECONDS
+        else:
+            self._round_day, self._round_next, self._round_hold = today, clock + ROUND_SECONDS, 0.0
 
     # -- one file --
 
