@@ -43,9 +43,14 @@ class PipelineProcessor:
     """The real work: ``senforms.pipeline.Pipeline.process_file``."""
 
     def __init__(self, settings: Settings) -> None:
-        from senforms.pipeline import Pipeline
+        from senforms.pipeline import REGISTER_EVERY_S, Pipeline
 
-        self.pipeline = Pipeline(settings)
+        # The SEND register is written when the inbox goes quiet (``idle``) and at most every
+        # REGISTER_EVERY_S seconds while forms keep coming, not once per form: at 50,000 pupils
+        # a whole register costs seconds. One left by a crash is written here, at start.
+        self.pipeline = Pipeline(settings, register_every=REGISTER_EVERY_S)
+        with contextlib.suppress(SenformsError):
+            self.pipeline.write_register()
 
     def __call__(self, path: Path, name: str) -> dict[str, Any]:
         done = self.pipeline.process_file(path, name=name)
@@ -58,8 +63,20 @@ class PipelineProcessor:
             "warnings": [str(w) for w in getattr(done, "warnings", [])],
         }
 
+    def idle(self) -> None:
+        """No file for a moment: bring the outbox's register up to date if a form changed it."""
+        if self.pipeline.register_pending:
+            try:
+                self.pipeline.write_register()
+            except SenformsError as exc:  # tried again at the next quiet moment
+                log.warning("The SEND register could not be written yet: %s", exc.message)
+
     def close(self) -> None:
         self.pipeline.close()
+
+
+#: How long the worker waits without a file before calling its processor's ``idle``.
+IDLE_S = 1.0
 
 
 @dataclass
@@ -156,9 +173,12 @@ def _worker_main(conn: Connection, settings: Settings, factory: ProcessorFactory
         return
     _limit_memory(memory_mb)
     conn.send(("ready", os.getpid()))
+    idle: Callable[[], None] | None = getattr(processor, "idle", None)
     try:
         while True:
             try:
+                if idle is not None and not conn.poll(IDLE_S):
+                    idle()
                 request = conn.recv()
             except EOFError:
                 break
@@ -309,10 +329,14 @@ class Worker:
 def in_process(settings: Settings, factory: ProcessorFactory = PipelineProcessor) -> Callable[[Path, str], Outcome]:
     """The same contract without a subprocess, for debugging (no time or memory limit)."""
     processor = factory(settings)
+    # Without a worker there is no quiet moment to wait for: the register is written after each file.
+    idle: Callable[[], None] = getattr(processor, "idle", lambda: None)
 
     def run(path: Path, name: str, *, tick: Callable[[], None] | None = None) -> Outcome:
         try:
-            return Outcome("ok", result=processor(path, name))
+            result = processor(path, name)
+            idle()
+            return Outcome("ok", result=result)
         except SenformsError as exc:
             return Outcome("problem", error=exc)
         except Exception:
