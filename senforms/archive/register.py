@@ -134,8 +134,12 @@ def register_rows(session: Session, today: date, *, pupil_id: int | None = None)
     meetings = (
         select(
             t.Meeting.pupil_id,
-            func.max(t.Meeting.held_on).label("last"),
-            func.sum(case((and_(t.Meeting.held_on >= start, t.Meeting.held_on <= end), 1), else_=0)).label("count"),
+            # The last meeting held by today (a note may be dated a few days ahead).
+            func.max(case((t.Meeting.held_on <= today, t.Meeting.held_on), else_=None)).label("last"),
+            # Held this school year, by today (the year's end is never before today).
+            func.sum(case((and_(t.Meeting.held_on >= start, t.Meeting.held_on <= min(end, today)), 1), else_=0)).label(
+                "count"
+            ),
         )
         .group_by(t.Meeting.pupil_id)
         .subquery()
@@ -415,12 +419,14 @@ class Register:
 
     def summary(self) -> list[str]:
         counts = {code: sum(1 for r in self.rows if r.provision == code) for code in ON_REGISTER}
+        from senforms.errors import count
+
         lines = [
-            f"SEND register on {self.today:%d/%m/%Y}: {len(self.rows)} pupils "
+            f"SEND register on {self.today:%d/%m/%Y}: {count(len(self.rows), 'pupil')} "
             f"({counts['K']} on SEN support (K), {counts['E']} with an EHC plan (E))."
         ]
         if self.census:
-            lines.append(f"Census check: {len(self.census)} problems to put right before the school census:")
+            lines.append(f"Census check: {count(len(self.census), 'problem')} to put right before the school census:")
             lines += [f"  {line}" for line in self.census]
         else:
             lines.append("Census check: no problems; every pupil's need codes pass the school census rules.")
