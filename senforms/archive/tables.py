@@ -46,7 +46,7 @@ class Pupil(Base):
     __tablename__ = "pupils"
     id: Mapped[int] = mapped_column(primary_key=True)
     upn: Mapped[str] = mapped_column(String(13), unique=True)
-    former_upn: Mapped[str | None] = mapped_column(String(13))
+    former_upn: Mapped[str | None] = mapped_column(String(13), index=True)
     legal_forename: Mapped[str] = mapped_column(Text)
     legal_surname: Mapped[str] = mapped_column(Text)
     preferred_name: Mapped[str | None] = mapped_column(Text)
