@@ -307,30 +307,36 @@ _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _EXCEL_EPOCH = date(1899, 12, 30)
 
 
-def _cell(value: object, style: int = 0) -> str:
+def _cell(ref: str, value: object, style: int = 0) -> str:
+    """One cell with its reference (A2), as Excel writes them; an empty cell is left out."""
     if value is None or value == "":
-        return "<c/>"
+        return ""
     if isinstance(value, date):
-        return f'<c s="1"><v>{(value - _EXCEL_EPOCH).days}</v></c>'
+        return f'<c r="{ref}" s="1"><v>{(value - _EXCEL_EPOCH).days}</v></c>'
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return f"<c><v>{value}</v></c>"
+        return f'<c r="{ref}"><v>{value}</v></c>'
     text = _NOT_XML.sub("", str(value))
     space = ' xml:space="preserve"' if text != text.strip() else ""
     shown = f' s="{style}"' if style else ""
-    return f'<c t="inlineStr"{shown}><is><t{space}>{xml_escape(text)}</t></is></c>'
+    return f'<c r="{ref}" t="inlineStr"{shown}><is><t{space}>{xml_escape(text)}</t></is></c>'
 
 
 def _sheet(header: list[str], widths: list[int], rows: Iterable[Sequence[object]]) -> str:
+    letters = [chr(65 + i) if i < 26 else "A" + chr(65 + i - 26) for i in range(max(len(header), len(widths)))]
     cols = "".join(f'<col min="{i}" max="{i}" width="{w}" customWidth="1"/>' for i, w in enumerate(widths, start=1))
     parts = [
         f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?><worksheet xmlns="{_MAIN}">'
         '<sheetViews><sheetView workbookViewId="0">'
         '<pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" state="frozen"/>'
         '<selection pane="bottomLeft" activeCell="A2" sqref="A2"/></sheetView></sheetViews>'
+        '<sheetFormatPr defaultRowHeight="15"/>'
         f"<cols>{cols}</cols><sheetData>",
-        '<row r="1">' + "".join(_cell(name, 2) for name in header) + "</row>",
+        '<row r="1">' + "".join(_cell(f"{c}1", name, 2) for c, name in zip(letters, header, strict=False)) + "</row>",
     ]
-    parts += [f'<row r="{n}">' + "".join(map(_cell, row)) + "</row>" for n, row in enumerate(rows, start=2)]
+    parts += [
+        f'<row r="{n}">' + "".join(_cell(f"{c}{n}", v) for c, v in zip(letters, row, strict=False)) + "</row>"
+        for n, row in enumerate(rows, start=2)
+    ]
     parts.append("</sheetData></worksheet>")
     return "".join(parts)
 
