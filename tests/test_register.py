@@ -196,3 +196,25 @@ def test_two_watchers_never_leave_an_older_register(cfg: Settings, tmp_path: Pat
         b.close()
     assert {r["UPN"] for r in csv_rows(cfg)} == {pupil_upn(1), pupil_upn(2), pupil_upn(3)}
     assert undelivered_versions(cfg) == 0
+
+
+def test_a_running_watcher_writes_the_register_when_the_inbox_goes_quiet(cfg: Settings) -> None:
+    import threading
+
+    from senforms.intake.watcher import Watcher
+    from tests.test_intake import replaced, wait_for
+
+    fast = replaced(cfg, settle_seconds=0.2, poll_seconds=0.5, seconds_per_file=60)
+    watcher = Watcher(fast, log_file=False)  # the real pipeline, in its worker process
+    thread = threading.Thread(target=watcher.run, daemon=True)
+    thread.start()
+    try:
+        assert wait_for(lambda: watcher._run_file is not None, 120), "the watcher did not start"
+        drop(cfg.inbox, "a.docx", early(1, "Hart"))
+        drop(cfg.inbox, "b.docx", early(2, "Ahmed"))
+        # Still running: the register is written once the inbox has been quiet for a moment.
+        assert wait_for(lambda: (cfg.outbox / REGISTER_XLSX_PATH).exists() and len(csv_rows(cfg)) == 2, 120)
+        assert undelivered_versions(cfg) == 0
+    finally:
+        watcher.stop()
+        thread.join(60)
