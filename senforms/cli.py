@@ -262,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     _export_arguments(sub)
     _retention_arguments(sub)
     _year_arguments(sub)
+    _register_arguments(sub)
     return parser
 
 
@@ -736,6 +737,31 @@ def _round(args: argparse.Namespace) -> int:
         )
         return int(ExitCode.archive_error)
     return int(ExitCode.internal if report.failed else ExitCode.ok)
+
+
+def _register_arguments(sub: Any) -> None:
+    p = sub.add_parser(
+        "register",
+        help="print the SEND register's summary and census check; -o writes it as .xlsx or .csv",
+        description="The SEND register as the archive has it (pupils on SEN support or with an EHC plan), "
+        "with every pupil who would fail the school census rules. The outbox's living copy "
+        "(senco/SEND register.xlsx and .csv) is written by senforms itself.",
+    )
+    p.add_argument("-o", "--output", metavar="FILE", help="write the register to FILE (.xlsx or .csv)")
+
+
+@command("register")
+def _register(args: argparse.Namespace) -> int:
+    from senforms.archive.register import read_register, save_register
+
+    settings = _settings(args, need_home=not getattr(args, "archive", None))
+    register = read_register(settings.database_url, settings.today())
+    for line in register.summary():
+        print(line)
+    if args.output:
+        written = save_register(register, Path(args.output))
+        print(f"Written to {written}.")
+    return ExitCode.ok
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -22,8 +22,8 @@ from typing import Protocol
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from senforms.archive import register
 from senforms.archive import tables as t
-from senforms.archive.register import REGISTER_PATH, register_csv
 from senforms.archive.store import Archive, load_form, log, now
 from senforms.context import recipients
 from senforms.deliver import pupil_folder, safe_name, staging, write_atomic
@@ -75,7 +75,7 @@ def plan_documents(
     rows = []
     for doc in rendered:
         if doc.template == "register":
-            path = REGISTER_PATH
+            path = register.REGISTER_PATH
         else:
             where = f"{doc.audience}/{folder}" if folder is not None else doc.audience
             base = f"{where}/{today.isoformat()} {safe_name(doc.title)}"
@@ -105,9 +105,20 @@ def plan_documents(
 class Delivered:
     paths: list[Path]  # every document of the form, where it is in the outbox
     now: bool  # written by this call; False when another run had already delivered the form
+    # The form changed the register and the outbox's register was left for ``write_register``
+    # (``register_now=False``): its version stays undelivered in the archive until then.
+    register_pending: bool = False
 
 
-def deliver(archive: Archive, outbox: Path, form_id: int, checkpoint: Callable[[str], None]) -> Delivered:
+def deliver(
+    archive: Archive,
+    outbox: Path,
+    form_id: int,
+    checkpoint: Callable[[str], None],
+    *,
+    today: date | None = None,
+    register_now: bool = True,
+) -> Delivered:
     """Write a filed form's undelivered documents to the outbox, then mark them delivered and the
     form done. Safe to run again after a crash at any point: a document already written is
     recognised by its hash and not written twice.
@@ -117,7 +128,13 @@ def deliver(archive: Archive, outbox: Path, form_id: int, checkpoint: Callable[[
     the second finds nothing left to write: no letter is ever written twice as "name (2)". The
     lock is held only while a few files are written. An ``OSError`` from the outbox (full disk,
     read-only, permissions) rolls the transaction back and leaves the form to be finished later;
-    the caller turns it into ``DeliveryPendingError``."""
+    the caller turns it into ``DeliveryPendingError``.
+
+    The register is the one document whose cost grows with the school (it is the whole register,
+    written again). With ``register_now=False`` it is left for the caller to write once for a
+    batch of forms (``write_register``): the form's register version stays undelivered in the
+    archive, which is what tells a later run, even after a crash, that the outbox's register is
+    behind the archive."""
     with archive.session() as session:
         session.execute(update(t.ReceivedForm).where(t.ReceivedForm.id == form_id).values(state=t.ReceivedForm.state))
         form = session.get(t.ReceivedForm, form_id)
@@ -138,12 +155,11 @@ def deliver(archive: Archive, outbox: Path, form_id: int, checkpoint: Callable[[
         ).all()
         registers = [d.id for d in pending if d.template == "register"]
         delivered: dict[int, str] = {}
-        if registers:
+        if registers and register_now:
             # The register is the one living file in the outbox: rewritten from the archive as
             # it is now (never from a stored copy, so finishing an old form's delivery cannot
-            # bring back an older register).
-            write_atomic(outbox / REGISTER_PATH, register_csv(session), overwrite=True, stage=staging(outbox))
-            delivered |= dict.fromkeys(registers, REGISTER_PATH)
+            # bring back an older register). This marks every register version delivered.
+            write_register(session, outbox, today or date.today())
         delivered |= write_documents(outbox, [d for d in pending if d.template != "register"], checkpoint)
         mark_delivered(session, pending, delivered)
         # The office's list of the day's letters to parents, rewritten whole from the archive.
@@ -153,9 +169,16 @@ def deliver(archive: Archive, outbox: Path, form_id: int, checkpoint: Callable[[
             write_atomic(outbox / path, letters_to_send(session, day), overwrite=True, stage=staging(outbox))
         form.state = "done"
         upn = session.scalar(select(t.Pupil.upn).where(t.Pupil.id == form.pupil_id))
-        log(session, "delivered", f"{len(delivered)} documents to the outbox", upn=upn, form_id=form_id)
+        written = len(delivered) + (len(registers) if register_now else 0)
+        log(session, "delivered", f"{written} documents to the outbox", upn=upn, form_id=form_id)
         checkpoint("marked")
-        return Delivered(_paths(session, outbox, form_id), now=True)
+        return Delivered(_paths(session, outbox, form_id), now=True, register_pending=bool(registers) and not register_now)
+
+
+def write_register(session: Session, outbox: Path, today: date) -> None:
+    """The outbox's SEND register (CSV and XLSX) written from the archive as it is now, under the
+    register's lock, every register version filed so far marked delivered (``register.write_register``)."""
+    register.write_register(session, outbox, today, write=write_atomic)
 
 
 # --- the office's list of letters to post or e-mail -------------------------------------------------
@@ -272,4 +295,11 @@ def mark_delivered(session: Session, pending: Iterable[Pending], delivered: dict
 
 def _paths(session: Session, outbox: Path, form_id: int) -> list[Path]:
     rows = session.scalars(select(t.Document.path).where(t.Document.form_id == form_id).order_by(t.Document.id))
-    return [outbox / path for path in rows]
+    paths = []
+    for path in rows:
+        paths.append(outbox / path)
+        if path == register.REGISTER_PATH:  # the register's living copy is written in both formats
+            paths.append(outbox / register.REGISTER_XLSX_PATH)
+    return paths
+
+

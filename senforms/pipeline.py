@@ -20,7 +20,9 @@ one set of documents, whatever happened.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
@@ -330,12 +332,30 @@ def file(
 
 
 class Pipeline:
-    def __init__(self, settings: Settings, *, today: Callable[[], date] | None = None) -> None:
+    """The steps for one form at a time, with the archive open.
+
+    ``register_every``: None (the default) writes the outbox's SEND register as each form that
+    changes it is delivered, as a single ``process_file`` caller expects. A number of seconds
+    makes the register the batch's business instead: each form leaves it pending, and
+    ``write_register`` writes it once (``process_files`` at the end of its batch; the watcher
+    when the inbox goes quiet, and at most every ``register_every`` seconds while forms keep
+    coming). The per-form cost then does not grow with the school; the register costs one
+    column query and two files per batch."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        today: Callable[[], date] | None = None,
+        register_every: float | None = None,
+    ) -> None:
         self.settings = settings
         self.archive = Archive(settings.database_url)
         clear_staging(settings.outbox)
-        # settings.today(): the real date, or the one --today / SENFORMS_TODAY gave.
         self.today = today or settings.today
+        self.register_every = register_every
+        self.register_pending = False
+        self._register_written = time.monotonic()
         self.pdf = PdfLetters(settings)
         # Plain sentences for whoever starts senforms (the watcher and `process` print them).
         self.notices: list[str] = [n for n in (self.pdf.notice,) if n]
@@ -344,8 +364,40 @@ class Pipeline:
         self.checkpoint: Callable[[str], None] = lambda step: None
 
     def close(self) -> None:
-        self.pdf.close()
-        self.archive.close()
+        try:
+            if self.register_pending:
+                with contextlib.suppress(SenformsError, OSError):
+                    # Left pending if it fails: the next run writes it (``write_register``).
+                    self.write_register()
+        finally:
+            self.pdf.close()
+            self.archive.close()
+
+    def write_register(self, *, pending_only: bool = True) -> bool:
+        """Write the outbox's SEND register (CSV and XLSX) from the archive, under the register's
+        lock, if any register version is still undelivered (or always, with ``pending_only``
+        False). Returns whether it was written. Every version it saw is marked delivered in the
+        same transaction, so a crash leaves them pending for the next run, never lost."""
+        from senforms.archive.register import pending_versions
+        from senforms.outbox import write_register as write
+
+        try:
+            with self.archive.reading() as session:
+                needed = not pending_only or bool(pending_versions(session))
+            if needed:
+                with self.archive.session() as session:
+                    write(session, self.settings.outbox, self.today())
+        except OSError as exc:
+            raise DeliveryPendingError(_os_reason(exc), upn="") from exc
+        self.register_pending = False
+        self._register_written = time.monotonic()
+        return needed
+
+    def register_due(self) -> bool:
+        """A register left pending by this pipeline for ``register_every`` seconds or more."""
+        if not self.register_pending or self.register_every is None:
+            return False
+        return time.monotonic() - self._register_written >= self.register_every
 
     def __enter__(self) -> Pipeline:
         return self
@@ -451,10 +503,22 @@ class Pipeline:
         permissions, a share gone away) reported as ``DeliveryPendingError``: the form is filed
         and stays in state "delivering" until a later run finishes it."""
         try:
-            return deliver(self.archive, self.settings.outbox, form_id, self.checkpoint)
+            done = deliver(
+                self.archive,
+                self.settings.outbox,
+                form_id,
+                self.checkpoint,
+                today=self.today(),
+                register_now=self.register_every is None,
+            )
         except OSError as exc:
             logger.warning("Form %d (UPN %s) filed; its documents are waiting for the outbox: %s", form_id, upn, exc)
             raise DeliveryPendingError(_os_reason(exc), upn=upn) from exc
+        if done.register_pending:
+            self.register_pending = True
+            if self.register_due():
+                self.write_register()
+        return done
 
     def finish_pending(self) -> list[Processed]:
         """Deliver every filed form whose documents are not all in the outbox yet (state other
@@ -479,6 +543,11 @@ class Pipeline:
             if done.now:
                 logger.info("Finished delivering %s for UPN %s: %d documents", row.kind, row.upn, len(done.paths))
                 finished.append(Processed(row.kind, row.upn, "processed", done.paths))
+        # A register left pending by a run that stopped (or crashed) before writing it.
+        try:
+            self.write_register()
+        except DeliveryPendingError as exc:
+            failed = failed or exc
         if failed is not None:
             raise failed
         return finished
@@ -544,6 +613,11 @@ class Report:
         return ExitCode.archive_error if self.waiting else ExitCode.ok
 
 
+#: In a long batch the outbox's register is also written at most this often (seconds), so it never
+#: lags far behind; otherwise it is written once at the batch's end.
+REGISTER_EVERY_S = 60.0
+
+
 #: The cycle's order of kinds: a pupil's record starts with the early discussion; a plan of cycle
 #: n comes before its review, and that before the plan of cycle n + 1 (see ``cycle_order``).
 KIND_ORDER = {"early-discussion": 0, "parent-meeting": 1, "support-plan": 2, "review": 3}
@@ -603,7 +677,8 @@ def process_files(paths: Iterable[Path], settings: Settings, *, notify: Callable
     report = Report()
     paths = list(paths)
     ordered = sorted(paths, key=lambda p: cycle_order(p, settings))
-    with Pipeline(settings) as pipeline:
+    # The register is written once, at the end of the batch (``Pipeline.close``), not per form.
+    with Pipeline(settings, register_every=REGISTER_EVERY_S) as pipeline:
         for notice in pipeline.notices:
             notify(notice)
         try:
@@ -616,6 +691,10 @@ def process_files(paths: Iterable[Path], settings: Settings, *, notify: Callable
         later = [path for path in ordered if not _once(pipeline, path, settings, report, notify, first=True)]
         for path in later:
             _once(pipeline, path, settings, report, notify, first=False)
+        try:
+            pipeline.write_register()
+        except (DeliveryPendingError, ArchiveUnavailableError) as exc:
+            notify(f"The SEND register in the outbox was not brought up to date: {exc.message}")
     # The report lists files in the order they were given, as the command line printed them before.
     given = {p: i for i, p in enumerate(paths)}
     report.processed.sort(key=lambda item: given[item[0]])

@@ -146,8 +146,7 @@ def fix_pupil(
 def fix_in_home(settings: Settings, upn: str, **details: str | None) -> Fixed:
     """``fix_pupil`` on the home folder's archive, for ``senforms pupil fix``. The SEND register
     in the outbox shows UPNs and names, so it is written again when the pupil is on it."""
-    from senforms.archive.register import REGISTER_PATH, register_csv
-    from senforms.deliver import staging, write_atomic
+    from senforms.archive.register import ON_REGISTER, write_register
 
     archive = Archive(settings.database_url)
     try:
@@ -156,11 +155,14 @@ def fix_in_home(settings: Settings, upn: str, **details: str | None) -> Fixed:
             on_register = session.scalar(
                 select(t.SenStatus.id)
                 .join(t.Pupil, t.Pupil.id == t.SenStatus.pupil_id)
-                .where(t.Pupil.upn == fixed.upn, t.SenStatus.end_date.is_(None), t.SenStatus.provision == "K")
+                .where(
+                    t.Pupil.upn == fixed.upn, t.SenStatus.end_date.is_(None), t.SenStatus.provision.in_(ON_REGISTER)
+                )
             )
-            register = register_csv(session) if on_register is not None else None
-        if register is not None and (settings.outbox / REGISTER_PATH).exists():
-            write_atomic(settings.outbox / REGISTER_PATH, register, overwrite=True, stage=staging(settings.outbox))
+        if on_register is not None:
+            # Read and written under the register's lock, in a transaction of its own.
+            with archive.session() as session:
+                write_register(session, settings.outbox, settings.today(), only_if_present=True)
     finally:
         archive.close()
     return fixed

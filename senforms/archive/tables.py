@@ -18,6 +18,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -45,7 +46,7 @@ class Pupil(Base):
     __tablename__ = "pupils"
     id: Mapped[int] = mapped_column(primary_key=True)
     upn: Mapped[str] = mapped_column(String(13), unique=True)
-    former_upn: Mapped[str | None] = mapped_column(String(13))
+    former_upn: Mapped[str | None] = mapped_column(String(13), index=True)
     legal_forename: Mapped[str] = mapped_column(Text)
     legal_surname: Mapped[str] = mapped_column(Text)
     preferred_name: Mapped[str | None] = mapped_column(Text)
@@ -186,6 +187,8 @@ class Document(Base):
     """Every document generated, with its bytes, so any letter can be produced again."""
 
     __tablename__ = "documents"
+    # The register versions still to be written to the outbox (migration 0005_register).
+    __table_args__ = (Index("ix_documents_template_delivered_at", "template", "delivered_at"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     pupil_id: Mapped[int | None] = mapped_column(ForeignKey("pupils.id"), index=True)
     # None for a document issued by date (a review record's reminder, a digest, an annual report).

@@ -44,10 +44,15 @@ class PipelineProcessor:
     """The real work: ``senforms.pipeline.Pipeline.process_file``."""
 
     def __init__(self, settings: Settings) -> None:
-        from senforms.pipeline import Pipeline
+        from senforms.pipeline import REGISTER_EVERY_S, Pipeline
 
-        self.pipeline = Pipeline(settings)
+        # The SEND register is written when the inbox goes quiet (``idle``) and at most every
+        # REGISTER_EVERY_S seconds while forms keep coming, not once per form: at 50,000 pupils
+        # a whole register costs seconds. One left by a crash is written here, at start.
+        self.pipeline = Pipeline(settings, register_every=REGISTER_EVERY_S)
         self.settings = settings
+        with contextlib.suppress(SenformsError):
+            self.pipeline.write_register()
         self._finish_pending()
 
     def _finish_pending(self) -> None:
@@ -77,6 +82,14 @@ class PipelineProcessor:
 
         return sorted(paths, key=lambda p: cycle_order(p, self.settings))
 
+    def idle(self) -> None:
+        """No file for a moment: bring the outbox's register up to date if a form changed it."""
+        if self.pipeline.register_pending:
+            try:
+                self.pipeline.write_register()
+            except SenformsError as exc:  # tried again at the next quiet moment
+                log.warning("The SEND register could not be written yet: %s", exc.message)
+
     def close(self) -> None:
         self.pipeline.close()
 
@@ -90,6 +103,10 @@ def _summary(done: Any) -> dict[str, Any]:
         # What "senforms process" would print (letters left as Word files, and so on).
         "warnings": [str(w) for w in getattr(done, "warnings", [])],
     }
+
+
+#: How long the worker waits without a file before calling its processor's ``idle``.
+IDLE_S = 1.0
 
 
 @dataclass
@@ -186,9 +203,12 @@ def _worker_main(conn: Connection, settings: Settings, factory: ProcessorFactory
         return
     _limit_memory(memory_mb)
     conn.send(("ready", os.getpid()))
+    idle: Callable[[], None] | None = getattr(processor, "idle", None)
     try:
         while True:
             try:
+                if idle is not None and not conn.poll(IDLE_S):
+                    idle()
                 request = conn.recv()
             except EOFError:
                 break
@@ -369,10 +389,14 @@ class InProcess:
 
     def __init__(self, settings: Settings, factory: ProcessorFactory = PipelineProcessor) -> None:
         self.processor = factory(settings)
+        self._idle: Callable[[], None] = getattr(self.processor, "idle", lambda: None)
 
     def run(self, path: Path, name: str, *, tick: Callable[[], None] | None = None) -> Outcome:
         try:
-            return Outcome("ok", result=self.processor(path, name))
+            result = self.processor(path, name)
+            # Without a worker there is no quiet moment to wait for: the register is written after each file.
+            self._idle()
+            return Outcome("ok", result=result)
         except SenformsError as exc:
             return Outcome("problem", error=exc)
         except Exception:

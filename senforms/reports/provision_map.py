@@ -263,9 +263,9 @@ def _cells(line: Line) -> list[Any]:
 
 def map_xlsx(result: ProvisionMap) -> bytes:
     """The map as a spreadsheet (openpyxl): one row per provision, numbers as numbers."""
-    from openpyxl import Workbook  # type: ignore[import-untyped]
-    from openpyxl.styles import Alignment, Font  # type: ignore[import-untyped]
-    from openpyxl.utils import get_column_letter  # type: ignore[import-untyped]
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Font
+    from openpyxl.utils import get_column_letter
 
     book = Workbook()
     sheet = book.active
