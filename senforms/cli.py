@@ -469,11 +469,14 @@ def roll_report_lines(report: RollReport, name: str) -> list[str]:
     separated = {",": "commas", ";": "semicolons", "\t": "tabs"}.get(report.delimiter, report.delimiter)
     rows = len(report.added) + len(report.updated) + report.unchanged + len(report.to_confirm)
     lines = [f"Read {name} ({report.encoding}, separated by {separated}): {count(rows, 'pupil')}."]
+    if report.errors:
+        bad = len({e.line for e in report.errors})
+        lines[0] = lines[0][:-1] + f"; {count(bad, 'row')} with problems, listed below and not imported."
     if would:
         lines.append("Checked only: nothing has been changed.")
     if report.added:
         lines.append(f"{'Would add' if would else 'Added'} {count(len(report.added), 'new pupil')}:")
-        lines += [f"  UPN {upn}" for upn in report.added]
+        lines += [f"  UPN {upn} {who}" for upn, who in report.added]
     if report.updated:
         lines.append(f"{'Would update' if would else 'Updated'} {count(len(report.updated), 'pupil')}:")
         lines += [f"  UPN {upn}: {'; '.join(changes)}" for upn, changes in report.updated.items()]

@@ -171,7 +171,11 @@ def test_bromcom_semicolons_and_address_in_parts() -> None:
     (sam,) = roll.pupils
     assert (sam.preferred_forename, sam.preferred_surname, sam.class_name) == ("Sam", "Okafor-Reid", "6 Ash")
     (mother,) = sam.contacts
-    assert (mother.name, mother.address, mother.phone) == ("Mrs Ife Okafor", "3 Elm Road\nNorwich\nNR1 1AA", "07700 900003")
+    assert (mother.name, mother.address, mother.phone) == (
+        "Mrs Ife Okafor",
+        "3 Elm Road\nNorwich\nNR1 1AA",
+        "07700 900003",
+    )
 
 
 def test_column_names_match_whatever_the_case_spaces_or_punctuation() -> None:
@@ -236,8 +240,11 @@ def test_import_reimport_confirmations_and_leavers(
     assert run(cfg, str(first)) == ExitCode.ok
     out = capsys.readouterr().out
     assert "Read roll.csv (Windows-1252, separated by commas): 2 pupils." in out
-    assert f"Added 1 new pupil:\n  UPN {ZOE}" in out
-    assert f"UPN {AMELIA}: year group Year 4 -> Year 5; class Willow -> 5 Oak; preferred forename changed" in out
+    assert f"Added 1 new pupil:\n  UPN {ZOE} Zoë Brontë" in out
+    assert (
+        f"UPN {AMELIA}: year group Year 4 -> Year 5; class Willow -> 5 Oak; preferred forename Millie -> Mia; "
+        "contacts now Mrs Rachel Hart (Mother)"
+    ) in out
     now = pupils(cfg)
     assert now[ZOE]["name"] == ("Zoë", "Brontë") and now[ZOE]["roll"]
     assert (now[AMELIA]["year"], now[AMELIA]["class"], now[AMELIA]["preferred"]) == ("5", "5 Oak", ("Mia", None))
@@ -274,7 +281,10 @@ def test_import_reimport_confirmations_and_leavers(
     third = write(tmp_path, "roll3.csv", sims_roll(AMELIA_ROW, SAM_ROW))
     assert run(cfg, str(third)) == ExitCode.ok
     out = capsys.readouterr().out
-    assert f"In the archive but not on this roll (1 pupil, perhaps left; nothing has been deleted):\n  UPN {ZOE} Zoë Brontë" in out
+    assert (
+        f"In the archive but not on this roll (1 pupil, perhaps left; nothing has been deleted):\n  UPN {ZOE} Zoë Brontë"
+        in out
+    )
     assert ZOE in pupils(cfg)
 
     # The SENCO confirms with the command printed; the same roll then applies cleanly.
@@ -364,3 +374,16 @@ def test_a_pupil_the_roll_never_named_keeps_the_form_details(cfg: Settings, pipe
     folder = f"Hart Amelia ({AMELIA})"
     letter = docx_text(cfg.outbox / f"parents/{folder}/2026-11-22 Formal notification of SEN support.docx")
     assert "Millie" in letter and "Orchard Close" in letter
+
+
+def test_a_pupil_known_only_from_the_roll_still_starts_with_the_early_discussion(
+    cfg: Settings, pipeline: Pipeline, tmp_path: Path
+) -> None:
+    from senforms.errors import NoSuchPupilError
+
+    assert run(cfg, str(write(tmp_path, "roll.csv", sims_roll(AMELIA_ROW)))) == ExitCode.ok
+    plan = filled("support-plan", values("support-plan", pupil=values("early-discussion")["pupil"]))
+    with pytest.raises(NoSuchPupilError, match="on the school roll, but the archive has no forms for them yet"):
+        pipeline.process_file(drop(tmp_path, "plan.docx", plan))
+    pipeline.process_file(drop(tmp_path, "early.docx", filled("early-discussion", values("early-discussion"))))
+    assert pipeline.process_file(drop(tmp_path, "plan.docx", plan)).status == "processed"

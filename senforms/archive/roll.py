@@ -43,6 +43,7 @@ legal column has nothing better. Columns not recognised are listed, never guesse
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import re
@@ -51,6 +52,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
+from pydantic import ValidationError
 from pydantic_core import PydanticCustomError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -544,8 +546,8 @@ class Confirm:
 
 @dataclass
 class RollReport:
-    added: list[str] = field(default_factory=list)  # UPNs
-    updated: dict[str, list[str]] = field(default_factory=dict)  # UPN -> what changed
+    added: list[tuple[str, str]] = field(default_factory=list)  # (UPN, name)
+    updated: dict[str, list[str]] = field(default_factory=dict)  # UPN -> what changed, for the SENCO
     unchanged: int = 0
     to_confirm: list[Confirm] = field(default_factory=list)
     not_on_roll: list[tuple[str, str]] = field(default_factory=list)  # (UPN, name)
@@ -588,24 +590,35 @@ def _contacts_now(row: t.Pupil) -> list[tuple[str, str | None, str | None, str |
     return [(p.name, p.relation, p.address, p.email, p.phone) for p in row.parents]
 
 
-def _update(row: t.Pupil, pupil: RollPupil, when: datetime) -> list[str]:
+@dataclass(frozen=True)
+class Change:
+    """One detail the roll changed: ``shown`` to the SENCO with its values, ``logged`` in the
+    event log without names (the log names pupils by UPN only)."""
+
+    shown: str
+    logged: str
+
+
+def _update(row: t.Pupil, pupil: RollPupil, when: datetime) -> list[Change]:
     """Bring the archive's pupil up to the roll's details (not who they are); returns what changed."""
-    changes: list[str] = []
+    changes: list[Change] = []
     year = _year(pupil.year_group)
     if row.year_group != pupil.year_group:
         old = _year(row.year_group).label if row.year_group else "none"
-        changes.append(f"year group {old} -> {year.label}")
+        text = f"year group {old} -> {year.label}"
+        changes.append(Change(text, text))
         row.year_group = pupil.year_group
     if "class_name" in pupil.present and (row.class_name or None) != pupil.class_name:
-        changes.append(f"class {row.class_name or 'none'} -> {pupil.class_name or 'none'}")
+        text = f"class {row.class_name or 'none'} -> {pupil.class_name or 'none'}"
+        changes.append(Change(text, text))
         row.class_name = pupil.class_name
     for label, attr, value, column in (
         ("preferred forename", "preferred_name", pupil.preferred_forename, "preferred_forename"),
         ("preferred surname", "preferred_surname", pupil.preferred_surname, "preferred_surname"),
     ):
         if column in pupil.present and (getattr(row, attr) or None) != value:
-            # Names only as "changed": the event log names pupils by UPN.
-            changes.append(f"{label} changed")
+            old = getattr(row, attr) or "none"
+            changes.append(Change(f"{label} {old} -> {value or 'none'}", f"{label} changed"))
             setattr(row, attr, value)
     if pupil.contacts:
         chosen = recipients(pupil.contacts)
@@ -625,7 +638,8 @@ def _update(row: t.Pupil, pupil: RollPupil, when: datetime) -> list[str]:
                 )
                 for i, c in enumerate(chosen)
             ]
-            changes.append("contacts (names, addresses, e-mail, phone) updated")
+            who = ", ".join(f"{c.name} ({c.relationship})" if c.relationship else c.name for c in chosen)
+            changes.append(Change(f"contacts now {who}", "contacts updated"))
     if changes or row.roll_updated_at is None:
         row.updated_at = when
     row.roll_updated_at = when
@@ -698,7 +712,9 @@ def apply_roll(session: Session, roll: Roll, *, check: bool = False) -> RollRepo
                 continue
             row = _new(pupil, when)
             session.add(row)
-            report.added.append(pupil.upn)
+            report.added.append(
+                (pupil.upn, f"{pupil.preferred_forename or pupil.legal_forename} {pupil.legal_surname}")
+            )
             log(session, "roll", "added from the roll", upn=pupil.upn)
             continue
         on_roll.add(row.id)
@@ -708,8 +724,8 @@ def apply_roll(session: Session, roll: Roll, *, check: bool = False) -> RollRepo
             continue
         changes = _update(row, pupil, when)
         if changes:
-            report.updated[row.upn] = changes
-            log(session, "roll", "updated from the roll: " + "; ".join(changes), upn=row.upn)
+            report.updated[row.upn] = [c.shown for c in changes]
+            log(session, "roll", "updated from the roll: " + "; ".join(c.logged for c in changes), upn=row.upn)
         else:
             report.unchanged += 1
     report.not_on_roll = sorted(
@@ -729,7 +745,10 @@ def import_roll(settings: Settings, path: Path, *, check: bool = False) -> RollR
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise RollFileError(f"The roll file {path} cannot be opened: {exc.strerror or exc}.") from exc
+        raise RollFileError(
+            f"The roll file {path} cannot be opened: {exc.strerror or exc}.",
+            advice="Check the file's name and folder (or close it in Excel), then run the command again.",
+        ) from exc
     roll = read_roll(data)
     archive = Archive(settings.database_url)
     try:
@@ -764,15 +783,18 @@ def rolled_pupil(row: t.Pupil | None, pupil: kinds.Pupil) -> kinds.Pupil:
     if row.preferred_name:
         update["preferred_name"] = row.preferred_name
     if row.parents:
-        update["parents"] = [
-            kinds.Parent(
-                name=p.name,
-                relationship=p.relation,
-                address=p.address,
-                email=p.email,
-                phone=p.phone,
-                preferred_contact=p.preferred_contact,
-            )
-            for p in row.parents[:MAX_RECIPIENTS]
-        ]
+        # Contacts a form would not accept (saved by an older senforms, say): the letters go to
+        # the parents the form names rather than nowhere.
+        with contextlib.suppress(ValidationError):
+            update["parents"] = [
+                kinds.Parent(
+                    name=p.name,
+                    relationship=p.relation,
+                    address=p.address,
+                    email=p.email,
+                    phone=p.phone,
+                    preferred_contact=p.preferred_contact,
+                )
+                for p in row.parents[:MAX_RECIPIENTS]
+            ]
     return pupil.model_copy(update=update)

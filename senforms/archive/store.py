@@ -242,6 +242,13 @@ def find_pupil(session: Session, pupil: kinds.Pupil, kind: str) -> t.Pupil | Non
         row = session.scalar(select(t.Pupil).where(t.Pupil.former_upn == pupil.upn))
     if row is not None:
         _check_details(session, row, pupil)
+        if kind != "early-discussion" and row.roll_updated_at is not None and not _has_forms(session, row.id):
+            # Known from the school roll only: the record still starts with the early discussion.
+            raise NoSuchPupilError(
+                f"The pupil with UPN {pupil.upn} is on the school roll, but the archive has no forms for them "
+                "yet. A pupil's record starts with their early discussion note.",
+                advice="Drop in the pupil's early discussion note first, then this form again.",
+            )
         return row
     alike = [
         other
@@ -265,6 +272,10 @@ def find_pupil(session: Session, pupil: kinds.Pupil, kind: str) -> t.Pupil | Non
             "discussion note first, then this form again.",
         )
     return None
+
+
+def _has_forms(session: Session, pupil_id: int) -> bool:
+    return session.scalar(select(t.ReceivedForm.id).where(t.ReceivedForm.pupil_id == pupil_id).limit(1)) is not None
 
 
 def _check_details(session: Session, row: t.Pupil, pupil: kinds.Pupil) -> None:
