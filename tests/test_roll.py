@@ -178,6 +178,20 @@ def test_bromcom_semicolons_and_address_in_parts() -> None:
     )
 
 
+def test_utf8_without_bom_and_excel_semicolons_with_its_sep_line() -> None:
+    plain = read_roll(sims_roll(ZOE_ROW).decode("cp1252").encode("utf-8"))
+    assert plain.encoding == "UTF-8" and plain.pupils[0].legal_forename == "Zoë"
+    # Excel in a locale with a decimal comma: semicolons, a "sep=;" first line, Windows-1252.
+    text = (
+        "sep=;\r\nUPN;Legal Surname;Legal Forename;DOB;Year;Class\r\n"
+        f"{ZOE};Brontë;Zoë;06/06/2016;5;5 Oak\r\n{SAM};Okafor;Samuel;31/02/2015;6;6 Ash\r\n"
+    )
+    roll = read_roll(text.encode("cp1252"))
+    assert (roll.encoding, roll.delimiter) == ("Windows-1252", ";")
+    assert [(p.legal_forename, p.year_group) for p in roll.pupils] == [("Zoë", "5")]
+    assert [str(e) for e in roll.errors] == ["Line 4, column 'DOB': '31/02/2015' is not a real date"]
+
+
 def test_column_names_match_whatever_the_case_spaces_or_punctuation() -> None:
     columns = match_columns(["U.P.N.", "legal_surname", "LEGAL FORENAME", "D.O.B", "nc-year", "Reg. Group", "Surname"])
     assert columns.pupil == {

@@ -349,7 +349,12 @@ def read_roll(data: bytes) -> Roll:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():
         raise RollFileError("The roll file is empty.")
-    delimiter = _delimiter(text)
+    skipped = 0
+    if m := re.match(r"sep=(.)\n", text):
+        # Excel writes (and honours) a first line "sep=;" naming the separator.
+        delimiter, text, skipped = m[1], text[m.end() :], 1
+    else:
+        delimiter = _delimiter(text)
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     try:
         headers = next(reader)
@@ -366,9 +371,10 @@ def read_roll(data: bytes) -> Roll:
         )
     roll = Roll(encoding=encoding, delimiter=delimiter, unused=columns.unused)
     seen: dict[str, int] = {}
-    line = 1  # the header's line; each record starts on the line after the last one read
     while True:
-        start = reader.line_num + 1
+        # The line a record starts on, as a text editor numbers the file: the line after the last
+        # one read (an address in quotes may run over several lines).
+        start = reader.line_num + 1 + skipped
         try:
             cells = next(reader)
         except StopIteration:
