@@ -141,7 +141,7 @@ def test_arbor_utf8_with_bom_and_priority_contacts() -> None:
         "Priority 2 contact,Priority 2 contact relationship,Priority 2 contact mobile\n"
         f"Zoë,Brontë,,2016-06-06,Reception,RB,{ZOE},Chloé Brontë,Mother,chloe@example.org.uk,07700 900001,"
         "Dan Brontë,Father,07700 900002\n"
-        f"Samuel,Okafor,Sam,01/09/2015,Y6,6A,{SAM},Ife Okafor,Childminder,,07700 900003,Ada Okafor,Carer,\n"
+        f"Samuel,Okafor,Sam,01/09/2015,Y6,6A,{SAM},Ife Okafor,Grandmother,,07700 900003,Ada Okafor,Foster carer,\n"
     )
     roll = read_roll(b"\xef\xbb\xbf" + text.encode("utf-8"))
     assert roll.errors == [] and roll.encoding == "UTF-8"
@@ -152,7 +152,7 @@ def test_arbor_utf8_with_bom_and_priority_contacts() -> None:
         ("Dan Brontë", "Father", None),
     ]
     assert (sam.year_group, sam.preferred_forename) == ("6", "Sam")
-    # No parental responsibility column: letters go to the carer, not the childminder.
+    # No parental responsibility column: letters go to the foster carer, not the grandmother.
     from senforms.archive.roll import recipients
 
     assert [c.name for c in recipients(sam.contacts)] == ["Ada Okafor"]
@@ -204,6 +204,10 @@ def test_column_names_match_whatever_the_case_spaces_or_punctuation() -> None:
     }
     # "Surname" beside "Legal Surname" is not taken for the legal name; it is reported unused.
     assert columns.unused == ["Surname"]
+    contacts = match_columns(
+        ["Primary Contact Name", "Secondary Contact Email", "Contact 3 Mobile", "Priority 1 contact"]
+    )
+    assert contacts.contacts == {1: {"name": [0, 3]}, 2: {"email": [1]}, 3: {"phone": [2]}}
 
 
 def test_bad_rows_are_reported_by_line_and_column_and_the_others_are_read() -> None:

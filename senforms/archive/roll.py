@@ -206,6 +206,9 @@ def match_columns(headers: Sequence[str]) -> Columns:
     pupil: dict[str, int] = {}
     contacts: dict[int, dict[str, list[int]]] = {}
     for i, key in enumerate(keys):
+        # "Primary Contact Name", "Secondary Contact Email": contacts 1 and 2.
+        key = re.sub(r"^(primary|main|first)contact", "contact1", key)
+        key = re.sub(r"^(secondary|second)contact", "contact2", key)
         if m := _CONTACT.match(key):
             part = _CONTACT_PART.get(m[2])
             if part is None and m[2].startswith("address"):
@@ -517,7 +520,10 @@ def _contacts(
 #: Relationships that make a contact someone letters about SEN support go to, when the file does
 #: not say who has parental responsibility (SIMS and Bromcom: "Mother", "Father", "Parent",
 #: "Carer", "Step-mother", "Foster Carer", "Guardian"; Arbor: "Legal Guardian").
-_PARENTISH = re.compile(r"mother|father|parent|carer|guardian|mum|dad", re.IGNORECASE)
+_PARENTISH = re.compile(
+    r"^(?:step[- ]?|foster |adoptive |birth )?(?:mother|father|parent|mum|dad)\b|\bcarer\b|\bguardian\b",
+    re.IGNORECASE,
+)  # anchored, so a grandmother or grandparent is not taken for a parent
 
 #: The forms and letters have room for two parents or carers.
 MAX_RECIPIENTS = 2
