@@ -263,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     _retention_arguments(sub)
     _year_arguments(sub)
     _register_arguments(sub)
+    _pupils_arguments(sub)
     return parser
 
 
@@ -312,6 +313,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 if TYPE_CHECKING:
+    from senforms.archive.roll import RollReport
     from senforms.config import Settings
 
 
@@ -762,6 +764,81 @@ def _register(args: argparse.Namespace) -> int:
         written = save_register(register, Path(args.output))
         print(f"Written to {written}.")
     return ExitCode.ok
+
+
+# --- the school's roll ---------------------------------------------------------------------------
+
+
+def _pupils_arguments(sub: Any) -> None:
+    p = sub.add_parser("pupils", help="bring in the pupil roll exported from the school's information system")
+    actions = p.add_subparsers(dest="pupils_command", required=True, metavar="ACTION")
+    imp = actions.add_parser(
+        "import",
+        help="update the archive's pupils from a roll exported as CSV (SIMS, Arbor, Bromcom)",
+        description="Add the roll's new pupils and bring year groups, classes, preferred names and contacts "
+        "up to date. A pupil's UPN, legal name and date of birth are never changed here: differences are "
+        "listed with the 'senforms pupil fix' command that makes them. Nothing is deleted.",
+    )
+    imp.add_argument("file", metavar="FILE.csv", help="the roll, as CSV (UTF-8 or Windows-1252, comma or semicolon)")
+    imp.add_argument("--check", action="store_true", help="only say what would change; change nothing")
+
+
+@command("pupils")
+def _pupils(args: argparse.Namespace) -> int:
+    from senforms.archive.roll import import_roll
+
+    report = import_roll(_settings(args, need_home=True), Path(args.file), check=args.check)
+    for line in roll_report_lines(report, Path(args.file).name):
+        print(line)
+    for error in report.errors:
+        print(error, file=sys.stderr)
+    if report.errors:
+        print(
+            f"\nWhat to do: correct {'this row' if len(report.errors) == 1 else 'these rows'} in the school's "
+            "information system (or in the file), export the roll again and run the command again. "
+            "The other rows were " + ("checked." if report.checked_only else "imported."),
+            file=sys.stderr,
+        )
+        return int(ExitCode.some_files_failed)
+    if report.to_confirm:
+        return int(ExitCode.identity_conflict)
+    return ExitCode.ok
+
+
+def roll_report_lines(report: RollReport, name: str) -> list[str]:
+    """What an import did (or, with --check, would do), for the SENCO."""
+    would = report.checked_only
+    separated = {",": "commas", ";": "semicolons", "\t": "tabs"}.get(report.delimiter, report.delimiter)
+    rows = len(report.added) + len(report.updated) + report.unchanged + len(report.to_confirm)
+    lines = [f"Read {name} ({report.encoding}, separated by {separated}): {count(rows, 'pupil')}."]
+    if report.errors:
+        bad = len({e.line for e in report.errors})
+        lines[0] = lines[0][:-1] + f"; {count(bad, 'row')} with problems, listed below and not imported."
+    if would:
+        lines.append("Checked only: nothing has been changed.")
+    if report.added:
+        lines.append(f"{'Would add' if would else 'Added'} {count(len(report.added), 'new pupil')}:")
+        lines += [f"  UPN {upn} {who}" for upn, who in report.added]
+    if report.updated:
+        lines.append(f"{'Would update' if would else 'Updated'} {count(len(report.updated), 'pupil')}:")
+        lines += [f"  UPN {upn}: {'; '.join(changes)}" for upn, changes in report.updated.items()]
+    if report.unchanged:
+        lines.append(f"{count(report.unchanged, 'pupil')} already up to date.")
+    if report.to_confirm:
+        lines.append(
+            f"To confirm ({count(len(report.to_confirm), 'pupil')} not updated): the roll and the archive "
+            "disagree about who the pupil is. Check the school's records; if the roll is right, run the command shown:"
+        )
+        lines += [f"  {c}" for c in report.to_confirm]
+    if report.not_on_roll:
+        lines.append(
+            f"In the archive but not on this roll ({count(len(report.not_on_roll), 'pupil')}, perhaps left; "
+            "nothing has been deleted):"
+        )
+        lines += [f"  UPN {upn} {who}" for upn, who in report.not_on_roll]
+    if report.unused_columns:
+        lines.append("Columns not used: " + ", ".join(f"'{c}'" for c in report.unused_columns) + ".")
+    return lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:

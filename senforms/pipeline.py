@@ -36,6 +36,7 @@ from senforms import forms, layout, rules
 from senforms.archive import tables as t
 from senforms.archive.record import rebuild_record
 from senforms.archive.register import register_change_csv
+from senforms.archive.roll import rolled_pupil
 from senforms.archive.store import (
     Archive,
     current_form,
@@ -106,6 +107,14 @@ class Identified:
     past: History  # the pupil's current forms, less the one corrected
     previous: FormModel | None = None  # the answers of the form this one would correct
     previous_done: bool = True  # whether that form's documents were all delivered
+    # The form's pupil with the school roll's current details (year group, class, preferred name,
+    # contacts), for what is written from the form; None when the roll has never named the pupil.
+    roll: Pupil | None = None
+
+    def as_written(self, form: FormModel) -> FormModel:
+        """The form as the documents written from it see it: with the roll's details of the
+        pupil, if the roll has them. The form itself is filed as it came."""
+        return form if self.roll is None else form.model_copy(update={"pupil": self.roll})
 
     def same_answers(self, form: FormModel) -> bool:
         """The form says what the one on record says: a re-save (Word rewrites its document
@@ -130,6 +139,7 @@ def identify(session: Session, form: FormModel, kind: FormKind) -> Identified:
         history(earlier, excluding=corrects),
         previous=next((m for r, m in earlier if r.id == corrects), None),
         previous_done=previous is None or previous.state == "done",
+        roll=rolled_pupil(pupil, form.pupil) if pupil.roll_updated_at is not None else None,  # type: ignore[attr-defined]
     )
 
 
@@ -431,7 +441,8 @@ class Pipeline:
             if seen.same_answers(form):
                 return self._again(seen, kind, upn)
             check_cycle(form, kind, seen.past)
-            decided = decide(form, seen.past)
+            shown = seen.as_written(form)
+            decided = decide(shown, seen.past)
             correction: list[str] = []
             if seen.previous is not None:
                 correction = correction_lines(kind, seen.previous, form)
@@ -443,7 +454,7 @@ class Pipeline:
             decided = not_yet_due(decided, self.settings.review_notice_days, today)
             rendered, more = render_documents(
                 self.settings,
-                form,
+                shown,
                 decided,
                 seen.past,
                 corrected=seen.corrects is not None,

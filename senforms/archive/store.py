@@ -242,6 +242,13 @@ def find_pupil(session: Session, pupil: kinds.Pupil, kind: str) -> t.Pupil | Non
         row = session.scalar(select(t.Pupil).where(t.Pupil.former_upn == pupil.upn))
     if row is not None:
         _check_details(session, row, pupil)
+        if kind != "early-discussion" and row.roll_updated_at is not None and not _has_forms(session, row.id):
+            # Known from the school roll only: the record still starts with the early discussion.
+            raise NoSuchPupilError(
+                f"The pupil with UPN {pupil.upn} is on the school roll, but the archive has no forms for them "
+                "yet. A pupil's record starts with their early discussion note.",
+                advice="Drop in the pupil's early discussion note first, then this form again.",
+            )
         return row
     alike = [
         other
@@ -270,6 +277,10 @@ def find_pupil(session: Session, pupil: kinds.Pupil, kind: str) -> t.Pupil | Non
             "discussion note first, then this form again.",
         )
     return None
+
+
+def _has_forms(session: Session, pupil_id: int) -> bool:
+    return session.scalar(select(t.ReceivedForm.id).where(t.ReceivedForm.pupil_id == pupil_id).limit(1)) is not None
 
 
 def _check_details(session: Session, row: t.Pupil, pupil: kinds.Pupil) -> None:
@@ -379,25 +390,39 @@ def save_pupil(session: Session, row: t.Pupil | None, pupil: kinds.Pupil) -> t.P
     # The legal names and date of birth stay as first recorded: ``find_pupil`` has checked that the
     # form agrees with them, and a form that spells them another way ("O’Brien" for "O'Brien") must
     # not move the pupil's letters to a new folder. Only ``senforms pupil fix`` changes them.
+    row.updated_at = now()
+    if row.roll_updated_at is not None:
+        # The school's roll (``senforms pupils import``) is the current word on year group, class,
+        # preferred name and contacts; a form, often filled weeks before it is dropped in, only
+        # fills what the roll left empty.
+        row.preferred_name = row.preferred_name or (tidy_name(pupil.preferred_name) if pupil.preferred_name else None)
+        row.class_name = row.class_name or pupil.class_name
+        if not row.parents:
+            row.parents = _parents(pupil)
+        session.flush()
+        return row
     row.preferred_name = tidy_name(pupil.preferred_name) if pupil.preferred_name else None
     row.year_group = pupil.year_group.value
     row.class_name = pupil.class_name
-    row.updated_at = now()
     if pupil.parents:
-        row.parents = [
-            t.Parent(
-                position=i,
-                name=p.name,
-                relation=p.relationship,
-                address=p.address,
-                email=p.email,
-                phone=p.phone,
-                preferred_contact=p.preferred_contact.value if p.preferred_contact else None,
-            )
-            for i, p in enumerate(pupil.parents)
-        ]
+        row.parents = _parents(pupil)
     session.flush()
     return row
+
+
+def _parents(pupil: kinds.Pupil) -> list[t.Parent]:
+    return [
+        t.Parent(
+            position=i,
+            name=p.name,
+            relation=p.relationship,
+            address=p.address,
+            email=p.email,
+            phone=p.phone,
+            preferred_contact=p.preferred_contact.value if p.preferred_contact else None,
+        )
+        for i, p in enumerate(pupil.parents)
+    ]
 
 
 # --- history: what the rules need to know of the past -------------------------------------------
