@@ -18,6 +18,7 @@ from senforms.intake import Watcher
 from senforms.intake.worker import PipelineProcessor
 from tests.pipeline_helpers import drop, filled, values
 from tests.test_intake import FakePipeline, form_bytes, processed_names, replaced
+from tests.test_pipeline import archive_url  # noqa: F401 (a fixture)
 
 
 def _fast(settings: Settings) -> Settings:
@@ -132,3 +133,53 @@ def test_an_edit_with_a_mistake_keeps_the_settings_from_before(home: Path) -> No
     assert _school_name_in_letters(settings) == {"Oakfield Primary School"}
     status = (settings.outbox / "senforms status.txt").read_text(encoding="utf-8")
     assert "senforms.toml was changed but has a mistake" in status
+
+
+def test_two_watchers_given_pupils_early_discussions_and_plans_together(settings: Settings) -> None:
+    """Issue 9.6: two watchers on one inbox, each pupil's early discussion and plan dropped at once.
+    A plan taken by one watcher while the other is still filing its early discussion waits and is
+    tried again; no plan is set aside for "no such pupil"."""
+    import threading
+
+    from tests.pipeline_helpers import pupil_upn
+
+    for serial in range(300, 308):
+        early = values(
+            "early-discussion",
+            pupil={"upn": pupil_upn(serial), "legal_surname": f"Pair{chr(97 + serial % 26)}{chr(97 + serial // 26 % 26)}"},
+        )
+        drop(settings.inbox, f"{serial} early.docx", filled("early-discussion", early))
+        drop(settings.inbox, f"{serial} plan.docx", filled("support-plan", values("support-plan", pupil=early["pupil"])))
+    watchers = [Watcher(_fast(settings), log_file=False) for _ in range(2)]
+    failed: list[BaseException] = []
+
+    def run(watcher: Watcher) -> None:
+        try:
+            watcher.run(once=True)
+        except BaseException as exc:  # a watcher that cannot start is the failure this test looks for
+            failed.append(exc)
+
+    threads = [threading.Thread(target=run, args=(w,)) for w in watchers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(600)
+    # Both start together on a new archive: one creates the tables, the other finds them made.
+    assert failed == []
+    problems = sorted(p.name for p in settings.problems.glob("*.docx")) if settings.problems.exists() else []
+    assert problems == []
+    assert sum(w.summary.processed for w in watchers) == 16
+    assert sorted(kind for kind, state in _states(settings) if state == "done").count("support-plan") == 8
+
+
+def test_processes_opening_a_new_archive_together_all_start(tmp_path: Path, archive_url: str | None) -> None:  # noqa: F811
+    """Four processes open one new archive at the same moment (two watchers and two commands on a
+    school's first morning): each must find the tables made, none "table pupils already exists"."""
+    import subprocess
+    import sys
+
+    url = archive_url or f"sqlite:///{(tmp_path / 'senforms.db').as_posix()}"
+    code = "import sys; from senforms.archive.store import Archive; Archive(sys.argv[1]).close()"
+    runs = [subprocess.Popen([sys.executable, "-c", code, url], stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    errors = [run.communicate(timeout=120)[1] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0, 0, 0], errors

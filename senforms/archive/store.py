@@ -17,6 +17,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
@@ -67,7 +69,19 @@ class Archive:
     def _migrate(self) -> None:
         config = Config()
         config.set_main_option("script_location", str(_MIGRATIONS))
+        head = ScriptDirectory.from_config(config).get_current_head()
+        with self.engine.connect() as connection:
+            if MigrationContext.configure(connection).get_current_revision() == head:
+                return  # the usual case: nothing to do, and no lock taken
         with _migrate_lock, self.engine.begin() as connection:
+            # Two watchers (or a watcher and a command) opening a new or older archive at the same
+            # moment would both create the tables, and the second would fail ("table pupils
+            # already exists"). The first to take the database's write lock (SQLite) or the
+            # migration's advisory lock (PostgreSQL) upgrades it; the other then finds it done.
+            if connection.dialect.name == "sqlite":
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            elif connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(7309)"))
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
 
