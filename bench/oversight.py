@@ -12,7 +12,9 @@ at the same size starts at once.
 Then it prints, per size:
 - register: writing the outbox's SEND register (one column query, CSV, XLSX with the census
   check) as ``outbox.write_register`` does at the end of a batch; the aim is under 5 s at 50,000;
-- due: ``due_reviews``, the cycles whose review falls in the next 28 days or is overdue;
+- due: ``senforms due``'s own ``year.reviews.due_list`` (due in the next four weeks, and overdue);
+- the daily round: ``year.round.run_round`` with its own producers on a day review records fall
+  due, the provision map's round on a term's end, and a sample of the annual reports' day;
 - memory: the Python heap's peak while the register is written (tracemalloc), and the process's
   peak RSS so far;
 - per form: real early discussions, plans and reviews (bench/pipeline.py's forms) through
