@@ -12,7 +12,9 @@ at the same size starts at once.
 Then it prints, per size:
 - register: writing the outbox's SEND register (one column query, CSV, XLSX with the census
   check) as ``outbox.write_register`` does at the end of a batch; the aim is under 5 s at 50,000;
-- due: ``due_reviews``, the cycles whose review falls in the next 28 days or is overdue;
+- due: ``senforms due``'s own ``year.reviews.due_list`` (due in the next four weeks, and overdue);
+- the daily round: ``year.round.run_round`` with its own producers on a day review records fall
+  due, the provision map's round on a term's end, and a sample of the annual reports' day;
 - memory: the Python heap's peak while the register is written (tracemalloc), and the process's
   peak RSS so far;
 - per form: real early discussions, plans and reviews (bench/pipeline.py's forms) through
@@ -55,25 +57,26 @@ CACHE = Path(tempfile.gettempdir()) / "senforms-oversight"
 # --- the question a SENCO asks most: which reviews are due ------------------------------------------
 
 
-def due_reviews(session: Any, today: date, days: int = 28) -> list[Any]:
-    """Cycles whose review falls within ``days`` of ``today`` or is overdue, soonest first. A
-    stand-in: the lead swaps in the real ``senforms due`` function here (same arguments)."""
-    from sqlalchemy import select
+def due_reviews(session: Any, today: date) -> list[Any]:
+    """What ``senforms due`` lists: ``year.reviews.due_list`` (reviews due in the next four weeks,
+    and every overdue review), as one list."""
+    from senforms.year.reviews import due_list
 
-    from senforms.archive import tables as t
-
-    return list(
-        session.execute(
-            select(t.Pupil.upn, t.Cycle.number, t.Cycle.review_due)
-            .join(t.Pupil, t.Pupil.id == t.Cycle.pupil_id)
-            .where(t.Cycle.reviewed_on.is_(None), t.Cycle.review_due <= today + timedelta(days=days))
-            .order_by(t.Cycle.review_due)
-        ).all()
-    )
+    upcoming, overdue = due_list(session, today)
+    return [*upcoming, *overdue]
 
 
 #: What the bench calls for the due list; replace to measure another implementation.
 DUE: Callable[[Any, date], list[Any]] = due_reviews
+
+#: The daily round is timed on a Wednesday when reviews fall due 14 days later (the archive's
+#: review dates fall on one day in two; this one owes about 1 pupil in 27 a review record) and the
+#: week's digest is not yet issued. The provision map is timed on the spring term's last day, the
+#: annual reports on the day set below.
+ROUND_DAY = date(2026, 3, 4)
+TERM_END = date(2026, 4, 1)
+ANNUAL_DAY = date(2026, 7, 15)
+ANNUAL_SAMPLE = 20  # annual reports rendered and timed; the rest of the school's is extrapolated
 
 
 # --- building the archive ----------------------------------------------------------------------------
@@ -318,7 +321,9 @@ def _after(conn: Any, *_args: Any) -> None:
     _SQL[0] += time.perf_counter() - conn.info.pop("bench_started", time.perf_counter())
 
 
-def measure(size: int, base_url: str | None, inputs: list[tuple[str, str, bytes]], warm: int) -> dict[str, Any]:
+def measure(
+    size: int, base_url: str | None, inputs: list[tuple[str, str, bytes]], warm: int, with_round: bool = True
+) -> dict[str, Any]:
     from sqlalchemy import event
 
     from senforms.archive.register import census_lines, csv_bytes, register_rows, xlsx_bytes
@@ -390,7 +395,101 @@ def measure(size: int, base_url: str | None, inputs: list[tuple[str, str, bytes]
                 started = time.perf_counter()
                 pipeline.write_register()
                 result["batch_end_s"] = time.perf_counter() - started
+                if with_round:
+                    result["round"] = measure_round(archive, settings)
     return result
+
+
+def _timed_producer(producer: Any, spent: dict[str, float], counts: dict[str, int]) -> Any:
+    """``producer`` as the round calls it, with the time spent inside it (not in the round's
+    filing and writing between its yields) added to ``spent``."""
+    name = producer.__name__
+
+    def timed(archive: Any, settings: Any, today: date) -> Iterator[Any]:
+        started = time.perf_counter()
+        items = iter(producer(archive, settings, today))
+        while True:
+            try:
+                due = next(items)
+            except StopIteration:
+                break
+            finally:
+                spent[name] = spent.get(name, 0.0) + time.perf_counter() - started
+            counts[name] = counts.get(name, 0) + 1
+            yield due
+            started = time.perf_counter()
+
+    timed.__name__ = name
+    return timed
+
+
+def seed_issued(archive: Any, settings: Any, day: date) -> int:
+    """Mark as issued every review record the round would have issued before ``day`` (as a round
+    run each school day would have), so ``day``'s round owes only what falls due that day."""
+    from sqlalchemy import insert
+
+    from senforms.archive import tables as t
+    from senforms.year.reviews import open_reviews, review_key
+
+    with archive.reading() as session:
+        earlier = open_reviews(session, day, until=day + timedelta(days=settings.review_notice_days - 1))
+    stamp = datetime(2026, 1, 1, tzinfo=UTC)
+    with archive.session() as session:
+        for start in range(0, len(earlier), 5000):
+            session.execute(
+                insert(t.Issued),
+                [
+                    {"key": review_key(r), "pupil_id": r.pupil_id, "issued_at": stamp, "for_date": r.review_date}
+                    for r in earlier[start : start + 5000]
+                ],
+            )
+    return len(earlier)
+
+
+def measure_round(archive: Any, settings: Any) -> dict[str, Any]:
+    """The daily round at this size: ``run_round`` on ROUND_DAY with the round's own producers
+    (review records, the digest, annual reports, provision map: the last two owe nothing that
+    day), then the provision map's round on TERM_END, then ANNUAL_SAMPLE annual reports."""
+    import dataclasses
+    from itertools import islice
+
+    from senforms.year import round as daily
+
+    out: dict[str, Any] = {"seeded": seed_issued(archive, settings, ROUND_DAY)}
+    spent: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    started = time.perf_counter()
+    report = daily.run_round(
+        settings, archive=archive, today=ROUND_DAY, producers=[_timed_producer(p, spent, counts) for p in daily.PRODUCERS]
+    )
+    out["round_s"] = time.perf_counter() - started
+    out["issued"], out["failed"] = len(report.issued), report.failed
+    out["spent"], out["counts"] = spent, counts
+    out["rss_mb"] = peak_rss_mb()
+    spent_map: dict[str, float] = {}
+    started = time.perf_counter()
+    report = daily.run_round(
+        settings, archive=archive, today=TERM_END, producers=[_timed_producer(daily.provision_maps, spent_map, {})]
+    )
+    out["map_round_s"], out["map_s"] = time.perf_counter() - started, spent_map.get("provision_maps", 0.0)
+    out["failed"] += report.failed
+    # The annual reports: every pupil on SEN support gets one on the day; a sample is rendered
+    # here (the producer's query, then ANNUAL_SAMPLE reports), and the whole day extrapolated.
+    yearly = dataclasses.replace(settings, annual_report=f"{ANNUAL_DAY.day} {ANNUAL_DAY:%B}")
+    started = time.perf_counter()
+    produced = daily.annual_reports_as_set(archive, yearly, ANNUAL_DAY)
+    first = next(produced)
+    out["annual_first_s"] = time.perf_counter() - started
+    started = time.perf_counter()
+    sample = len(list(islice(produced, ANNUAL_SAMPLE)))
+    out["annual_each_s"] = (time.perf_counter() - started) / max(1, sample)
+    produced.close()
+    del first
+    from senforms.year.annual import _on_support
+
+    with archive.reading() as session:
+        out["on_support"] = len(_on_support(session, ANNUAL_DAY))
+    return out
 
 
 def main() -> None:
@@ -399,6 +498,7 @@ def main() -> None:
     parser.add_argument("--archive", help="a PostgreSQL URL (…/postgres?…) to bench on PostgreSQL instead of SQLite")
     parser.add_argument("--forms", type=int, help="timed forms of each kind per size (default 6, --quick 3)")
     parser.add_argument("--quick", action="store_true", help="sizes 100 and 1000, 3 forms a kind")
+    parser.add_argument("--no-round", action="store_true", help="leave out the daily round's timings")
     args = parser.parse_args()
     sizes = args.sizes or ([100, 1000] if args.quick else [100, 1000, 10000, 50000])
     forms = args.forms or (3 if args.quick else 6)
@@ -412,8 +512,11 @@ def main() -> None:
         f" {'due ms':>7} {'due':>5} {'heap MB':>7} {'RSS MB':>7} {header} {'cpu ms':>6} {'x':>5} {'sql ms':>6} {'x':>5} {'batch end s':>11}"
     )
     first: dict[str, float] = {}
+    rounds: list[tuple[int, dict[str, Any]]] = []
     for size in sizes:
-        r = measure(size, args.archive, inputs, warm)
+        r = measure(size, args.archive, inputs, warm, with_round=not args.no_round)
+        if "round" in r:
+            rounds.append((size, r["round"]))
         cells = []
         for kind in KINDS:
             value = r["ms"].get(kind)
@@ -436,6 +539,43 @@ def main() -> None:
         "steps timed alone.\nper form: median ms through Pipeline.process_bytes as a batch runs it (register left to "
         "the batch's end), x = against the smallest size above;\ncpu ms = median CPU time of this process per form, sql ms = median SQL time per form (all kinds); batch end s = the one register write after those "
         "forms. heap MB = tracemalloc peak while the register is written; RSS MB = the process's peak so far."
+    )
+    if rounds:
+        print_rounds(rounds)
+
+
+def print_rounds(rounds: list[tuple[int, dict[str, Any]]]) -> None:
+    print(
+        f"\nthe daily round (run_round with its producers) on {ROUND_DAY:%a %d/%m/%Y}; provision map on {TERM_END:%d/%m/%Y};"
+        f" annual reports on {ANNUAL_DAY:%d/%m/%Y}"
+    )
+    print(
+        f"{'pupils':>7} {'round s':>8} {'x':>6} {'issued':>6} {'reviews s':>9} {'ms each':>7} {'digest s':>8}"
+        f" {'map s':>6} {'x':>6} {'map round s':>11} {'annual q s':>10} {'ms each':>7} {'on support':>10}"
+        f" {'all annual s':>12} {'RSS MB':>7}"
+    )
+    base: dict[str, float] = {}
+    for size, r in rounds:
+        spent, counts = r["spent"], r["counts"]
+        reviews = counts.get("reviews_due", 0)
+        each = spent.get("reviews_due", 0.0) / reviews * 1000 if reviews else 0.0
+        whole_annual = r["annual_first_s"] + r["annual_each_s"] * max(0, r["on_support"] - 1)
+        print(
+            f"{size:>7} {r['round_s']:>8.2f} {r['round_s'] / base.setdefault('round', r['round_s']):>6.1f}"
+            f" {r['issued']:>6} {spent.get('reviews_due', 0.0):>9.2f} {each:>7.1f} {spent.get('weekly_digest', 0.0):>8.2f}"
+            f" {r['map_s']:>6.2f} {r['map_s'] / base.setdefault('map', r['map_s']):>6.1f} {r['map_round_s']:>11.2f}"
+            f" {r['annual_first_s']:>10.2f} {r['annual_each_s'] * 1000:>7.1f} {r['on_support']:>10} {whole_annual:>12.0f}"
+            f" {r['rss_mb']:>7.0f}",
+            flush=True,
+        )
+        for failure in r["failed"]:
+            print(f"        failed: {failure}")
+    print(
+        "round s = the whole run_round (producers, filing, writing the outbox) with review records already issued on "
+        "earlier days marked as issued;\nreviews s / digest s = time inside those producers (ms each = per review "
+        "record); map s = inside provision_maps on the term's end, map round s = that round whole;\nannual q s = the "
+        f"annual reports' query and first report; ms each = each of the next {ANNUAL_SAMPLE}; all annual s = the "
+        "report day's producer extrapolated to every pupil on support. x = against the smallest size above."
     )
 
 

@@ -12,6 +12,9 @@ each timed export adds one "exported" event.
     python bench/record.py                              # 2,000 pupils on SQLite
     python bench/record.py --pupils 50000 --bytes 1000 --postgres
     python bench/record.py --archive sqlite:////tmp/oversight/senforms.db
+    python bench/record.py --oversight 50000              # a copy of bench/oversight.py's archive
+    python bench/record.py --oversight 50000 --postgres   # the same on PostgreSQL
+    python bench/record.py --quick                        # 500 pupils, 5 runs: under a minute
 """
 
 from __future__ import annotations
@@ -247,9 +250,23 @@ def main() -> None:
         "--bytes", type=int, default=DOCUMENT_BYTES, help="bytes of each document; forms twice that (default 6000)"
     )
     parser.add_argument("--repeat", type=int, default=20, help="timed runs of each (default 20)")
+    parser.add_argument(
+        "--oversight", type=int, metavar="PUPILS",
+        help="time a fresh copy of bench/oversight.py's archive of this many pupils (built and cached if need be)",
+    )
+    parser.add_argument("--quick", action="store_true", help="500 pupils, 5 timed runs")
     args = parser.parse_args()
+    if args.quick:
+        args.pupils, args.repeat = 500, 5
     if args.archive:
         measure(args.archive, args.repeat)
+        return
+    if args.oversight:
+        from bench.oversight import archive_copy
+
+        base = os.environ["SENFORMS_TEST_POSTGRES_URL"] if args.postgres else None
+        with tempfile.TemporaryDirectory() as folder, archive_copy(args.oversight, base, Path(folder)) as (url, _, _):
+            measure(url, args.repeat)
         return
     with tempfile.TemporaryDirectory() as folder, archive_url("postgresql" if args.postgres else "sqlite", Path(folder)) as url:
         url = url or f"sqlite:///{Path(folder) / 'senforms.db'}"

@@ -4,12 +4,14 @@ whole school, on an archive of N pupils.
     python -m bench.reports --archive URL [--upn UPN]     # an existing archive, e.g. the 50,000-
                                                           # pupil one bench/oversight.py builds
     python -m bench.reports --pupils 2000                 # builds a small SQLite archive here
+    python -m bench.reports --oversight 50000 [--postgres]  # a copy of bench/oversight.py's archive
 
 The provision map must take under 10 s on 50,000 pupils (issue 12.6)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import tempfile
 import time
@@ -79,20 +81,52 @@ def main() -> None:
     parser.add_argument("--archive", help="an archive URL to time (not changed)")
     parser.add_argument("--pupils", type=int, default=2000, help="pupils in the archive built when --archive is not given")
     parser.add_argument("--upn", help="the pupil for the evidence pack (default: the first in the archive)")
+    parser.add_argument("--oversight", type=int, metavar="PUPILS",
+                        help="time a fresh copy of bench/oversight.py's archive of this many pupils")
+    parser.add_argument("--postgres", action="store_true", help="with --oversight: its PostgreSQL copy")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="senforms-bench-"))
+    if args.oversight:
+        from bench.oversight import archive_copy
+
+        base = os.environ["SENFORMS_TEST_POSTGRES_URL"] if args.postgres else None
+        with archive_copy(args.oversight, base, folder) as (url, _, _):
+            run(folder, url, args.upn)
+        return
     url, upn = args.archive, args.upn
     if not url:
         url = f"sqlite:///{folder / 'bench.db'}"
         began = time.perf_counter()
         upn = build(url, args.pupils)
         print(f"built {args.pupils} pupils in {time.perf_counter() - began:.1f} s")
+    run(folder, url, upn)
+
+
+def run(folder: Path, url: str, upn: str | None) -> None:
+    from sqlalchemy import func
+
     settings = Settings(home=folder, archive_url=url)
+    archive = Archive(url)
+    with archive.reading() as s:
+        pupils = s.scalar(select(func.count()).select_from(t.Pupil))
+        cycles = s.scalar(select(func.count()).select_from(t.Cycle))
+        provision = s.scalar(select(func.count()).select_from(t.Provision))
+    print(f"{archive.engine.url.get_backend_name()}: {pupils} pupils, {cycles} cycles, {provision} rows of provision")
+    archive.close()
     if upn is None:
         archive = Archive(url)
         with archive.reading() as s:
-            upn = s.scalar(select(t.Pupil.upn).join(t.Cycle, t.Cycle.pupil_id == t.Pupil.id).limit(1))
+            # A pupil whose outcomes have been rated, so the pack has its chart of ratings.
+            upn = s.scalar(
+                select(t.Pupil.upn)
+                .join(t.Cycle, t.Cycle.pupil_id == t.Pupil.id)
+                .join(t.Outcome, t.Outcome.cycle_id == t.Cycle.id)
+                .join(t.OutcomeRating, t.OutcomeRating.outcome_id == t.Outcome.id)
+                .order_by(t.Pupil.id)
+                .limit(1)
+            )
         archive.close()
+    print(f"evidence pack for UPN {upn}")
     began = time.perf_counter()
     evidence_pack_for(settings, str(upn), date(2026, 7, 15))
     print(f"evidence pack for one pupil: {time.perf_counter() - began:.2f} s (first chart includes importing matplotlib)")
