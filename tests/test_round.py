@@ -122,6 +122,30 @@ def test_a_review_record_comes_notice_days_before_its_review_and_once(cfg: Setti
     assert sum(k.startswith("review-record:") for k in issued(cfg)) == 1
 
 
+def test_the_review_record_carries_the_roll_imported_after_the_plan(cfg: Settings, tmp_path: Path) -> None:
+    # The plan says Year 4, class Willow, Millie, Joanna Hart; the roll, imported after the plan
+    # was filed (a new school year), says Year 5, class 5 Birch, Mia, Rachel Hart.
+    from tests.test_roll import sims_roll, sims_row
+
+    file_forms(cfg, tmp_path, ("early-discussion", early()), ("support-plan", plan()))
+    roll = tmp_path / "roll.csv"
+    roll.write_bytes(sims_roll(sims_row(UPN, "Hart", "Amelia", "14/02/2016", "Year 5", "5 Birch", preferred="Mia")))
+    archive = ["--archive", cfg.archive_url] if cfg.archive_url else []
+    assert main(["--home", str(cfg.home), *archive, "pupils", "import", str(roll)]) == 0
+    run_round(on(cfg, REVIEW - timedelta(days=14)))
+    [record] = review_records(cfg)
+    known, _ = extract_partial(record.read_bytes())
+    assert (known["pupil.year_group"], known["pupil.class_name"], known["pupil.preferred_name"]) == (
+        "Year 5",
+        "5 Birch",
+        "Mia",
+    )
+    assert known["pupil.parents.0.name"] == "Mrs Rachel Hart"
+    assert "1 Mill Lane" in str(known["pupil.parents.0.address"])
+    # What the plan said is what is filed: the roll changes only what is written from it.
+    assert known["outcomes.0.description"] == plan()["outcomes"][0]["description"]
+
+
 def test_notice_of_zero_keeps_the_review_record_with_the_plan(cfg: Settings, tmp_path: Path) -> None:
     cfg = with_notice(cfg, 0)
     file_forms(cfg, tmp_path, ("early-discussion", early()), ("support-plan", plan()))
