@@ -449,3 +449,64 @@ def test_the_watcher_runs_the_round_when_the_date_changes_and_retries_a_full_out
         assert len(digests(cfg)) == 2 and watcher._round_day == FILED + timedelta(days=7)
     finally:
         watcher._shutdown()
+
+
+def test_the_status_says_when_the_round_ran_and_why_it_failed(
+    cfg: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from senforms.intake.status import STATUS_NAME
+
+    home = ["--home", str(cfg.home), *(["--archive", cfg.archive_url] if cfg.archive_url else [])]
+    status_file = cfg.outbox / STATUS_NAME
+    real_write = outbox_module.write_atomic
+
+    def full(*args: object, **kwargs: object) -> Path:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(outbox_module, "write_atomic", full)
+    watcher = Watcher(cfg, isolate=False, log_file=False, factory=NoForms)
+    try:
+        watcher._run_round()
+        text = status_file.read_text(encoding="utf-8")
+        ran = re.search(r"The daily round last ran at (\d\d/\d\d/\d{4} \d\d:\d\d)\.", text)
+        assert ran is not None and abs(datetime.strptime(ran[1], "%d/%m/%Y %H:%M") - datetime.now()) < timedelta(
+            minutes=2
+        )
+        failed = re.search(r"It did not finish\. (.*) The watcher tries again at (\d\d:\d\d:\d\d)\.", text)
+        assert failed is not None, text
+        assert "could not be written to the outbox (No space left on device)" in failed[1]
+        assert "Traceback" not in text and "OSError" not in text
+        retry = datetime.combine(date.today(), datetime.strptime(failed[2], "%H:%M:%S").time())
+        assert timedelta(seconds=30) < (retry - datetime.now()) % timedelta(days=1) < timedelta(seconds=90)
+        # senforms status says the same (no watcher runs now: it says how the round runs again).
+        assert main([*home, "status"]) == 0
+        out = capsys.readouterr().out
+        assert ran[0] in out and failed[1] in out and "senforms round" in out
+        # The outbox can be written again: the next try finishes and the problem is gone.
+        monkeypatch.setattr(outbox_module, "write_atomic", real_write)
+        watcher._round_hold = 0.0
+        watcher._run_round()
+        text = status_file.read_text(encoding="utf-8")
+        assert "The daily round last ran at" in text and "did not finish" not in text
+        assert len(digests(cfg)) == 1
+    finally:
+        watcher._shutdown()
+
+
+def test_the_status_says_why_a_round_could_not_run_at_all(home: Path) -> None:
+    from senforms.intake.status import STATUS_NAME
+
+    broken = load_settings(home, archive_url="postgresql://nobody@127.0.0.1:9/none", today=FILED.isoformat())
+    watcher = Watcher(broken, isolate=False, log_file=False, factory=NoForms)
+    watcher._start()
+    try:
+        watcher._run_round()
+        text = (broken.outbox / STATUS_NAME).read_text(encoding="utf-8")
+    finally:
+        watcher._shutdown()
+    assert "The daily round last ran at" in text
+    said = re.search(r"It did not finish\. It could not run: (.*)\. Nothing was sent\. The watcher tries again at", text)
+    assert said is not None and "archive" in said[1], text
+    # Once the watcher has stopped, the status says how the round will run again.
+    stopped = (broken.outbox / STATUS_NAME).read_text(encoding="utf-8")
+    assert said[1] in stopped and "It runs again when the watcher is started" in stopped
