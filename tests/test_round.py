@@ -510,3 +510,39 @@ def test_the_status_says_why_a_round_could_not_run_at_all(home: Path) -> None:
     # Once the watcher has stopped, the status says how the round will run again.
     stopped = (broken.outbox / STATUS_NAME).read_text(encoding="utf-8")
     assert said[1] in stopped and "It runs again when the watcher is started" in stopped
+
+
+def test_due_and_the_digest_leave_out_pupils_who_have_left(
+    cfg: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Two pupils, each with a review due in 20 days and two meetings this school year. Tom left
+    # today; Millie's leaving date, recorded ahead, is next month: she is still at the school.
+    today = date(2026, 11, 30)  # Monday of week 49
+    review = today + timedelta(days=20)
+    tom = {**early()["pupil"], "upn": OTHER, "legal_forename": "Tom", "preferred_name": "Tommy"}
+    tom["date_of_birth"] = "2016-05-01"
+    file_forms(
+        on(cfg, today),
+        tmp_path,
+        ("early-discussion", early()),
+        ("support-plan", plan(review)),
+        ("early-discussion", values("early-discussion", pupil=tom, meeting_date="2026-10-07", next_meeting_date=None)),
+        ("support-plan", values("support-plan", pupil=tom, plan_date="2026-11-04", review_date=review.isoformat())),
+    )
+    args = ["--home", str(cfg.home), *(["--archive", cfg.archive_url] if cfg.archive_url else [])]
+    assert main([*args, "--today", today.isoformat(), "pupil", OTHER, "--left", f"{today:%d/%m/%Y}"]) == 0
+    assert main([*args, "--today", today.isoformat(), "pupil", UPN, "--left", "18/12/2026"]) == 0
+    capsys.readouterr()
+    assert main([*args, "--today", today.isoformat(), "due"]) == 0
+    out = capsys.readouterr().out
+    assert f"{UPN}  Millie Hart" in out and OTHER not in out
+    # A day before Tom left, he is still listed.
+    assert main([*args, "--today", (today - timedelta(days=1)).isoformat(), "due"]) == 0
+    assert OTHER in capsys.readouterr().out
+    run_round(on(cfg, today))
+    [digest] = digests(cfg)
+    text = docx_text(digest)
+    due_part, rest = text.split("Overdue reviews", 1)
+    meetings_part = rest.split("Parents met fewer than three times", 1)[1].split("Forms set aside this week", 1)[0]
+    assert f"{UPN} | Millie Hart" in due_part and OTHER not in due_part
+    assert f"{UPN} | Millie Hart | 4 | 2 |" in meetings_part and OTHER not in meetings_part
