@@ -552,16 +552,18 @@ def _annual_report_arguments(sub: Any) -> None:
     p = sub.add_parser(
         "annual-report",
         help="write the annual report to parents (Code of Practice 6.64) now, for every pupil on SEN support",
-        description="Write each annual report now, covering 1 September to today (or --today). The daily "
-        "round still writes them on the day set in senforms.toml; this is for a school that wants them "
-        "early or again.",
+        description="Write each annual report now, covering 1 September to today (or --today), for a school "
+        "that wants them early or again. Written into the outbox they count as this school year's reports: "
+        "the daily round does not send them again on the day set in senforms.toml. Written with -o they are "
+        "a copy for the school, and the round still sends the reports on their day.",
     )
     p.add_argument("--upn", metavar="UPN", help="only the pupil with this UPN")
     p.add_argument(
         "-o",
         "--output",
         metavar="FOLDER",
-        help="write them in FOLDER (default: the outbox, where they are also archived)",
+        help="write a copy for the school in FOLDER (default: the outbox, where they are archived and "
+        "recorded as sent)",
     )
 
 

@@ -411,7 +411,7 @@ def after_parent_meeting(meeting: ParentMeeting, history: History) -> Next:
 
 @dataclass(frozen=True)
 class Status:
-    provision: str  # "K" SEN support, "N" no SEN
+    provision: str  # "K" SEN support, "E" EHC plan, "N" no SEN
     primary_need: str | None
     secondary_need: str | None
     since: date
@@ -437,8 +437,12 @@ def register_after_plan(plan: SupportPlan, current: Status | None) -> Status | N
 
 def register_after_review(review: ReviewRecord, current: Status | None) -> Status | None:
     """A review may end SEN support when the pupil no longer needs it (6.44); the pupil then
-    leaves the register (provision N)."""
+    leaves the register (provision N). SEN support that ends because the pupil is moving to an
+    EHC plan (end reason "ehc-plan") keeps the pupil on the register with provision E, and the
+    same need codes: the census requires them with E as with K, and the needs have not changed."""
     if review.decision is ReviewDecision.END and current is not None and current.provision == "K":
+        if review.end_reason is EndReason.EHC_PLAN:
+            return Status("E", current.primary_need, current.secondary_need, review.review_date)
         return Status("N", None, None, review.review_date)
     return None
 

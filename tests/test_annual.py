@@ -12,6 +12,7 @@ from pathlib import Path
 import docx
 import pytest
 from pypdf import PdfReader
+from sqlalchemy import select
 
 from senforms.archive import tables as t
 from senforms.archive.store import Archive, now
@@ -21,6 +22,7 @@ from senforms.documents import Due, letter_text, reading_grade
 from senforms.office import Office, find_office
 from senforms.pipeline import Pipeline
 from senforms.year.annual import annual_reports, report_date, school_year_start
+from senforms.year.round import run_round
 from tests.pipeline_helpers import drop, filled, pupil_upn, values
 from tests.test_pipeline import archive_url  # noqa: F401  (fixture: SQLite, and PostgreSQL when available)
 
@@ -164,6 +166,15 @@ def test_parents_who_live_apart_each_get_their_own_copy(cfg: Settings, tmp_path:
     assert "Dear Mr Hart" in second and "Quay Street" in second and "Orchard Close" not in second
 
 
+def issued_keys(cfg: Settings) -> list[str]:
+    archive = Archive(cfg.database_url)
+    try:
+        with archive.reading() as session:
+            return list(session.scalars(select(t.Issued.key).order_by(t.Issued.key)))
+    finally:
+        archive.close()
+
+
 def test_the_command_writes_the_reports_now(cfg: Settings, millie: dict, tmp_path: Path, capsys) -> None:
     home = ["--home", str(cfg.home)] + (["--archive", cfg.archive_url] if cfg.archive_url else [])
     out = tmp_path / "early"
@@ -171,10 +182,22 @@ def test_the_command_writes_the_reports_now(cfg: Settings, millie: dict, tmp_pat
     (written,) = list(out.rglob("*.docx"))
     assert written.name == "2026-06-01 Annual report on SEN support.docx"
     assert "This report covers 1 September 2025 to 1 June 2026." in text_of(written.read_bytes())
-    # Into the outbox (and the archive) without -o; a written-early copy does not stop the round.
+    # A copy for the school (-o) records nothing: the round still owes the report on its day.
+    assert [d.key for d in reports(cfg, REPORT_DAY)] == ["annual-report:2025:" + MILLIE]
+    assert list(cfg.outbox.rglob("*Annual report*")) == []
+    # Into the outbox (and the archive) without -o: the school's report for the year, recorded as
+    # issued under the producer's key, so the round does not send it again on the day.
     assert main([*home, "--today", "2026-06-01", "annual-report"]) == 0
     assert len(list((cfg.outbox / "parents").rglob("*Annual report on SEN support.docx"))) == 1
-    assert [d.key for d in reports(cfg, REPORT_DAY)] == ["annual-report:2025:" + MILLIE]
+    assert issued_keys(cfg) == ["annual-report:2025:" + MILLIE]
+    assert reports(cfg, REPORT_DAY) == []
+    on_the_day = load_settings(cfg.home, archive_url=cfg.archive_url, today=REPORT_DAY.isoformat())
+    assert run_round(on_the_day, producers=[annual_reports]).issued == []
+    assert len(list((cfg.outbox / "parents").rglob("*Annual report on SEN support.docx"))) == 1
+    # Written again on request the same year: another copy, still one key.
+    assert main([*home, "--today", "2026-06-02", "annual-report"]) == 0
+    assert len(list((cfg.outbox / "parents").rglob("*Annual report on SEN support.docx"))) == 2
+    assert issued_keys(cfg) == ["annual-report:2025:" + MILLIE]
     assert main([*home, "annual-report", "--upn", pupil_upn(9)]) != 0
     assert "no pupil with UPN" in capsys.readouterr().err
 

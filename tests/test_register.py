@@ -167,6 +167,67 @@ def test_the_census_check_is_printed_and_in_the_xlsx(
     assert read_register(cfg.database_url, date(2026, 11, 22)).census == [line]
 
 
+def ended(serial: int, surname: str, reason: str) -> list[tuple[str, bytes]]:
+    """A pupil's early discussion, plan and a review that ends SEN support for ``reason``."""
+    pupil = {"upn": pupil_upn(serial), "legal_surname": surname}
+    plan = values("support-plan", pupil=pupil)
+    review = values(
+        "review",
+        pupil=pupil,
+        decision="end",
+        end_reason=reason,
+        next_steps="The council's plan sets out the help from now on.",
+        next_review_date=None,
+    )
+    return [
+        (f"{serial} early.docx", early(serial, surname)),
+        (f"{serial} plan.docx", filled("support-plan", plan)),
+        (f"{serial} review.docx", filled("review", review)),
+    ]
+
+
+def test_support_ended_for_an_ehc_plan_keeps_the_pupil_on_the_register_as_e(
+    cfg: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.test_pipeline import docx_text
+
+    with Pipeline(cfg) as pipeline:
+        for name, data in [*ended(1, "Hart", "ehc-plan"), *ended(2, "Ahmed", "progress")]:
+            done = pipeline.process_file(drop(tmp_path, name, data))
+            assert done.status == "processed", done
+    # Moving to an EHC plan: on the register with provision E and the same need codes; enough
+    # progress: off the register (N).
+    [hart] = csv_rows(cfg)
+    assert hart["UPN"] == pupil_upn(1)
+    assert (hart["SEN provision"], hart["Primary need"], hart["Secondary need"]) == ("E", "SPLD", "SEMH")
+    book = openpyxl.load_workbook(cfg.outbox / REGISTER_XLSX_PATH)
+    rows = list(book["SEND register"].iter_rows(values_only=True))
+    assert [(r[0], r[rows[0].index("SEN provision")]) for r in rows[1:]] == [(pupil_upn(1), "E")]
+    assert list(book["Census check"].iter_rows(values_only=True))[1][3].startswith("No census problems")
+    engine = create_engine(cfg.database_url)
+    with engine.connect() as conn:
+        statuses = conn.execute(
+            select(t.Pupil.upn, t.SenStatus.provision, t.SenStatus.primary_need, t.SenStatus.end_date)
+            .join(t.Pupil, t.Pupil.id == t.SenStatus.pupil_id)
+            .order_by(t.Pupil.upn, t.SenStatus.start_date)
+        ).all()
+    engine.dispose()
+    now = {upn: (provision, need) for upn, provision, need, end in statuses if end is None}
+    assert now == {pupil_upn(1): ("E", "SPLD"), pupil_upn(2): ("N", None)}
+    # The register command and its census check accept the E pupil.
+    assert main(["--home", str(cfg.home), "--archive", cfg.database_url, "--today", TODAY, "register"]) == 0
+    printed = capsys.readouterr().out
+    assert "1 pupil (0 on SEN support (K), 1 with an EHC plan (E))" in printed
+    assert "Census check: 1 problem" not in printed and pupil_upn(1) not in printed.split("Census check")[-1]
+    # The letter stays true: the help is in the EHC plan, and it says nothing of leaving the register.
+    [letter] = cfg.outbox.glob(f"parents/Hart Amelia ({pupil_upn(1)})/* SEN support is ending.docx")
+    text = docx_text(letter)
+    assert "moving to an EHC plan" in text and "set out in the EHC plan" in text
+    assert "comes off the school's SEN register" not in text
+    [other] = cfg.outbox.glob(f"parents/Ahmed Amelia ({pupil_upn(2)})/* SEN support is ending.docx")
+    assert "comes off the school's SEN register" in docx_text(other)
+
+
 def test_a_register_left_pending_by_a_crash_is_written_by_the_next_run(cfg: Settings, tmp_path: Path) -> None:
     first = Pipeline(cfg, register_every=3600)
     first.process_file(drop(tmp_path, "a.docx", early(1, "Hart")))

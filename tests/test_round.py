@@ -122,6 +122,30 @@ def test_a_review_record_comes_notice_days_before_its_review_and_once(cfg: Setti
     assert sum(k.startswith("review-record:") for k in issued(cfg)) == 1
 
 
+def test_the_review_record_carries_the_roll_imported_after_the_plan(cfg: Settings, tmp_path: Path) -> None:
+    # The plan says Year 4, class Willow, Millie, Joanna Hart; the roll, imported after the plan
+    # was filed (a new school year), says Year 5, class 5 Birch, Mia, Rachel Hart.
+    from tests.test_roll import sims_roll, sims_row
+
+    file_forms(cfg, tmp_path, ("early-discussion", early()), ("support-plan", plan()))
+    roll = tmp_path / "roll.csv"
+    roll.write_bytes(sims_roll(sims_row(UPN, "Hart", "Amelia", "14/02/2016", "Year 5", "5 Birch", preferred="Mia")))
+    archive = ["--archive", cfg.archive_url] if cfg.archive_url else []
+    assert main(["--home", str(cfg.home), *archive, "pupils", "import", str(roll)]) == 0
+    run_round(on(cfg, REVIEW - timedelta(days=14)))
+    [record] = review_records(cfg)
+    known, _ = extract_partial(record.read_bytes())
+    assert (known["pupil.year_group"], known["pupil.class_name"], known["pupil.preferred_name"]) == (
+        "Year 5",
+        "5 Birch",
+        "Mia",
+    )
+    assert known["pupil.parents.0.name"] == "Mrs Rachel Hart"
+    assert "1 Mill Lane" in str(known["pupil.parents.0.address"])
+    # What the plan said is what is filed: the roll changes only what is written from it.
+    assert known["outcomes.0.description"] == plan()["outcomes"][0]["description"]
+
+
 def test_notice_of_zero_keeps_the_review_record_with_the_plan(cfg: Settings, tmp_path: Path) -> None:
     cfg = with_notice(cfg, 0)
     file_forms(cfg, tmp_path, ("early-discussion", early()), ("support-plan", plan()))
@@ -444,3 +468,100 @@ def test_a_trusts_digest_shows_the_most_urgent_rows_and_counts_the_rest(tmp_path
     assert "UPN00000" in text and f"UPN{DIGEST_ROWS - 1:05d}" in text and f"UPN{DIGEST_ROWS:05d}" not in text
     assert "And 25 more, not shown here: senforms due lists them all." in text
     assert f"And {2 * DIGEST_ROWS} more, not shown here: the SEND register" in text
+
+
+def test_the_status_says_when_the_round_ran_and_why_it_failed(
+    cfg: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from senforms.intake.status import STATUS_NAME
+
+    home = ["--home", str(cfg.home), *(["--archive", cfg.archive_url] if cfg.archive_url else [])]
+    status_file = cfg.outbox / STATUS_NAME
+    real_write = outbox_module.write_atomic
+
+    def full(*args: object, **kwargs: object) -> Path:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(outbox_module, "write_atomic", full)
+    watcher = Watcher(cfg, isolate=False, log_file=False, factory=NoForms)
+    try:
+        watcher._run_round()
+        text = status_file.read_text(encoding="utf-8")
+        ran = re.search(r"The daily round last ran at (\d\d/\d\d/\d{4} \d\d:\d\d)\.", text)
+        assert ran is not None and abs(datetime.strptime(ran[1], "%d/%m/%Y %H:%M") - datetime.now()) < timedelta(
+            minutes=2
+        )
+        failed = re.search(r"It did not finish\. (.*) The watcher tries again at (\d\d:\d\d:\d\d)\.", text)
+        assert failed is not None, text
+        assert "could not be written to the outbox (No space left on device)" in failed[1]
+        assert "Traceback" not in text and "OSError" not in text
+        retry = datetime.combine(date.today(), datetime.strptime(failed[2], "%H:%M:%S").time())
+        assert timedelta(seconds=30) < (retry - datetime.now()) % timedelta(days=1) < timedelta(seconds=90)
+        # senforms status says the same (no watcher runs now: it says how the round runs again).
+        assert main([*home, "status"]) == 0
+        out = capsys.readouterr().out
+        assert ran[0] in out and failed[1] in out and "senforms round" in out
+        # The outbox can be written again: the next try finishes and the problem is gone.
+        monkeypatch.setattr(outbox_module, "write_atomic", real_write)
+        watcher._round_hold = 0.0
+        watcher._run_round()
+        text = status_file.read_text(encoding="utf-8")
+        assert "The daily round last ran at" in text and "did not finish" not in text
+        assert len(digests(cfg)) == 1
+    finally:
+        watcher._shutdown()
+
+
+def test_the_status_says_why_a_round_could_not_run_at_all(home: Path) -> None:
+    from senforms.intake.status import STATUS_NAME
+
+    broken = load_settings(home, archive_url="postgresql://nobody@127.0.0.1:9/none", today=FILED.isoformat())
+    watcher = Watcher(broken, isolate=False, log_file=False, factory=NoForms)
+    watcher._start()
+    try:
+        watcher._run_round()
+        text = (broken.outbox / STATUS_NAME).read_text(encoding="utf-8")
+    finally:
+        watcher._shutdown()
+    assert "The daily round last ran at" in text
+    said = re.search(r"It did not finish\. It could not run: (.*)\. Nothing was sent\. The watcher tries again at", text)
+    assert said is not None and "archive" in said[1], text
+    # Once the watcher has stopped, the status says how the round will run again.
+    stopped = (broken.outbox / STATUS_NAME).read_text(encoding="utf-8")
+    assert said[1] in stopped and "It runs again when the watcher is started" in stopped
+
+
+def test_due_and_the_digest_leave_out_pupils_who_have_left(
+    cfg: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Two pupils, each with a review due in 20 days and two meetings this school year. Tom left
+    # today; Millie's leaving date, recorded ahead, is next month: she is still at the school.
+    today = date(2026, 11, 30)  # Monday of week 49
+    review = today + timedelta(days=20)
+    tom = {**early()["pupil"], "upn": OTHER, "legal_forename": "Tom", "preferred_name": "Tommy"}
+    tom["date_of_birth"] = "2016-05-01"
+    file_forms(
+        on(cfg, today),
+        tmp_path,
+        ("early-discussion", early()),
+        ("support-plan", plan(review)),
+        ("early-discussion", values("early-discussion", pupil=tom, meeting_date="2026-10-07", next_meeting_date=None)),
+        ("support-plan", values("support-plan", pupil=tom, plan_date="2026-11-04", review_date=review.isoformat())),
+    )
+    args = ["--home", str(cfg.home), *(["--archive", cfg.archive_url] if cfg.archive_url else [])]
+    assert main([*args, "--today", today.isoformat(), "pupil", OTHER, "--left", f"{today:%d/%m/%Y}"]) == 0
+    assert main([*args, "--today", today.isoformat(), "pupil", UPN, "--left", "18/12/2026"]) == 0
+    capsys.readouterr()
+    assert main([*args, "--today", today.isoformat(), "due"]) == 0
+    out = capsys.readouterr().out
+    assert f"{UPN}  Millie Hart" in out and OTHER not in out
+    # A day before Tom left, he is still listed.
+    assert main([*args, "--today", (today - timedelta(days=1)).isoformat(), "due"]) == 0
+    assert OTHER in capsys.readouterr().out
+    run_round(on(cfg, today))
+    [digest] = digests(cfg)
+    text = docx_text(digest)
+    due_part, rest = text.split("Overdue reviews", 1)
+    meetings_part = rest.split("Parents met fewer than three times", 1)[1].split("Forms set aside this week", 1)[0]
+    assert f"{UPN} | Millie Hart" in due_part and OTHER not in due_part
+    assert f"{UPN} | Millie Hart | 4 | 2 |" in meetings_part and OTHER not in meetings_part

@@ -59,6 +59,12 @@ class Today:
     #: Set while the watcher backs off from an archive outage: what is wrong and when it tries again.
     outage: str | None = None
     retry_at: str | None = None
+    #: The daily round: when it last ran (dd/mm/yyyy HH:MM), and, if it did not finish, why (a
+    #: plain sentence) and when the watcher tries again (HH:MM:SS). Kept across days: a round
+    #: that failed yesterday evening still matters this morning.
+    round_ran: str | None = None
+    round_problem: str | None = None
+    round_retry_at: str | None = None
 
     def roll(self) -> None:
         today = date.today().isoformat()
@@ -78,6 +84,9 @@ class Today:
             "waiting": self.waiting,
             "outage": self.outage,
             "retry_at": self.retry_at,
+            "round_ran": self.round_ran,
+            "round_problem": self.round_problem,
+            "round_retry_at": self.round_retry_at,
         }
 
     @classmethod
@@ -91,6 +100,8 @@ class Today:
             if data.get("waiting") is not None:
                 today.waiting = [(str(n), str(w)) for n, w in data["waiting"]]
             today.outage, today.retry_at = data.get("outage"), data.get("retry_at")
+            today.round_ran, today.round_problem = data.get("round_ran"), data.get("round_problem")
+            today.round_retry_at = data.get("round_retry_at")
         except (OSError, ValueError, KeyError, TypeError):
             pass  # no state file yet, or a damaged one: today's counts start from zero
         return today
@@ -169,6 +180,7 @@ def status_lines(settings: Settings, *, today: Today | None = None, running: boo
             f"The archive cannot be reached ({today.outage}). Forms stay in the inbox, nothing is lost; "
             f"the watcher tries again at {today.retry_at or 'once it is back'}."
         )
+    lines += round_lines(today, running=running)
     lines.append(f"Waiting in the inbox: {len(waiting) + count_claimed(settings)}")
     for name, why in waiting[:WAITING_LISTED]:
         advice = _ADVICE.get(why)
@@ -184,6 +196,23 @@ def status_lines(settings: Settings, *, today: Today | None = None, running: boo
     if today.warnings:
         lines.append("Warnings today (details in senforms.log):")
         lines += [f"  {w}" for w in today.warnings]
+    return lines
+
+
+def round_lines(today: Today, *, running: bool) -> list[str]:
+    """What the status says of the daily round (review records, the digest, annual reports):
+    when it last ran and, if it did not finish, why and when it is tried again."""
+    if today.round_ran is None:
+        return []
+    lines = [f"The daily round last ran at {today.round_ran}."]
+    if today.round_problem:
+        if not running:
+            again = "It runs again when the watcher is started (senforms watch), or with senforms round."
+        elif today.round_retry_at:
+            again = f"The watcher tries again at {today.round_retry_at}."
+        else:
+            again = "The watcher tries again shortly."
+        lines.append(f"It did not finish. {today.round_problem} {again}")
     return lines
 
 
@@ -206,7 +235,15 @@ class StatusFile:
         today.roll()
         today.waiting = waiting
         now = time.monotonic()
-        key = (tuple(waiting), today.done, today.set_aside, len(today.warnings), today.outage)
+        key = (
+            tuple(waiting),
+            today.done,
+            today.set_aside,
+            len(today.warnings),
+            today.outage,
+            today.round_ran,
+            today.round_problem,
+        )
         changed = key != self._last
         if not force and not (changed and now - self._written >= 1.0) and now - self._written < 60:
             self.unwritten = changed

@@ -135,7 +135,8 @@ class Watcher:
             folder.mkdir(parents=True, exist_ok=True)
         self.claims.open()
         self._today = Today.load(self.settings.home)
-        self._today.outage = self._today.retry_at = None
+        # A retry time left by a watcher that stopped means nothing now: this one runs the round soon.
+        self._today.outage = self._today.retry_at = self._today.round_retry_at = None
         if self.isolate:
             worker = Worker(self.settings, self.factory)
             worker.start()
@@ -266,6 +267,7 @@ class Watcher:
         from senforms.archive.store import Archive
         from senforms.year.round import run_round
 
+        self._today.round_ran = f"{datetime.now():%d/%m/%Y %H:%M}"
         try:
             if self._round_archive is None:
                 self._round_archive = Archive(self.settings.database_url)
@@ -278,14 +280,33 @@ class Watcher:
                     self._round_archive.close()
                 self._round_archive = None
             self._round_hold = clock + ROUND_RETRY_SECONDS
+            self._round_failed(f"It could not run: {message.rstrip('.')}. Nothing was sent.")
             return
         if report.issued:
             log.info("Daily round: issued %s.", ", ".join(report.issued))
         if report.waiting or report.failed:
             # Filed, not yet written (or a producer failed): try again soon, not tomorrow.
             self._round_hold = clock + ROUND_RETRY_SECONDS
+            if report.waiting:
+                why = (
+                    f"Its documents are kept in the archive but could not be written to the outbox "
+                    f"({report.waiting}). Check that the shared drive has space and that the outbox folder "
+                    "can be written to; nothing is lost."
+                )
+            else:
+                why = "Part of it failed, so some documents may be missing; the details are in senforms.log."
+            self._round_failed(why)
         else:
             self._round_day, self._round_next, self._round_hold = today, clock + ROUND_SECONDS, 0.0
+            self._today.round_problem = self._today.round_retry_at = None
+            self._write_status(force=True, running=True)
+
+    def _round_failed(self, why: str) -> None:
+        """Say in the status file why the round did not finish and when it is tried again."""
+        retry = datetime.now() + timedelta(seconds=ROUND_RETRY_SECONDS)
+        self._today.round_problem = why
+        self._today.round_retry_at = f"{retry:%H:%M:%S}"
+        self._write_status(force=True, running=True)
 
     # -- one file --
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from senforms import kinds
@@ -34,7 +35,7 @@ from senforms.config import Settings
 from senforms.context import annual_report_context, recipients
 from senforms.deliver import pupil_folder, safe_name, staging, write_atomic
 from senforms.documents import Due, PdfLetters, Rendered
-from senforms.errors import NoSuchPupilError, NotOnSenSupportError
+from senforms.errors import ArchiveError, NoSuchPupilError, NotOnSenSupportError
 from senforms.letters import ANNUAL_REPORT
 from senforms.outbox import sha256
 from senforms.render import letter_template, render_docx
@@ -172,7 +173,11 @@ def write_annual_reports(settings: Settings, *, upn: str | None = None, folder: 
     """``senforms annual-report``: write the reports now, whatever the day, for every pupil on
     SEN support (or the one with ``upn``), covering 1 September to today. Into ``folder`` when
     given, else into the outbox's parents folder, where each copy is also kept in the archive.
-    These are extra copies: they do not stop the daily round issuing the reports on their day."""
+
+    Reports written into the outbox are the school's reports for the year: each is recorded as
+    issued (``report_key``, the key the producer uses), so the daily round does not send the
+    same report again on the configured day. Reports written into ``folder`` are a copy for the
+    school and record nothing: the round still issues the reports on their day."""
     today = settings.today()
     since = school_year_start(today)
     archive = Archive(settings.database_url)
@@ -197,35 +202,55 @@ def write_annual_reports(settings: Settings, *, upn: str | None = None, folder: 
             for warning in warnings:
                 logger.warning("UPN %s: %s", pupil.upn, warning)
             where = pupil_folder(pupil.legal_surname, pupil.legal_forename, pupil.upn)
+            kept: list[tuple[Rendered, str]] = []
             for doc in documents:
                 target = base / doc.audience / where / f"{today.isoformat()} {safe_name(doc.title)}{doc.suffix}"
                 path = write_atomic(target, doc.content, stage=staging(base) if folder is None else None)
                 written.append(path)
-                if folder is None:
-                    _keep(archive, pupil, doc, path.relative_to(base).as_posix())
+                kept.append((doc, path.relative_to(base).as_posix()))
+            if folder is None and kept:
+                _keep(archive, pupil, kept, report_key(today, pupil.upn), today)
     finally:
         pdf.close()
         archive.close()
     return written
 
 
-def _keep(archive: Archive, pupil: _OnSupport, doc: Rendered, path: str) -> None:
-    """Every copy in the outbox is kept in the archive too, as every letter is."""
+def _keep(archive: Archive, pupil: _OnSupport, kept: list[tuple[Rendered, str]], key: str, today: date) -> None:
+    """Every copy in the outbox is kept in the archive too, as every letter is; and the report
+    is recorded as issued for the school year, in the same transaction, unless the round (or an
+    earlier request) issued it already."""
+    try:
+        _archive_copies(archive, pupil, kept, key, today)
+    except ArchiveError as exc:
+        if not isinstance(exc.__cause__, IntegrityError):
+            raise
+        # A round issued the same report a moment ago: keep the copies, the key is its.
+        _archive_copies(archive, pupil, kept, None, today)
+
+
+def _archive_copies(
+    archive: Archive, pupil: _OnSupport, kept: list[tuple[Rendered, str]], key: str | None, today: date
+) -> None:
     with archive.session() as session:
         at = now()
-        session.add(
-            t.Document(
-                pupil_id=pupil.pupil_id,
-                form_id=None,
-                audience=doc.audience,
-                title=doc.title,
-                template=doc.template,
-                path=path,
-                content_hash=sha256(doc.content),
-                content=doc.content,
-                corrected=False,
-                created_at=at,
-                delivered_at=at,
+        for doc, path in kept:
+            session.add(
+                t.Document(
+                    pupil_id=pupil.pupil_id,
+                    form_id=None,
+                    audience=doc.audience,
+                    title=doc.title,
+                    template=doc.template,
+                    path=path,
+                    content_hash=sha256(doc.content),
+                    content=doc.content,
+                    corrected=False,
+                    created_at=at,
+                    delivered_at=at,
+                )
             )
-        )
-        log(session, "annual report", f"written on request: {path.rsplit('/', 1)[-1]}", upn=pupil.upn)
+            log(session, "annual report", f"written on request: {path.rsplit('/', 1)[-1]}", upn=pupil.upn)
+        if key is not None and session.scalar(select(t.Issued.id).where(t.Issued.key == key)) is None:
+            session.add(t.Issued(key=key, pupil_id=pupil.pupil_id, issued_at=at, for_date=today))
+            log(session, "issued", f"{key}: written on request", upn=pupil.upn)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from senforms.archive import tables as t
@@ -53,12 +53,18 @@ class FewMeetings:
 
 def few_meetings(session: Session, today: date) -> list[FewMeetings]:
     """Pupils on SEN support now (provision K) whose parents have been met fewer than three
-    times since 1 September; every form of the cycle and every parent meeting note counts."""
+    times since 1 September; every form of the cycle and every parent meeting note counts.
+    A pupil who has left (``left_on`` today or earlier) is left out; one whose leaving date is
+    recorded ahead is still at the school and still counted."""
     start = school_year_start(today)
     pupils = session.execute(
         select(t.Pupil)
         .join(t.SenStatus, t.SenStatus.pupil_id == t.Pupil.id)
-        .where(t.SenStatus.provision == "K", t.SenStatus.end_date.is_(None), t.Pupil.left_on.is_(None))
+        .where(
+            t.SenStatus.provision == "K",
+            t.SenStatus.end_date.is_(None),
+            or_(t.Pupil.left_on.is_(None), t.Pupil.left_on > today),
+        )
         .order_by(t.Pupil.year_group, t.Pupil.legal_surname, t.Pupil.upn)
     ).scalars().unique()
     met: dict[int, list[date]] = {}

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, aliased
 
 from senforms import rules
 from senforms.archive import tables as t
+from senforms.archive.roll import rolled_pupil
 from senforms.archive.store import Archive, load_form
 from senforms.config import Settings
 from senforms.documents import Due, PdfLetters, render_documents
@@ -132,7 +133,10 @@ def _to_issue(session: Session, today: date, notice_days: int) -> list[OpenRevie
 def reviews_due(archive: Archive, settings: Settings, today: date) -> Iterator[Due]:
     """The producer: each pre-filled review record owed today, built exactly as the pipeline
     builds it with a plan (``rules.review_after_plan``, ``documents.render_documents``), from
-    the plan as it stands now (a corrected plan's, never the one it replaced)."""
+    the plan as it stands now (a corrected plan's, never the one it replaced), and with the
+    school roll's current details of the pupil (year group, class, preferred name, contacts) when
+    the roll names the pupil, as the pipeline's own pre-filled forms are (``rolled_pupil``): the
+    plan may be months old and the pupil in another class since."""
     with archive.reading() as session:
         owed = _to_issue(session, today, settings.review_notice_days)
     if not owed:
@@ -144,6 +148,10 @@ def reviews_due(archive: Archive, settings: Settings, today: date) -> Iterator[D
             with archive.reading() as session:
                 row = session.get(t.ReceivedForm, review.plan_form_id)
                 plan = load_form(row) if row is not None else None
+                if isinstance(plan, SupportPlan):
+                    pupil = session.get(t.Pupil, review.pupil_id)
+                    if pupil is not None and pupil.roll_updated_at is not None:
+                        plan = plan.model_copy(update={"pupil": rolled_pupil(pupil, plan.pupil)})
             if not isinstance(plan, SupportPlan):
                 continue
             decided = rules.Next([rules.review_after_plan(plan)])
