@@ -734,7 +734,8 @@ def specialist_letter() -> DocumentType:
     para(
         doc,
         SENCO_EXPLAINED + "Please fill in the slip below and return it to the school office"
-        "{% if school.email %}, or reply by e-mail to {{ school.email }}{% endif %}. If you would like to talk "
+        "{% if school.email %}, or reply by e-mail to {{ school.email }}{% endif %}, by {{ reply_by }}. "
+        "If you would like to talk "
         "about it first, please {% if school.phone %}ring me on {{ school.phone }}{% else %}contact me through "
         "the school office{% endif %}.",
         keep=True,
@@ -750,7 +751,17 @@ def specialist_letter() -> DocumentType:
         "{{ pupil.known_as }}, and to the school sharing what it knows about {{ pupil.known_as }} with them.",
     )
     para(doc, "☐  I do not agree at the moment. I would like to talk about it first.")
+    rich(doc, ("Please return this slip by {{ reply_by }}.", True))
+    # A line for each parent or carer this copy is addressed to, their name printed: both
+    # parents are asked, and each signs for themselves. A blank line when the form names no one.
+    tag(doc, "{%p for h in recipients %}")
+    tag(doc, "{%p for name in h.people %}")
+    para(doc, "{{ name }}   Signed: ______________________________   Date: ____________", keep=True)
+    tag(doc, "{%p endfor %}")
+    tag(doc, "{%p endfor %}")
+    tag(doc, "{%p if not recipients %}")
     para(doc, "Name: ____________________________   Signed: ____________________   Date: ____________")
+    tag(doc, "{%p endif %}")
     footer(doc, "Asking a specialist for advice: {{ pupil.full_name }}")
     return doc
 

@@ -7,7 +7,7 @@ value is display text (dates as "12 March 2026", choices as their printed words)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from enum import Enum
 from typing import Any
@@ -132,6 +132,8 @@ def recipients(pupil: Pupil) -> list[dict[str, Any]]:
         out.append(
             {
                 "names": " and ".join(p.name for p in people),
+                # Each person on their own, for a reply slip with a line for each to sign.
+                "people": [p.name for p in people],
                 "address": address,
                 "greeting": salutation([p.name for p in people]),
                 "email": contact.email or "",
@@ -139,6 +141,18 @@ def recipients(pupil: Pupil) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+# A reply asked of parents (the specialist letter's consent slip) is due two calendar weeks after
+# the letter's date: ten school days in term time, the usual time a school allows for a reply
+# slip. Counted in calendar days, not school days, because senforms does not know the school's
+# term dates; two weeks from a weekday is the same weekday, so the date is never a weekend.
+REPLY_DAYS = 14
+
+
+def reply_by(today: date) -> date:
+    """The date a reply to a letter written on ``today`` is asked for."""
+    return today + timedelta(days=REPLY_DAYS)
 
 
 def address_block(households: list[dict[str, Any]]) -> str:
@@ -232,6 +246,7 @@ def letter_context(
         "signatory": _settings_part("signatory", settings.signatory),
         "sendiass": _settings_part("sendiass", settings.sendiass),
         "today": long_date(today),
+        "reply_by": long_date(reply_by(today)),
         "corrected": corrected,
         "correction": list(correction),
         "pupil": pupil_context(pupil),

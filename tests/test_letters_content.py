@@ -249,6 +249,57 @@ def test_specialist_letter_names_the_specialist_and_why() -> None:
     assert_readable(content)
 
 
+def _slip(content: bytes) -> str:
+    """The reply slip: everything after the scissors line."""
+    return text_of(content).split("✂", 1)[1]
+
+
+def test_specialist_slip_has_a_line_for_each_parent_and_a_reply_by_date() -> None:
+    both = {
+        **ELLA,
+        "parents": [
+            ELLA["parents"][0],
+            {"name": "Mr Tom Brooks", "relationship": "Father", "address": "7 Mill Street, Oakfield, OK2 5EF"},
+        ],
+    }
+    content = render("specialist-letter", review(pupil=both, **SPECIALIST))
+    slip = _slip(content)
+    # Two weeks after the letter's date (13 March 2026), in the letter and on the slip.
+    assert "by 27 March 2026" in text_of(content).split("✂", 1)[0]
+    assert "Please return this slip by 27 March 2026." in slip
+    signing = [line for line in slip.splitlines() if "Signed:" in line]
+    assert [line.split("Signed:")[0].strip() for line in signing] == ["Mrs Sarah Brooks", "Mr Tom Brooks"]
+    assert_readable(content)
+
+
+def test_parents_apart_each_get_a_slip_with_only_their_own_line() -> None:
+    from senforms.documents import _household_copies
+
+    apart = {
+        **ELLA,
+        "parents": [
+            ELLA["parents"][0],
+            {"name": "Mr Tom Brooks", "relationship": "Father", "address": "Flat 3, 2 Quay Road\nPortbury"},
+        ],
+    }
+    form = review(pupil=apart, **SPECIALIST)
+    settings = _sample_settings()
+    context = letter_context(settings, form, history=History((form,)), flags=[], corrected=False, today=TODAY)
+    copies = _household_copies(context, LETTERS["specialist-letter"])
+    signers = []
+    for copy, _ in copies:
+        slip = _slip(render_docx(letter_template(settings, "specialist-letter"), copy))
+        signers.append([line.split("Signed:")[0].strip() for line in slip.splitlines() if "Signed:" in line])
+    assert signers == [["Mrs Sarah Brooks"], ["Mr Tom Brooks"]]
+
+
+def test_a_slip_with_no_name_on_the_form_still_has_a_line_to_sign() -> None:
+    content = render("specialist-letter", review(pupil={**ELLA, "parents": []}, **SPECIALIST))
+    slip = _slip(content)
+    assert "Name: ____" in slip and "Signed: ____" in slip
+    assert "Please return this slip by 27 March 2026." in slip
+
+
 def test_a_version_2_specialist_decision_needs_who_and_why() -> None:
     with pytest.raises(ValidationError, match="say which service or role"):
         review(decision="specialist")
