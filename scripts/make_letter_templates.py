@@ -564,47 +564,76 @@ def plan_parent_copy() -> DocumentType:
 
 
 def staff_briefing() -> DocumentType:
+    # One page, always (6.49: staff need it to hand): 1.5 cm margins, 9 pt, the details in one
+    # table row, who and how often in one column, and strengths first so staff meet the child
+    # before the difficulty. Measured: at 10 pt with three columns, a full plan ran to 1.4 pages. The test
+    # tests/test_letters_print.py::test_the_staff_briefing_is_one_page_at_the_most_rows proves
+    # it with every table at its most rows and every box full.
     doc = new_document("Staff briefing", margins_cm=1.5)
-    doc.styles["Normal"].font.size = Pt(10)
-    doc.styles["Normal"].paragraph_format.space_after = Pt(3)
+    doc.styles["Normal"].font.size = Pt(9)
+    doc.styles["Normal"].paragraph_format.space_after = Pt(2)
+    for name in ("Heading 2", "List Number", "List Bullet"):
+        doc.styles[name].paragraph_format.space_before = Pt(4 if name == "Heading 2" else 0)
+        doc.styles[name].paragraph_format.space_after = Pt(1)
+    doc.styles["Heading 2"].font.size = Pt(10)
+    doc.styles["Title"].font.size = Pt(14)
     doc.add_heading("Staff briefing: {{ pupil.known_as }} {{ pupil.surname }}", level=0)
-    corrected(doc)
-    para(
-        doc,
-        "For staff who teach or support {{ pupil.known_as }}. Confidential: keep it with your planning, "
-        "not on display, and do not share it outside school.",
-    )
+    # The short form of the corrected notice: staff need only know which copy to keep.
+    tag(doc, "{%p if corrected %}")
+    rich(doc, ("Corrected copy: ", True), ("use this one and throw the earlier copy away.", False))
+    tag(doc, "{%p for line in correction %}")
+    para(doc, "{{ line }}")
+    tag(doc, "{%p endfor %}")
+    tag(doc, "{%p endif %}")
     pairs_table(
         doc,
         [
-            ("Pupil", "{{ pupil.forename }} {{ pupil.surname }} (known as {{ pupil.known_as }})"),
-            ("Year and class", "{{ pupil.year_group }}{% if pupil.class_name %}, {{ pupil.class_name }}{% endif %}"),
-            ("Plan dated", "{{ form.plan_date }}; next review {{ form.review_date }}"),
-            ("Ask", "{{ form.senco }} (SENCO) or {{ form.class_teacher }} (class teacher)"),
+            (
+                "{{ pupil.forename }} {{ pupil.surname }}{% if pupil.known_as != pupil.forename %} "
+                "(known as {{ pupil.known_as }}){% endif %}",
+                "{{ pupil.year_group }}{% if pupil.class_name %}, {{ pupil.class_name }}{% endif %}. "
+                "Plan of {{ form.plan_date }}; next review {{ form.review_date }}. "
+                "Ask {{ form.senco }} (SENCO) or {{ form.class_teacher }} (class teacher).",
+            ),
         ],
-        widths_cm=(4.0, 14.0),
+        widths_cm=(5.0, 13.0),
     )
-    heading(doc, "Needs", 2)
-    para(doc, "{{ form.needs }}")
+    # Strengths beside needs, strengths on the left: read first, and half the height of two
+    # full-width paragraphs under their own headings.
+    table = doc.add_table(rows=2, cols=2)
+    table.style = doc.styles["Table Grid"]
+    for col, (title, text) in enumerate(
+        (("Strengths", "{{ strengths or 'Not on record yet: ask the SENCO.' }}"), ("Needs", "{{ form.needs }}"))
+    ):
+        _cell_text(table.cell(0, col), title, bold=True)
+        _shade(table.cell(0, col), "DCE6F1")
+        _cell_text(table.cell(1, col), text)
+    _no_split(table)
+    _widths(table, (9.0, 9.0))
     heading(doc, "Outcomes we are working towards", 2)
     tag(doc, "{%p for o in form.outcomes %}")
     doc.add_paragraph("{{ o.description }}", style="List Number")
     tag(doc, "{%p endfor %}")
+    heading(doc, "What helps in every lesson", 2)
+    para(doc, "{{ form.strategies }}")
     heading(doc, "Support in place", 2)
     loop_table(
         doc,
-        ["What", "Who", "How often"],
-        ["{{ p.what }}", "{{ p.who }}", "{{ p.frequency }}"],
+        ["What", "Who and how often"],
+        ["{{ p.what }}", "{{ p.who }}{% if p.who and p.frequency %}; {% endif %}{{ p.frequency }}"],
         "p in form.provision",
-        (8.0, 5.0, 5.0),
+        (12.0, 6.0),
     )
-    heading(doc, "What helps in every lesson", 2)
-    para(doc, "{{ form.strategies }}")
     tag(doc, "{%p if form.pupil_views %}")
     heading(doc, "In {{ pupil.known_as }}'s words", 2)
     para(doc, "{{ form.pupil_views }}")
     tag(doc, "{%p endif %}")
-    footer(doc, "{{ school.name }}: staff briefing, {{ pupil.full_name }}, {{ today }}. Confidential.")
+    # How to keep it, in the footer: a line of the page that costs the briefing nothing.
+    footer(
+        doc,
+        "{{ school.name }}: staff briefing, {{ pupil.full_name }}, {{ today }}. Confidential: keep it with "
+        "your planning, not on display, and do not share it outside school.",
+    )
     return doc
 
 

@@ -209,6 +209,13 @@ def cycles_context(history: History) -> list[dict[str, Any]]:
     return cycles
 
 
+def strengths(history: History) -> str:
+    """The pupil's strengths as the latest early discussion wrote them: the staff briefing starts
+    with them, so staff meet the child before the difficulty. Empty when there is none on record."""
+    early = history.early
+    return early[-1].strengths if early else ""
+
+
 def review_context(form: BaseModel) -> dict[str, Any]:
     """What a review found, in parents' words (``rules.review_findings``): the first page of the
     review letter shows it. Empty for any other kind of form."""
@@ -254,6 +261,7 @@ def letter_context(
         "recipients": households,
         "address_block": address_block(households),
         "form": form_context(form),
+        "strengths": strengths(history),
         "review": review_context(form),
         "cycles": cycles_context(history) if with_cycles else [],
         "flags": [{"description": f.description, "ratings": list(f.ratings), "new": f.new} for f in flags],
