@@ -924,67 +924,6 @@ def ehc_request() -> DocumentType:
     return doc
 
 
-def evidence_summary() -> DocumentType:
-    doc = new_document("Evidence of SEN support", margins_cm=1.8)
-    doc.add_heading("Evidence of SEN support: {{ pupil.full_name }}", level=0)
-    corrected(doc)
-    para(
-        doc,
-        "For the SENCO. Every cycle of assess, plan, do and review on record, for a request for an "
-        "Education, Health and Care needs assessment (SEND Code of Practice 6.63). Check it against the "
-        "pupil's file before it is sent.",
-    )
-    pairs_table(
-        doc,
-        [
-            ("Pupil", "{{ pupil.forename }} {{ pupil.surname }} (known as {{ pupil.known_as }})"),
-            ("UPN", "{{ pupil.upn }}"),
-            ("Date of birth", "{{ pupil.date_of_birth }}"),
-            ("Year and class", "{{ pupil.year_group }}{% if pupil.class_name %}, {{ pupil.class_name }}{% endif %}"),
-            ("Latest review", "{{ form.review_date }}: {{ form.decision }}"),
-            ("School", "{{ school.name }}"),
-            ("Prepared", "{{ today }}"),
-        ],
-    )
-    tag(doc, "{%p if not cycles %}")
-    para(doc, "No cycles of SEN support are on record for this pupil yet.")
-    tag(doc, "{%p endif %}")
-    tag(doc, "{%p for c in cycles %}")
-    heading(
-        doc,
-        "Cycle {{ c.cycle }}: plan of {{ c.plan_date }}, "
-        "{% if c.review_date %}reviewed {{ c.review_date }}{% else %}not yet reviewed{% endif %}",
-    )
-    loop_table(
-        doc,
-        ["Outcome", "Success criteria", "Progress at each review"],
-        ["{{ o.description }}", "{{ o.success_criteria }}", "{{ o.ratings | join(', ') }}"],
-        "o in c.outcomes",
-        (7.0, 5.5, 4.5),
-    )
-    loop_table(
-        doc,
-        ["Provision", "Delivered by", "How often, how long", "Weekly cost"],
-        ["{{ p.what }}", "{{ p.who }}", "{{ p.frequency }}", "{% if p.weekly_cost %}£{{ p.weekly_cost }}{% endif %}"],
-        "p in c.provision",
-        (6.0, 4.0, 4.5, 2.5),
-    )
-    rich(doc, ("Decision at review: ", True), ("{{ c.decision or 'Not yet reviewed' }}", False))
-    tag(doc, "{%p endfor %}")
-    tag(doc, "{%p if flags %}")
-    heading(doc, "Outcomes not achieved at two reviews in a row")
-    loop_table(
-        doc,
-        ["Outcome", "Ratings"],
-        ["{{ f.description }}", "{{ f.ratings | join(', ') }}"],
-        "f in flags",
-        (12.0, 5.0),
-    )
-    tag(doc, "{%p endif %}")
-    footer(doc, "Evidence of SEN support: {{ pupil.full_name }}, prepared {{ today }}. Confidential.")
-    return doc
-
-
 def specialist_prompt() -> DocumentType:
     doc = new_document("Consider specialist involvement")
     doc.add_heading("Consider asking a specialist: {{ pupil.full_name }}", level=0)
@@ -1145,7 +1084,6 @@ DOCUMENTS = {
     "specialist-letter": specialist_letter,
     "sen-support-ended": sen_support_ended,
     "ehc-request": ehc_request,
-    "evidence-summary": evidence_summary,
     "specialist-prompt": specialist_prompt,
     "parent-meeting-note": parent_meeting_note,
     "annual-report": annual_report,

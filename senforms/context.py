@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from senforms.config import PLACEHOLDER, Settings
 from senforms.history import History
-from senforms.kinds import BroadAreas, FormKind, FormModel, Pupil, ReviewRecord, SupportPlan
+from senforms.kinds import BroadAreas, FormKind, FormModel, Pupil, ReviewRecord
 from senforms.rules import Flag, end_reason, review_findings
 from senforms.values import Choice, fold_outcome, need_codes
 
@@ -170,45 +170,6 @@ def form_context(form: BaseModel) -> dict[str, Any]:
     return shown
 
 
-def cycles_context(history: History) -> list[dict[str, Any]]:
-    """Every cycle of SEN support, for the evidence summary (6.63)."""
-    cycles = []
-    for number, record in sorted(history.cycles.items()):
-        plan: SupportPlan | None = record.plan
-        review: ReviewRecord | None = record.review
-        ratings: dict[str, list[str]] = {}
-        for earlier in history.reviews_before(number + 1):
-            for outcome in earlier.outcomes:
-                ratings.setdefault(fold_outcome(outcome.description), []).append(outcome.rating.label)
-        outcomes = plan.outcomes if plan else (review.outcomes if review else [])
-        cycles.append(
-            {
-                "cycle": number,
-                "plan_date": long_date(plan.plan_date) if plan else "",
-                "review_date": long_date(review.review_date) if review else "",
-                "outcomes": [
-                    {
-                        "description": o.description,
-                        "success_criteria": getattr(o, "success_criteria", None) or "",
-                        "ratings": ratings.get(fold_outcome(o.description), []),
-                    }
-                    for o in outcomes
-                ],
-                "provision": [
-                    {
-                        "what": p.what,
-                        "who": p.who or "",
-                        "frequency": p.frequency or "",
-                        "weekly_cost": display(p.weekly_cost),
-                    }
-                    for p in (plan.provision if plan else [])
-                ],
-                "decision": review.decision.label if review else "",
-            }
-        )
-    return cycles
-
-
 def strengths(history: History) -> str:
     """The pupil's strengths as the latest early discussion wrote them: the staff briefing starts
     with them, so staff meet the child before the difficulty. Empty when there is none on record."""
@@ -243,7 +204,6 @@ def letter_context(
     flags: list[Flag],
     corrected: bool,
     today: date,
-    with_cycles: bool = False,
     correction: Sequence[str] = (),
 ) -> dict[str, Any]:
     pupil: Pupil = form.pupil  # type: ignore[attr-defined]
@@ -263,7 +223,6 @@ def letter_context(
         "form": form_context(form),
         "strengths": strengths(history),
         "review": review_context(form),
-        "cycles": cycles_context(history) if with_cycles else [],
         "flags": [{"description": f.description, "ratings": list(f.ratings), "new": f.new} for f in flags],
     }
 

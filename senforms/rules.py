@@ -333,12 +333,6 @@ def ehc_request_letter(review: ReviewRecord) -> Letter | None:
     return _issued(letters.EHC_REQUEST, review)
 
 
-def evidence_summary(review: ReviewRecord) -> Letter | None:
-    """Where the pupil has not made expected progress, the school or parents may request an EHC
-    needs assessment; the local authority expects evidence of the SEN support given (6.63)."""
-    return _issued(letters.EVIDENCE_SUMMARY, review)
-
-
 def end_of_support(review: ReviewRecord) -> Letter | None:
     """SEN support ends when the pupil no longer needs it; the register is updated and the
     parents are told (6.44, 6.48)."""
@@ -387,7 +381,6 @@ def after_review(review: ReviewRecord, history: History) -> Next:
         end_of_support(review),
         ehc_request_letter(review),
         next_plan(review, history),
-        evidence_summary(review),
         specialist_prompt(flags),
     )
     return Next(documents, flags)
