@@ -525,7 +525,11 @@ def plan_parent_copy() -> DocumentType:
     heading(doc, "What {{ pupil.known_as }} needs help with")
     para(doc, "{{ form.needs }}")
     heading(doc, "What we are working towards")
-    para(doc, "These are the outcomes we agreed. At the review we will look at each one together.")
+    para(
+        doc,
+        "These are the outcomes we agreed: the goals we want {{ pupil.known_as }} to reach by the review. "
+        "At the review we will look at each one together.",
+    )
     loop_table(
         doc,
         ["", "Outcome", "How we will know"],
@@ -684,6 +688,7 @@ def review_outcome() -> DocumentType:
         ],
     )
     heading(doc, "Progress on each outcome")
+    para(doc, "Outcomes are the goals we agreed for {{ pupil.known_as }} in the plan.")
     loop_table(
         doc,
         ["Outcome", "Progress", "What shows it"],

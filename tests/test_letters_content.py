@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -185,8 +186,8 @@ ENDING = {"decision": "end", "next_review_date": None, "next_steps": "Miss Shah 
         (
             "ehc-plan",
             None,
-            "Ella is moving to an EHC plan (an Education, Health and Care plan from the council), so the help "
-            "Ella gets will be set out in that plan instead.",
+            "Ella is moving to an EHC plan (an Education, Health and Care plan from the council). An EHC plan "
+            "sets out the help a child must get, so Ella's help will now be set out in that plan.",
         ),
         ("leaving", None, "Ella is leaving our school."),
         ("parents", None, "You asked us to end it."),
@@ -377,6 +378,10 @@ EXPLAINED = {
     "SENCO": "the teacher who leads on special educational needs",
     "SEN support": "extra",  # "the extra help the school gives", "help that is extra to"
     "EHC": "Education, Health and Care",
+    "EHC plan": "sets out",  # "a plan from the council that sets out the help ... must get"
+    "SENDIASS": "free",  # "Oakshire SENDIASS gives free, confidential advice", "a free advice service"
+    "provision": "help",  # "special educational provision ...: help that is extra to", "We call this help provision"
+    "outcome": "goals",  # "Outcomes are the goals we agreed", "the goals we want ... to reach"
 }
 PARENT_LETTERS = [name for name, letter in LETTERS.items() if letter.audience is Audience.PARENTS]
 
@@ -396,12 +401,41 @@ def test_each_term_is_explained_where_the_letter_first_uses_it(name: str) -> Non
     # The letter's own words: lines holding what the school typed on the form are left out.
     typed_in = _form_words(context.get("form", context.get("report", {})))
     own = [line for line in text.splitlines() if not any(w in line for w in typed_in)]
+    _assert_explained(name, own)
+
+
+def _assert_explained(name: str, own: list[str]) -> None:
     for term, explanation in EXPLAINED.items():
-        first = next((i for i, line in enumerate(own) if term in line), None)
+        # Whole words, any case: "Outcome" heading a table is the first use as much as "outcomes".
+        used = re.compile(rf"\b{re.escape(term)}", re.IGNORECASE if term.islower() else 0)
+        first = next((i for i, line in enumerate(own) if used.search(line)), None)
         if first is None:
             continue
         nearby = " ".join(own[first : first + 2])
         assert explanation in nearby, f"{name}: {term!r} first used without saying what it is: {own[first]!r}"
+
+
+# Every decision a review can take, and every reason SEN support ends: the letters these issue.
+EVERY_REVIEW = [
+    ("review-outcome", {"decision": "continue"}),
+    ("review-outcome", {"decision": "revise"}),
+    ("review-outcome", SPECIALIST),
+    ("review-outcome", {"decision": "ehc"}),
+    ("specialist-letter", SPECIALIST),
+    ("ehc-request", {"decision": "ehc"}),
+    *[("review-outcome", ENDING | {"end_reason": r}) for r in ("progress", "ehc-plan", "leaving", "parents")],
+    *[("sen-support-ended", ENDING | {"end_reason": r}) for r in ("progress", "ehc-plan", "leaving", "parents")],
+]
+
+
+@pytest.mark.parametrize(("name", "changes"), EVERY_REVIEW)
+def test_terms_are_explained_and_plain_whatever_the_review_decided(name: str, changes: dict[str, Any]) -> None:
+    form = review(**changes)
+    content = render(name, form)
+    text = letter_text(content)
+    typed_in = _form_words(form.model_dump(mode="json"))
+    _assert_explained(name, [line for line in text_of(content).splitlines() if not any(w in line for w in typed_in)])
+    assert reading_grade(text) <= 6.0, (name, changes, reading_grade(text))
 
 
 def test_the_notification_gives_the_needs_in_the_forms_words_not_census_codes() -> None:
