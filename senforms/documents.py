@@ -134,10 +134,9 @@ def render_documents(
             correction=correction,
         )
         for copy, title in _household_copies(context, doc):
-            content = render_docx(letter_template(settings, doc.name), copy)
-            out.append(
-                Rendered(doc.audience, title + (" (corrected)" if corrected else ""), doc.name, content, ".docx")
-            )
+            title += " (corrected)" if corrected else ""
+            content = render_docx(letter_template(settings, doc.name), copy, title=title, written=today)
+            out.append(Rendered(doc.audience, title, doc.name, content, ".docx"))
     pdf.convert([r for r in out if r.suffix == ".docx"], warnings)
     return out, warnings
 

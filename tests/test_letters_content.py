@@ -516,3 +516,47 @@ def test_one_household_gets_one_letter_addressed_to_both(settings: Settings, tmp
     with (settings.outbox / "parents" / "Letters to send 2025-10-09.csv").open(encoding="utf-8-sig") as f:
         recipients = {r["Recipient"] for r in csv.DictReader(f)}
     assert recipients == {"Mrs Joanne Clarke and Mr Tunde Adeyemi"}
+
+
+# --- 7. each letter's properties: its own title and the day it was written ------------------------
+
+
+def test_every_letter_carries_its_title_and_the_day_it_was_written() -> None:
+    from senforms.documents import PdfLetters, render_documents
+
+    apart = {**ELLA, "parents": [*ELLA["parents"], APART[1]]}
+    form = review(pupil=apart, **SPECIALIST)
+    earlier = review(cycle=1, plan_date="2025-07-01", review_date="2025-11-19", next_review_date="2026-03-12")
+    history = History((plan(), earlier))
+    settings = _sample_settings()
+    out, _ = render_documents(
+        settings,
+        form,
+        rules.what_next(form, history),
+        history,
+        corrected=True,
+        today=TODAY,
+        pdf=PdfLetters(settings),
+    )
+    letters = [r for r in out if r.suffix == ".docx" and not r.template.startswith("form:")]
+    # Two households, so two copies of each parent letter, each with its own title.
+    assert {r.title for r in letters} >= {
+        "Review of SEN support for Mrs Sarah Brooks (corrected)",
+        "Review of SEN support for Mr Tunde Adeyemi (corrected)",
+        "Involving a specialist for Mr Tunde Adeyemi (corrected)",
+    }
+    for r in letters:
+        properties = Document(io.BytesIO(r.content)).core_properties
+        assert properties.title == r.title
+        # The day it was written (13 March 2026), not the day the template was made.
+        assert properties.created is not None and properties.created.date() == TODAY
+        assert properties.modified is not None and properties.modified.date() == TODAY
+
+
+def test_a_letter_rendered_without_a_title_keeps_its_template_properties_byte_for_byte() -> None:
+    import zipfile
+
+    path = letter_template(_sample_settings(), "specialist-prompt")
+    content = render_docx(path, sample_context("specialist-prompt"))
+    with zipfile.ZipFile(path) as template, zipfile.ZipFile(io.BytesIO(content)) as letter:
+        assert letter.read("docProps/core.xml") == template.read("docProps/core.xml")
