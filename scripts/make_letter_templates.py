@@ -525,7 +525,11 @@ def plan_parent_copy() -> DocumentType:
     heading(doc, "What {{ pupil.known_as }} needs help with")
     para(doc, "{{ form.needs }}")
     heading(doc, "What we are working towards")
-    para(doc, "These are the outcomes we agreed. At the review we will look at each one together.")
+    para(
+        doc,
+        "These are the outcomes we agreed: the goals we want {{ pupil.known_as }} to reach by the review. "
+        "At the review we will look at each one together.",
+    )
     loop_table(
         doc,
         ["", "Outcome", "How we will know"],
@@ -564,47 +568,76 @@ def plan_parent_copy() -> DocumentType:
 
 
 def staff_briefing() -> DocumentType:
+    # One page, always (6.49: staff need it to hand): 1.5 cm margins, 9 pt, the details in one
+    # table row, who and how often in one column, and strengths first so staff meet the child
+    # before the difficulty. Measured: at 10 pt with three columns, a full plan ran to 1.4 pages. The test
+    # tests/test_letters_print.py::test_the_staff_briefing_is_one_page_at_the_most_rows proves
+    # it with every table at its most rows and every box full.
     doc = new_document("Staff briefing", margins_cm=1.5)
-    doc.styles["Normal"].font.size = Pt(10)
-    doc.styles["Normal"].paragraph_format.space_after = Pt(3)
+    doc.styles["Normal"].font.size = Pt(9)
+    doc.styles["Normal"].paragraph_format.space_after = Pt(2)
+    for name in ("Heading 2", "List Number", "List Bullet"):
+        doc.styles[name].paragraph_format.space_before = Pt(4 if name == "Heading 2" else 0)
+        doc.styles[name].paragraph_format.space_after = Pt(1)
+    doc.styles["Heading 2"].font.size = Pt(10)
+    doc.styles["Title"].font.size = Pt(14)
     doc.add_heading("Staff briefing: {{ pupil.known_as }} {{ pupil.surname }}", level=0)
-    corrected(doc)
-    para(
-        doc,
-        "For staff who teach or support {{ pupil.known_as }}. Confidential: keep it with your planning, "
-        "not on display, and do not share it outside school.",
-    )
+    # The short form of the corrected notice: staff need only know which copy to keep.
+    tag(doc, "{%p if corrected %}")
+    rich(doc, ("Corrected copy: ", True), ("use this one and throw the earlier copy away.", False))
+    tag(doc, "{%p for line in correction %}")
+    para(doc, "{{ line }}")
+    tag(doc, "{%p endfor %}")
+    tag(doc, "{%p endif %}")
     pairs_table(
         doc,
         [
-            ("Pupil", "{{ pupil.forename }} {{ pupil.surname }} (known as {{ pupil.known_as }})"),
-            ("Year and class", "{{ pupil.year_group }}{% if pupil.class_name %}, {{ pupil.class_name }}{% endif %}"),
-            ("Plan dated", "{{ form.plan_date }}; next review {{ form.review_date }}"),
-            ("Ask", "{{ form.senco }} (SENCO) or {{ form.class_teacher }} (class teacher)"),
+            (
+                "{{ pupil.forename }} {{ pupil.surname }}{% if pupil.known_as != pupil.forename %} "
+                "(known as {{ pupil.known_as }}){% endif %}",
+                "{{ pupil.year_group }}{% if pupil.class_name %}, {{ pupil.class_name }}{% endif %}. "
+                "Plan of {{ form.plan_date }}; next review {{ form.review_date }}. "
+                "Ask {{ form.senco }} (SENCO) or {{ form.class_teacher }} (class teacher).",
+            ),
         ],
-        widths_cm=(4.0, 14.0),
+        widths_cm=(5.0, 13.0),
     )
-    heading(doc, "Needs", 2)
-    para(doc, "{{ form.needs }}")
+    # Strengths beside needs, strengths on the left: read first, and half the height of two
+    # full-width paragraphs under their own headings.
+    table = doc.add_table(rows=2, cols=2)
+    table.style = doc.styles["Table Grid"]
+    for col, (title, text) in enumerate(
+        (("Strengths", "{{ strengths or 'Not on record yet: ask the SENCO.' }}"), ("Needs", "{{ form.needs }}"))
+    ):
+        _cell_text(table.cell(0, col), title, bold=True)
+        _shade(table.cell(0, col), "DCE6F1")
+        _cell_text(table.cell(1, col), text)
+    _no_split(table)
+    _widths(table, (9.0, 9.0))
     heading(doc, "Outcomes we are working towards", 2)
     tag(doc, "{%p for o in form.outcomes %}")
     doc.add_paragraph("{{ o.description }}", style="List Number")
     tag(doc, "{%p endfor %}")
+    heading(doc, "What helps in every lesson", 2)
+    para(doc, "{{ form.strategies }}")
     heading(doc, "Support in place", 2)
     loop_table(
         doc,
-        ["What", "Who", "How often"],
-        ["{{ p.what }}", "{{ p.who }}", "{{ p.frequency }}"],
+        ["What", "Who and how often"],
+        ["{{ p.what }}", "{{ p.who }}{% if p.who and p.frequency %}; {% endif %}{{ p.frequency }}"],
         "p in form.provision",
-        (8.0, 5.0, 5.0),
+        (12.0, 6.0),
     )
-    heading(doc, "What helps in every lesson", 2)
-    para(doc, "{{ form.strategies }}")
     tag(doc, "{%p if form.pupil_views %}")
     heading(doc, "In {{ pupil.known_as }}'s words", 2)
     para(doc, "{{ form.pupil_views }}")
     tag(doc, "{%p endif %}")
-    footer(doc, "{{ school.name }}: staff briefing, {{ pupil.full_name }}, {{ today }}. Confidential.")
+    # How to keep it, in the footer: a line of the page that costs the briefing nothing.
+    footer(
+        doc,
+        "{{ school.name }}: staff briefing, {{ pupil.full_name }}, {{ today }}. Confidential: keep it with "
+        "your planning, not on display, and do not share it outside school.",
+    )
     return doc
 
 
@@ -655,6 +688,7 @@ def review_outcome() -> DocumentType:
         ],
     )
     heading(doc, "Progress on each outcome")
+    para(doc, "Outcomes are the goals we agreed for {{ pupil.known_as }} in the plan.")
     loop_table(
         doc,
         ["Outcome", "Progress", "What shows it"],
@@ -734,7 +768,8 @@ def specialist_letter() -> DocumentType:
     para(
         doc,
         SENCO_EXPLAINED + "Please fill in the slip below and return it to the school office"
-        "{% if school.email %}, or reply by e-mail to {{ school.email }}{% endif %}. If you would like to talk "
+        "{% if school.email %}, or reply by e-mail to {{ school.email }}{% endif %}, by {{ reply_by }}. "
+        "If you would like to talk "
         "about it first, please {% if school.phone %}ring me on {{ school.phone }}{% else %}contact me through "
         "the school office{% endif %}.",
         keep=True,
@@ -750,7 +785,17 @@ def specialist_letter() -> DocumentType:
         "{{ pupil.known_as }}, and to the school sharing what it knows about {{ pupil.known_as }} with them.",
     )
     para(doc, "☐  I do not agree at the moment. I would like to talk about it first.")
+    rich(doc, ("Please return this slip by {{ reply_by }}.", True))
+    # A line for each parent or carer this copy is addressed to, their name printed: both
+    # parents are asked, and each signs for themselves. A blank line when the form names no one.
+    tag(doc, "{%p for h in recipients %}")
+    tag(doc, "{%p for name in h.people %}")
+    para(doc, "{{ name }}   Signed: ______________________________   Date: ____________", keep=True)
+    tag(doc, "{%p endfor %}")
+    tag(doc, "{%p endfor %}")
+    tag(doc, "{%p if not recipients %}")
     para(doc, "Name: ____________________________   Signed: ____________________   Date: ____________")
+    tag(doc, "{%p endif %}")
     footer(doc, "Asking a specialist for advice: {{ pupil.full_name }}")
     return doc
 
@@ -881,67 +926,6 @@ def ehc_request() -> DocumentType:
     sendiass(doc)
     sign_off(doc)
     footer(doc, "Asking for an EHC needs assessment: {{ pupil.full_name }}")
-    return doc
-
-
-def evidence_summary() -> DocumentType:
-    doc = new_document("Evidence of SEN support", margins_cm=1.8)
-    doc.add_heading("Evidence of SEN support: {{ pupil.full_name }}", level=0)
-    corrected(doc)
-    para(
-        doc,
-        "For the SENCO. Every cycle of assess, plan, do and review on record, for a request for an "
-        "Education, Health and Care needs assessment (SEND Code of Practice 6.63). Check it against the "
-        "pupil's file before it is sent.",
-    )
-    pairs_table(
-        doc,
-        [
-            ("Pupil", "{{ pupil.forename }} {{ pupil.surname }} (known as {{ pupil.known_as }})"),
-            ("UPN", "{{ pupil.upn }}"),
-            ("Date of birth", "{{ pupil.date_of_birth }}"),
-            ("Year and class", "{{ pupil.year_group }}{% if pupil.class_name %}, {{ pupil.class_name }}{% endif %}"),
-            ("Latest review", "{{ form.review_date }}: {{ form.decision }}"),
-            ("School", "{{ school.name }}"),
-            ("Prepared", "{{ today }}"),
-        ],
-    )
-    tag(doc, "{%p if not cycles %}")
-    para(doc, "No cycles of SEN support are on record for this pupil yet.")
-    tag(doc, "{%p endif %}")
-    tag(doc, "{%p for c in cycles %}")
-    heading(
-        doc,
-        "Cycle {{ c.cycle }}: plan of {{ c.plan_date }}, "
-        "{% if c.review_date %}reviewed {{ c.review_date }}{% else %}not yet reviewed{% endif %}",
-    )
-    loop_table(
-        doc,
-        ["Outcome", "Success criteria", "Progress at each review"],
-        ["{{ o.description }}", "{{ o.success_criteria }}", "{{ o.ratings | join(', ') }}"],
-        "o in c.outcomes",
-        (7.0, 5.5, 4.5),
-    )
-    loop_table(
-        doc,
-        ["Provision", "Delivered by", "How often, how long", "Weekly cost"],
-        ["{{ p.what }}", "{{ p.who }}", "{{ p.frequency }}", "{% if p.weekly_cost %}£{{ p.weekly_cost }}{% endif %}"],
-        "p in c.provision",
-        (6.0, 4.0, 4.5, 2.5),
-    )
-    rich(doc, ("Decision at review: ", True), ("{{ c.decision or 'Not yet reviewed' }}", False))
-    tag(doc, "{%p endfor %}")
-    tag(doc, "{%p if flags %}")
-    heading(doc, "Outcomes not achieved at two reviews in a row")
-    loop_table(
-        doc,
-        ["Outcome", "Ratings"],
-        ["{{ f.description }}", "{{ f.ratings | join(', ') }}"],
-        "f in flags",
-        (12.0, 5.0),
-    )
-    tag(doc, "{%p endif %}")
-    footer(doc, "Evidence of SEN support: {{ pupil.full_name }}, prepared {{ today }}. Confidential.")
     return doc
 
 
@@ -1105,7 +1089,6 @@ DOCUMENTS = {
     "specialist-letter": specialist_letter,
     "sen-support-ended": sen_support_ended,
     "ehc-request": ehc_request,
-    "evidence-summary": evidence_summary,
     "specialist-prompt": specialist_prompt,
     "parent-meeting-note": parent_meeting_note,
     "annual-report": annual_report,

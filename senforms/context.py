@@ -7,7 +7,7 @@ value is display text (dates as "12 March 2026", choices as their printed words)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from enum import Enum
 from typing import Any
@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from senforms.config import PLACEHOLDER, Settings
 from senforms.history import History
-from senforms.kinds import BroadAreas, FormKind, FormModel, Pupil, ReviewRecord, SupportPlan
+from senforms.kinds import BroadAreas, FormKind, FormModel, Pupil, ReviewRecord
 from senforms.rules import Flag, end_reason, review_findings
 from senforms.values import Choice, fold_outcome, need_codes
 
@@ -132,6 +132,8 @@ def recipients(pupil: Pupil) -> list[dict[str, Any]]:
         out.append(
             {
                 "names": " and ".join(p.name for p in people),
+                # Each person on their own, for a reply slip with a line for each to sign.
+                "people": [p.name for p in people],
                 "address": address,
                 "greeting": salutation([p.name for p in people]),
                 "email": contact.email or "",
@@ -139,6 +141,18 @@ def recipients(pupil: Pupil) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+# A reply asked of parents (the specialist letter's consent slip) is due two calendar weeks after
+# the letter's date: ten school days in term time, the usual time a school allows for a reply
+# slip. Counted in calendar days, not school days, because senforms does not know the school's
+# term dates; two weeks from a weekday is the same weekday, so the date is never a weekend.
+REPLY_DAYS = 14
+
+
+def reply_by(today: date) -> date:
+    """The date a reply to a letter written on ``today`` is asked for."""
+    return today + timedelta(days=REPLY_DAYS)
 
 
 def address_block(households: list[dict[str, Any]]) -> str:
@@ -156,43 +170,11 @@ def form_context(form: BaseModel) -> dict[str, Any]:
     return shown
 
 
-def cycles_context(history: History) -> list[dict[str, Any]]:
-    """Every cycle of SEN support, for the evidence summary (6.63)."""
-    cycles = []
-    for number, record in sorted(history.cycles.items()):
-        plan: SupportPlan | None = record.plan
-        review: ReviewRecord | None = record.review
-        ratings: dict[str, list[str]] = {}
-        for earlier in history.reviews_before(number + 1):
-            for outcome in earlier.outcomes:
-                ratings.setdefault(fold_outcome(outcome.description), []).append(outcome.rating.label)
-        outcomes = plan.outcomes if plan else (review.outcomes if review else [])
-        cycles.append(
-            {
-                "cycle": number,
-                "plan_date": long_date(plan.plan_date) if plan else "",
-                "review_date": long_date(review.review_date) if review else "",
-                "outcomes": [
-                    {
-                        "description": o.description,
-                        "success_criteria": getattr(o, "success_criteria", None) or "",
-                        "ratings": ratings.get(fold_outcome(o.description), []),
-                    }
-                    for o in outcomes
-                ],
-                "provision": [
-                    {
-                        "what": p.what,
-                        "who": p.who or "",
-                        "frequency": p.frequency or "",
-                        "weekly_cost": display(p.weekly_cost),
-                    }
-                    for p in (plan.provision if plan else [])
-                ],
-                "decision": review.decision.label if review else "",
-            }
-        )
-    return cycles
+def strengths(history: History) -> str:
+    """The pupil's strengths as the latest early discussion wrote them: the staff briefing starts
+    with them, so staff meet the child before the difficulty. Empty when there is none on record."""
+    early = history.early
+    return early[-1].strengths if early else ""
 
 
 def review_context(form: BaseModel) -> dict[str, Any]:
@@ -222,7 +204,6 @@ def letter_context(
     flags: list[Flag],
     corrected: bool,
     today: date,
-    with_cycles: bool = False,
     correction: Sequence[str] = (),
 ) -> dict[str, Any]:
     pupil: Pupil = form.pupil  # type: ignore[attr-defined]
@@ -232,6 +213,7 @@ def letter_context(
         "signatory": _settings_part("signatory", settings.signatory),
         "sendiass": _settings_part("sendiass", settings.sendiass),
         "today": long_date(today),
+        "reply_by": long_date(reply_by(today)),
         "corrected": corrected,
         "correction": list(correction),
         "pupil": pupil_context(pupil),
@@ -239,8 +221,8 @@ def letter_context(
         "recipients": households,
         "address_block": address_block(households),
         "form": form_context(form),
+        "strengths": strengths(history),
         "review": review_context(form),
-        "cycles": cycles_context(history) if with_cycles else [],
         "flags": [{"description": f.description, "ratings": list(f.ratings), "new": f.new} for f in flags],
     }
 

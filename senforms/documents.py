@@ -131,14 +131,12 @@ def render_documents(
             flags=decided.flags,
             corrected=corrected,
             today=today,
-            with_cycles=doc.with_cycles,
             correction=correction,
         )
         for copy, title in _household_copies(context, doc):
-            content = render_docx(letter_template(settings, doc.name), copy)
-            out.append(
-                Rendered(doc.audience, title + (" (corrected)" if corrected else ""), doc.name, content, ".docx")
-            )
+            title += " (corrected)" if corrected else ""
+            content = render_docx(letter_template(settings, doc.name), copy, title=title, written=today)
+            out.append(Rendered(doc.audience, title, doc.name, content, ".docx"))
     pdf.convert([r for r in out if r.suffix == ".docx"], warnings)
     return out, warnings
 
@@ -223,7 +221,6 @@ def sample_context(letter: Letter | str, *, today: date = date(2026, 11, 22)) ->
         flags=decided.flags,
         corrected=False,
         today=today,
-        with_cycles=letter.with_cycles,
     )
 
 
@@ -304,7 +301,13 @@ def check_templates(settings: Settings) -> list[str]:
     own = settings.templates / LETTERS_FOLDER
     if own.is_dir():
         for path in sorted(own.glob("*.docx")):
-            if path.stem not in LETTERS and not path.name.startswith(("~$", ".~")):
+            if path.stem == "evidence-summary":
+                # The letter the evidence pack replaced: say so, rather than only that it is unused.
+                problems.append(
+                    f"{path} is no longer used: the evidence for an EHC needs assessment request is now "
+                    "the evidence pack, which senforms writes itself. You can delete this file."
+                )
+            elif path.stem not in LETTERS and not path.name.startswith(("~$", ".~")):
                 problems.append(
                     f"{path} is not one of the letters senforms writes, so it is never used. "
                     f"Letter templates are named {', '.join(letter.filename for letter in LETTERS.values())}."

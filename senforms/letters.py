@@ -5,6 +5,10 @@ Each ``Letter`` names its template (``templates/letters/<name>.docx``), who it i
 form kind, and which of that form's decisions, issue it. The rules issue letters from here, the
 renderer and ``check-templates`` find their templates and sample data from here, and the table in
 ``templates/letters/README.md`` is written from here (a test keeps it current).
+
+The SENCO's evidence for an EHC needs assessment request is not a letter: it is the evidence pack
+(``senforms.reports.evidence``), built from the archive when the review is filed. It replaced the
+letter "evidence-summary", so the SENCO gets one evidence document, not two that could disagree.
 """
 
 from __future__ import annotations
@@ -35,7 +39,6 @@ class Letter:
     kind: str  # the form kind whose answers the template receives as ``form``; "" for a letter issued by date
     when: str  # when it is written, in words, for the README
     decisions: tuple[str, ...] = ()  # the form's decisions that issue it; empty: every form of the kind
-    with_cycles: bool = False  # the template receives every cycle of SEN support as ``cycles``
 
     @property
     def filename(self) -> str:
@@ -122,16 +125,6 @@ EHC_REQUEST = Letter(
     "the parents' own right to ask, and where to get advice",
     decisions=("ehc",),
 )
-EVIDENCE_SUMMARY = Letter(
-    "evidence-summary",
-    Audience.SENCO,
-    "Evidence summary for an EHC needs assessment request",
-    "6.63",
-    "review",
-    "a review decided to request an EHC needs assessment: every cycle on record",
-    decisions=("ehc",),
-    with_cycles=True,
-)
 SPECIALIST_PROMPT = Letter(
     "specialist-prompt",
     Audience.SENCO,
@@ -169,7 +162,6 @@ LETTERS: dict[str, Letter] = {
         SPECIALIST_LETTER,
         SEN_SUPPORT_ENDED,
         EHC_REQUEST,
-        EVIDENCE_SUMMARY,
         SPECIALIST_PROMPT,
         PARENT_MEETING_NOTE,
         ANNUAL_REPORT,

@@ -24,6 +24,7 @@ import threading
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from importlib.resources import as_file, files
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -187,6 +188,17 @@ _PROPERTIES = {
     "subject": "{http://purl.org/dc/elements/1.1/}subject",
     "title": "{http://purl.org/dc/elements/1.1/}title",
 }
+_CREATED = "{http://purl.org/dc/terms/}created"
+_MODIFIED = "{http://purl.org/dc/terms/}modified"
+_XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
+
+
+def _property(tree: Any, element: str) -> Any:
+    """The core property's element, added when the template has none (a new Word file has no title)."""
+    found = tree.find(element)
+    return found if found is not None else etree.SubElement(tree, element)
+
+
 # A part with none of these is the same after rendering as before (no tag, nothing for
 # docxtpl's post-processing of {_{ or of tabs and line breaks in values), so it is copied raw.
 _CHANGES = re.compile(r"[{}\t\a\f\n]")
@@ -206,6 +218,17 @@ class _Part:
 
 
 @dataclass(frozen=True)
+class _Core:
+    """The template's core properties part: its name, tree, the properties with tags, and its
+    bytes (written back unchanged when a letter changes nothing in it)."""
+
+    name: str
+    tree: Any
+    templated: dict[str, Template]
+    data: bytes
+
+
+@dataclass(frozen=True)
 class _Compiled:
     members: tuple[Stored | zipfile.ZipInfo, ...]  # in the template's order: raw, or a part rendered
     body: _Part
@@ -213,7 +236,7 @@ class _Compiled:
     body_index: int
     parts: dict[str, _Part]  # headers and footers with tags
     footnotes: dict[str, _Part]
-    core: tuple[str, Any, dict[str, Template]] | None  # core.xml's name, tree and templated properties
+    core: _Core | None  # core.xml (title, dates): rendered for every letter
     hdrftr: dict[str, str]  # relationship id -> part name, for the headers and footers
     static_texts: dict[str, list[str]]  # the text of each header and footer that has no tags
 
@@ -314,7 +337,7 @@ def _compile(data: bytes, document: Any) -> _Compiled:
             static_texts[name] = _part_texts(parse_xml(part.blob))
 
     footnotes: dict[str, _Part] = {}
-    core: tuple[str, Any, dict[str, Template]] | None = None
+    core: _Core | None = None
     for part in main.package.iter_parts():
         name = _member(part.partname)
         if part.content_type == _FOOTNOTES:
@@ -328,13 +351,15 @@ def _compile(data: bytes, document: Any) -> _Compiled:
                 element = tree.find(element_name)
                 if element is not None and element.text and re.search(r"[{}]", element.text):
                     templated[element_name] = _ENV.from_string(element.text)
-            if templated:
-                core = (name, tree, templated)
+            # Kept whether or not it has tags: each letter's title and date are written into it.
+            core = _Core(name, tree, templated, b"")
 
-    rendered = {body_part.name, *parts, *footnotes, *([core[0]] if core else [])}
+    rendered = {body_part.name, *parts, *footnotes, *([core.name] if core else [])}
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         if missing := rendered - set(archive.namelist()):
             raise KeyError(f"the package has no part named {', '.join(sorted(missing))}")
+        if core is not None:
+            core = _Core(core.name, core.tree, core.templated, archive.read(core.name))
         members = tuple(
             info if info.filename in rendered else raw_member(data, archive, info)
             for info in archive.infolist()
@@ -463,8 +488,14 @@ def _label(template: Path) -> str:
 # --- rendering ----------------------------------------------------------------------------------
 
 
-def render_docx(template: Path, context: Mapping[str, Any]) -> bytes:
-    """Fill in a letter template and return the .docx bytes, checked on the XML they hold."""
+def render_docx(
+    template: Path, context: Mapping[str, Any], *, title: str | None = None, written: date | None = None
+) -> bytes:
+    """Fill in a letter template and return the .docx bytes, checked on the XML they hold.
+
+    ``title`` and ``written`` go into the document's properties (Word's File > Info): the
+    letter's own title ("Review of SEN support for Mr Daniel Hart") and the day it was written,
+    not the template's title and the day the template was made."""
     template = Path(template).resolve()
     where = f"The template {_label(template)}"
     entry = _entry(template, where)
@@ -475,7 +506,9 @@ def render_docx(template: Path, context: Mapping[str, Any]) -> bytes:
         body_xml = _render_part(compiled.body, prepared)
         rendered_parts = {name: _render_part(part, prepared) for name, part in compiled.parts.items()}
         rendered_notes = {name: _render_part(part, prepared) for name, part in compiled.footnotes.items()}
-        properties = {element: t.render(prepared) for element, t in compiled.core[2].items()} if compiled.core else {}
+        properties = {element: t.render(prepared) for element, t in compiled.core.templated.items()} if compiled.core else {}
+        if title is not None:
+            properties[_PROPERTIES["title"]] = title
     except _UnknownName as exc:
         raise TemplateError(
             f"{where}: the template uses {{{{ {_as_written(data, str(exc))} }}}}, which senforms does not "
@@ -491,7 +524,7 @@ def render_docx(template: Path, context: Mapping[str, Any]) -> bytes:
         # An edited template can fail in many small ways (a filter on the wrong kind of value,
         # a loop over a name that is not a list); the school needs the message, not a traceback.
         raise TemplateError(f"{where} could not be filled in: {exc}.") from None
-    return _assemble(compiled, body_xml, rendered_parts, rendered_notes, properties, where, prepared)
+    return _assemble(compiled, body_xml, rendered_parts, rendered_notes, properties, where, prepared, written)
 
 
 def _assemble(
@@ -502,6 +535,7 @@ def _assemble(
     properties: dict[str, str],
     where: str,
     prepared: Any,
+    written: date | None = None,
 ) -> bytes:
     """Parse what was rendered (strictly: it must be well-formed), check it, and zip it with
     the parts that never change."""
@@ -521,14 +555,23 @@ def _assemble(
     for name, xml in rendered_notes.items():
         _parse(xml, etree.XMLParser(resolve_entities=False), where)
         new[name] = xml.encode("utf-8")
-    if compiled.core is not None:
-        name, tree, _ = compiled.core
-        tree = copy.deepcopy(tree)
+    if compiled.core is not None and not properties and written is None:
+        new[compiled.core.name] = compiled.core.data  # nothing to change: the template's own bytes
+    elif compiled.core is not None:
+        tree = copy.deepcopy(compiled.core.tree)
         for element, value in properties.items():
             if len(value) > 255:
                 raise TemplateError(f"{where} could not be filled in: a document property is over 255 characters.")
-            tree.find(element).text = value
-        new[name] = etree.tostring(tree, encoding="UTF-8", standalone=True)
+            _property(tree, element).text = value
+        if written is not None:
+            # The day the letter was written (settings.today(), so --today is honoured), at
+            # midnight UTC: Word shows it as the document's Created and Modified date.
+            stamp = f"{written.isoformat()}T00:00:00Z"
+            for element in (_CREATED, _MODIFIED):
+                found = _property(tree, element)
+                found.set(_XSI_TYPE, "dcterms:W3CDTF")
+                found.text = stamp
+        new[compiled.core.name] = etree.tostring(tree, encoding="UTF-8", standalone=True)
 
     # The text _document_text reads: body, then each section's headers and footers in use.
     for section in _sections(body):

@@ -248,7 +248,8 @@ def _decision_words(review: ReviewRecord, missed: int, partly: int) -> str:
         return (
             "We agreed to ask the council for an EHC needs assessment (EHC stands for Education, Health "
             "and Care). This is a close look at all of "
-            f"{name}'s needs. It can lead to an EHC plan. We will write to you about it. The help at school "
+            f"{name}'s needs. It can lead to an EHC plan: a plan from the council that sets out the help "
+            f"{name} must get. We will write to you about it. The help at school "
             "goes on while you wait."
         )
     return (
@@ -267,8 +268,8 @@ def end_reason(review: ReviewRecord) -> str:
         return f"{name} has made good progress and no longer needs SEN support. "
     if reason is EndReason.EHC_PLAN:
         return (
-            f"{name} is moving to an EHC plan (an Education, Health and Care plan from the council), so the "
-            f"help {name} gets will be set out in that plan instead. "
+            f"{name} is moving to an EHC plan (an Education, Health and Care plan from the council). An EHC "
+            f"plan sets out the help a child must get, so {name}'s help will now be set out in that plan. "
         )
     if reason is EndReason.LEAVING:
         return f"{name} is leaving our school. "
@@ -333,12 +334,6 @@ def ehc_request_letter(review: ReviewRecord) -> Letter | None:
     return _issued(letters.EHC_REQUEST, review)
 
 
-def evidence_summary(review: ReviewRecord) -> Letter | None:
-    """Where the pupil has not made expected progress, the school or parents may request an EHC
-    needs assessment; the local authority expects evidence of the SEN support given (6.63)."""
-    return _issued(letters.EVIDENCE_SUMMARY, review)
-
-
 def end_of_support(review: ReviewRecord) -> Letter | None:
     """SEN support ends when the pupil no longer needs it; the register is updated and the
     parents are told (6.44, 6.48)."""
@@ -387,7 +382,6 @@ def after_review(review: ReviewRecord, history: History) -> Next:
         end_of_support(review),
         ehc_request_letter(review),
         next_plan(review, history),
-        evidence_summary(review),
         specialist_prompt(flags),
     )
     return Next(documents, flags)

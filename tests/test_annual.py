@@ -161,6 +161,10 @@ def test_parents_who_live_apart_each_get_their_own_copy(cfg: Settings, tmp_path:
         "Annual report on SEN support for Mrs Joanna Hart",
         "Annual report on SEN support for Mr Tom Hart",
     ]
+    # Each copy's properties carry its own title and the day it was written.
+    for document in due.documents:
+        properties = docx.Document(io.BytesIO(document.content)).core_properties
+        assert properties.title == document.title and properties.created.date() == REPORT_DAY
     first, second = (text_of(d.content) for d in due.documents)
     assert "Dear Mrs Hart" in first and "Orchard Close" in first and "Quay Street" not in first
     assert "Dear Mr Hart" in second and "Quay Street" in second and "Orchard Close" not in second

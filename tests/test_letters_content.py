@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -185,8 +186,8 @@ ENDING = {"decision": "end", "next_review_date": None, "next_steps": "Miss Shah 
         (
             "ehc-plan",
             None,
-            "Ella is moving to an EHC plan (an Education, Health and Care plan from the council), so the help "
-            "Ella gets will be set out in that plan instead.",
+            "Ella is moving to an EHC plan (an Education, Health and Care plan from the council). An EHC plan "
+            "sets out the help a child must get, so Ella's help will now be set out in that plan.",
         ),
         ("leaving", None, "Ella is leaving our school."),
         ("parents", None, "You asked us to end it."),
@@ -247,6 +248,57 @@ def test_specialist_letter_names_the_specialist_and_why() -> None:
     assert "for example, an educational psychologist" not in text  # no guessing when the form says who
     assert "sharing what it knows about Ella with them" in text  # consent to share information
     assert_readable(content)
+
+
+def _slip(content: bytes) -> str:
+    """The reply slip: everything after the scissors line."""
+    return text_of(content).split("✂", 1)[1]
+
+
+def test_specialist_slip_has_a_line_for_each_parent_and_a_reply_by_date() -> None:
+    both = {
+        **ELLA,
+        "parents": [
+            ELLA["parents"][0],
+            {"name": "Mr Tom Brooks", "relationship": "Father", "address": "7 Mill Street, Oakfield, OK2 5EF"},
+        ],
+    }
+    content = render("specialist-letter", review(pupil=both, **SPECIALIST))
+    slip = _slip(content)
+    # Two weeks after the letter's date (13 March 2026), in the letter and on the slip.
+    assert "by 27 March 2026" in text_of(content).split("✂", 1)[0]
+    assert "Please return this slip by 27 March 2026." in slip
+    signing = [line for line in slip.splitlines() if "Signed:" in line]
+    assert [line.split("Signed:")[0].strip() for line in signing] == ["Mrs Sarah Brooks", "Mr Tom Brooks"]
+    assert_readable(content)
+
+
+def test_parents_apart_each_get_a_slip_with_only_their_own_line() -> None:
+    from senforms.documents import _household_copies
+
+    apart = {
+        **ELLA,
+        "parents": [
+            ELLA["parents"][0],
+            {"name": "Mr Tom Brooks", "relationship": "Father", "address": "Flat 3, 2 Quay Road\nPortbury"},
+        ],
+    }
+    form = review(pupil=apart, **SPECIALIST)
+    settings = _sample_settings()
+    context = letter_context(settings, form, history=History((form,)), flags=[], corrected=False, today=TODAY)
+    copies = _household_copies(context, LETTERS["specialist-letter"])
+    signers = []
+    for copy, _ in copies:
+        slip = _slip(render_docx(letter_template(settings, "specialist-letter"), copy))
+        signers.append([line.split("Signed:")[0].strip() for line in slip.splitlines() if "Signed:" in line])
+    assert signers == [["Mrs Sarah Brooks"], ["Mr Tom Brooks"]]
+
+
+def test_a_slip_with_no_name_on_the_form_still_has_a_line_to_sign() -> None:
+    content = render("specialist-letter", review(pupil={**ELLA, "parents": []}, **SPECIALIST))
+    slip = _slip(content)
+    assert "Name: ____" in slip and "Signed: ____" in slip
+    assert "Please return this slip by 27 March 2026." in slip
 
 
 def test_a_version_2_specialist_decision_needs_who_and_why() -> None:
@@ -326,6 +378,10 @@ EXPLAINED = {
     "SENCO": "the teacher who leads on special educational needs",
     "SEN support": "extra",  # "the extra help the school gives", "help that is extra to"
     "EHC": "Education, Health and Care",
+    "EHC plan": "sets out",  # "a plan from the council that sets out the help ... must get"
+    "SENDIASS": "free",  # "Oakshire SENDIASS gives free, confidential advice", "a free advice service"
+    "provision": "help",  # "special educational provision ...: help that is extra to", "We call this help provision"
+    "outcome": "goals",  # "Outcomes are the goals we agreed", "the goals we want ... to reach"
 }
 PARENT_LETTERS = [name for name, letter in LETTERS.items() if letter.audience is Audience.PARENTS]
 
@@ -345,12 +401,41 @@ def test_each_term_is_explained_where_the_letter_first_uses_it(name: str) -> Non
     # The letter's own words: lines holding what the school typed on the form are left out.
     typed_in = _form_words(context.get("form", context.get("report", {})))
     own = [line for line in text.splitlines() if not any(w in line for w in typed_in)]
+    _assert_explained(name, own)
+
+
+def _assert_explained(name: str, own: list[str]) -> None:
     for term, explanation in EXPLAINED.items():
-        first = next((i for i, line in enumerate(own) if term in line), None)
+        # Whole words, any case: "Outcome" heading a table is the first use as much as "outcomes".
+        used = re.compile(rf"\b{re.escape(term)}", re.IGNORECASE if term.islower() else 0)
+        first = next((i for i, line in enumerate(own) if used.search(line)), None)
         if first is None:
             continue
         nearby = " ".join(own[first : first + 2])
         assert explanation in nearby, f"{name}: {term!r} first used without saying what it is: {own[first]!r}"
+
+
+# Every decision a review can take, and every reason SEN support ends: the letters these issue.
+EVERY_REVIEW = [
+    ("review-outcome", {"decision": "continue"}),
+    ("review-outcome", {"decision": "revise"}),
+    ("review-outcome", SPECIALIST),
+    ("review-outcome", {"decision": "ehc"}),
+    ("specialist-letter", SPECIALIST),
+    ("ehc-request", {"decision": "ehc"}),
+    *[("review-outcome", ENDING | {"end_reason": r}) for r in ("progress", "ehc-plan", "leaving", "parents")],
+    *[("sen-support-ended", ENDING | {"end_reason": r}) for r in ("progress", "ehc-plan", "leaving", "parents")],
+]
+
+
+@pytest.mark.parametrize(("name", "changes"), EVERY_REVIEW)
+def test_terms_are_explained_and_plain_whatever_the_review_decided(name: str, changes: dict[str, Any]) -> None:
+    form = review(**changes)
+    content = render(name, form)
+    text = letter_text(content)
+    typed_in = _form_words(form.model_dump(mode="json"))
+    _assert_explained(name, [line for line in text_of(content).splitlines() if not any(w in line for w in typed_in)])
+    assert reading_grade(text) <= 6.0, (name, changes, reading_grade(text))
 
 
 def test_the_notification_gives_the_needs_in_the_forms_words_not_census_codes() -> None:
@@ -431,3 +516,47 @@ def test_one_household_gets_one_letter_addressed_to_both(settings: Settings, tmp
     with (settings.outbox / "parents" / "Letters to send 2025-10-09.csv").open(encoding="utf-8-sig") as f:
         recipients = {r["Recipient"] for r in csv.DictReader(f)}
     assert recipients == {"Mrs Joanne Clarke and Mr Tunde Adeyemi"}
+
+
+# --- 7. each letter's properties: its own title and the day it was written ------------------------
+
+
+def test_every_letter_carries_its_title_and_the_day_it_was_written() -> None:
+    from senforms.documents import PdfLetters, render_documents
+
+    apart = {**ELLA, "parents": [*ELLA["parents"], APART[1]]}
+    form = review(pupil=apart, **SPECIALIST)
+    earlier = review(cycle=1, plan_date="2025-07-01", review_date="2025-11-19", next_review_date="2026-03-12")
+    history = History((plan(), earlier))
+    settings = _sample_settings()
+    out, _ = render_documents(
+        settings,
+        form,
+        rules.what_next(form, history),
+        history,
+        corrected=True,
+        today=TODAY,
+        pdf=PdfLetters(settings),
+    )
+    letters = [r for r in out if r.suffix == ".docx" and not r.template.startswith("form:")]
+    # Two households, so two copies of each parent letter, each with its own title.
+    assert {r.title for r in letters} >= {
+        "Review of SEN support for Mrs Sarah Brooks (corrected)",
+        "Review of SEN support for Mr Tunde Adeyemi (corrected)",
+        "Involving a specialist for Mr Tunde Adeyemi (corrected)",
+    }
+    for r in letters:
+        properties = Document(io.BytesIO(r.content)).core_properties
+        assert properties.title == r.title
+        # The day it was written (13 March 2026), not the day the template was made.
+        assert properties.created is not None and properties.created.date() == TODAY
+        assert properties.modified is not None and properties.modified.date() == TODAY
+
+
+def test_a_letter_rendered_without_a_title_keeps_its_template_properties_byte_for_byte() -> None:
+    import zipfile
+
+    path = letter_template(_sample_settings(), "specialist-prompt")
+    content = render_docx(path, sample_context("specialist-prompt"))
+    with zipfile.ZipFile(path) as template, zipfile.ZipFile(io.BytesIO(content)) as letter:
+        assert letter.read("docProps/core.xml") == template.read("docProps/core.xml")

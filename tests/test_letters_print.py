@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -223,3 +224,110 @@ def test_the_letter_prints_the_recipient_block_and_a_carers_reply_slip(documents
     assert "Dear Ms Hart and Mr Hart" in text
     assert "my child" not in text
     assert "advice about Ollie, and to the school sharing" in text
+
+
+# --- the staff briefing is one page -------------------------------------------------------------
+
+# The form's text boxes are 11.5 cm wide at 11 pt (senforms/wordform.py): about 60 characters a
+# line. Each box below is filled to its lines; the table cells (2.4 cm to 5 cm wide on the form,
+# 15 to 30 characters a line, growing as staff type) get two full-width lines, twice and more
+# what the form shows, and every table has its most rows.
+LINE = 60
+SENTENCE = "Amara works best with a short list of steps, a quiet place to start and a word of praise. "
+
+
+def full(lines: int, start: str = "") -> str:
+    """Realistic text that fills a box of ``lines`` lines: whole words, ending with a full stop."""
+    text = (start + SENTENCE * (lines * 2))[: lines * LINE]
+    return text.rsplit(" ", 1)[0].rstrip(".,") + "."
+
+
+def briefing_at_most_rows() -> bytes:
+    from senforms.context import letter_context
+    from senforms.history import History
+    from senforms.kinds import EarlyDiscussion, SupportPlan
+
+    most_outcomes, most_provision = 6, 8
+    # The limits as the model states them, so a form that allows more rows fails this test.
+    assert SupportPlan.model_json_schema()["properties"]["outcomes"]["maxItems"] == most_outcomes
+    assert SupportPlan.model_json_schema()["properties"]["provision"]["maxItems"] == most_provision
+    pupil = PUPIL | {
+        "preferred_name": "Mara",
+        "class_name": "Chestnut",
+        "parents": [{"name": "Mrs Joanne Clarke", "address": "4 Mill Street\nOakfield"}],
+    }
+    early = EarlyDiscussion.model_validate(
+        {
+            "pupil": pupil,
+            "meeting_date": "2025-10-01",
+            "attendees": "Mrs Clarke, Miss Shah",
+            "strengths": full(3, "Amara is kind, loves drawing and is a fine helper in class. "),
+            "difficulties": full(3),
+            "outcomes_sought": full(3),
+            "next_steps": full(3),
+            "decision": "sen-support",
+            "primary_need": "SLCN",
+            "completed_by": "Mr Okafor",
+        }
+    )
+    plan = SupportPlan.model_validate(
+        {
+            "pupil": pupil,
+            "plan_date": "2025-11-20",
+            "cycle": 1,
+            "needs": full(3, "Amara finds it hard to hold a set of spoken steps in mind. "),
+            "primary_need": "SLCN",
+            "outcomes": [{"description": full(2, f"By the review, outcome {n + 1}: ")} for n in range(most_outcomes)],
+            "provision": [
+                {
+                    "what": full(2, f"Support {n + 1}: "),
+                    "who": "Mrs Lee (teaching assistant)",
+                    "frequency": "3 x 20 minutes a week, Mon Wed Fri",
+                }
+                for n in range(most_provision)
+            ],
+            "strategies": full(4, "Give one step at a time and check she has it before the next. "),
+            "pupil_views": full(3, "I like it when I can draw my ideas first. "),
+            "expected_impact": full(3),
+            "review_date": "2026-03-12",
+            "class_teacher": "Miss Priyanka Shah",
+            "senco": "Mr Samuel Okafor",
+        }
+    )
+    from senforms.documents import _sample_settings
+
+    context = letter_context(
+        _sample_settings(),  # the school's name and contact details filled in, as in use
+        plan,
+        history=History((early, plan)),
+        flags=[],
+        corrected=True,  # the correction's lines too: the longest a briefing can be
+        correction=["Corrected: the review date is now 12 March 2026", "Corrected: the needs have changed"],
+        today=date(2025, 11, 21),
+    )
+    return render_docx(letter_template(Settings(home=Path(".")), "staff-briefing"), context)
+
+
+def test_the_staff_briefing_puts_strengths_first() -> None:
+    from senforms.documents import letter_text
+
+    # The body in reading order, tables included (strengths and needs sit side by side in one).
+    text = letter_text(briefing_at_most_rows())
+    headings = ["Strengths", "Needs", "Outcomes we are working towards", "What helps in every lesson", "Support in place"]
+    at = [text.index(f"\n{h}.\n") for h in headings]
+    assert at == sorted(at), at
+    assert "Amara is kind, loves drawing" in text
+
+
+@pytest.mark.libreoffice
+@pytest.mark.skipif(find_office() is None, reason="LibreOffice (soffice) is not installed")
+def test_the_staff_briefing_is_one_page_at_the_most_rows(tmp_path: Path) -> None:
+    source = tmp_path / "staff-briefing.docx"
+    source.write_bytes(briefing_at_most_rows())
+    with Office(timeout=120) as office:
+        (pdf,) = office.convert([source], tmp_path / "pdf")
+    reader = PdfReader(pdf)
+    text = " ".join(reader.pages[0].extract_text().split())
+    assert len(reader.pages) == 1, f"{len(reader.pages)} pages"
+    # Everything is on it: the last row of support and the pupil's words.
+    assert "Support 8:" in text and "I like it when I can draw" in text

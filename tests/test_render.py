@@ -88,14 +88,6 @@ KEY_SENTENCES = {
         "If you become worried",
     ],
     "ehc-request": ["The council has 6 weeks", "no more than 20 weeks", "Parents can ask the council"],
-    "evidence-summary": [
-        "Cycle 1: plan of 24 November 2026, reviewed 10 March 2027",
-        "Cycle 2: plan of 10 March 2027, reviewed 9 June 2027",
-        "£18.75",
-        "Not achieved (10 March 2027), Not achieved (9 June 2027)",
-        "Request an EHC needs assessment",
-        "H801200001001",
-    ],
     "specialist-prompt": [
         "Not achieved (10 March 2027); Not achieved (9 June 2027)",
         "(6.58)",
@@ -168,9 +160,7 @@ def test_empty_optional_values_and_empty_lists_still_render() -> None:
     out = render("plan-parent-copy", plan)
     assert "What you will do at home" not in out
     review = sample_context("review-outcome")
-    review["cycles"] = []
     review["flags"] = []
-    assert "No cycles of SEN support are on record" in render("evidence-summary", review)
     assert "No outcomes are flagged" in render("specialist-prompt", review)
     early = sample_context("early-discussion-note")
     early["form"]["areas"] = []
@@ -417,7 +407,7 @@ def _raw_members(data: bytes) -> dict[str, tuple[int, int, int, bytes]]:
     return found
 
 
-@pytest.mark.parametrize("name", ["sen-notification", "evidence-summary"])
+@pytest.mark.parametrize("name", ["sen-notification", "specialist-prompt"])
 def test_a_letter_copies_the_unchanged_parts_of_its_template_byte_for_byte(name: str) -> None:
     path = TEMPLATES / "letters" / f"{name}.docx"
     template = _raw_members(path.read_bytes())

@@ -89,7 +89,6 @@ def test_plan_gives_parent_copy_briefing_and_review() -> None:
                 "Review of SEN support",
                 "Asking for an EHC needs assessment",
                 "SEN support plan, cycle 2 (pre-filled)",
-                "Evidence summary for an EHC needs assessment request",
             ],
         ),
         ("end", ["Review of SEN support", "SEN support is ending"]),
@@ -178,11 +177,13 @@ def test_two_reviews_not_achieved_then_ehc_then_end(settings: Settings, tmp_path
         # The review already decided on an EHC needs assessment: no prompt to consider a specialist
         # (issue 10.5), though the streak is still flagged and logged.
         assert not list(settings.outbox.glob(f"senco/{FOLDER}/*Consider involving a specialist*"))
-        summary = next(settings.outbox.glob(f"senco/{FOLDER}/*Evidence summary*"))
+        # One evidence document for the SENCO: the evidence pack, not a summary beside it.
+        (summary,) = settings.outbox.glob(f"senco/{FOLDER}/*Evidence*")
+        assert "Evidence pack" in summary.name
         text = docx_text(summary)
         first_outcome = values("support-plan")["outcomes"][0]["description"]
         assert first_outcome in text and "Not achieved" in text
-        assert "10 January 2026" in text and "10 January 2027" in text  # both cycles' plans
+        assert "10/01/2026" in text and "10/01/2027" in text  # both cycles' plans, as the pack writes dates
         _cycle_forms(pipeline, tmp_path, 3, "end", "achieved")
         assert next(settings.outbox.glob(f"parents/{FOLDER}/*SEN support is ending*"))
     register = (settings.outbox / "senco/SEND register.csv").read_text(encoding="utf-8-sig")

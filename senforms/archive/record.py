@@ -2,7 +2,7 @@
 
 The received forms are the record; the tables written here (SEN status, cycles, outcomes with
 their ratings, provision, meetings) are what those forms established, kept as rows so the
-register, the SENCO's lists and the evidence summary can be queried. They are rebuilt from the
+register, the SENCO's lists and the evidence pack can be queried. They are rebuilt from the
 current forms rather than patched, which is what lets a corrected form simply replace the one it
 corrects.
 """

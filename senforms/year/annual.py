@@ -133,7 +133,8 @@ def _render(archive: Archive, settings: Settings, pupil_id: int, *, since: date,
         title = ANNUAL_REPORT.title
         if household is not None and len(households) > 1:
             title += f" for {household['names']}"
-        out.append(Rendered("parents", title, ANNUAL_REPORT.name, render_docx(template, context), ".docx"))
+        content = render_docx(template, context, title=title, written=today)
+        out.append(Rendered("parents", title, ANNUAL_REPORT.name, content, ".docx"))
     return out
 
 
