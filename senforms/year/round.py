@@ -28,7 +28,7 @@ from senforms.archive.store import Archive, log, now
 from senforms.config import Settings
 from senforms.documents import Due, PdfLetters
 from senforms.errors import ArchiveError, ArchiveUnavailableError
-from senforms.outbox import mark_delivered, plan_documents, write_documents
+from senforms.outbox import mark_delivered, plan_documents, write_documents, write_letters_lists
 from senforms.reports.provision_map import provision_maps
 from senforms.year.annual import annual_reports
 from senforms.year.digest import weekly_digest
@@ -37,7 +37,6 @@ from senforms.year.reviews import reviews_due
 logger = logging.getLogger("senforms")
 
 Producer = Callable[[Archive, Settings, date], Iterable[Due]]
-
 
 
 def annual_reports_as_set(archive: Archive, settings: Settings, today: date) -> Iterator[Due]:
@@ -163,6 +162,9 @@ def _deliver(archive: Archive, outbox: Path, report: RoundReport, checkpoint: Ca
                 return
             delivered = write_documents(outbox, pending, checkpoint)
             mark_delivered(session, pending, delivered)
+            # The office's list of the day's letters to parents (the annual report goes to every
+            # family on SEN support at once: the list is what the office posts them from).
+            write_letters_lists(session, outbox, [p for p in delivered.values() if p.startswith("parents/")])
             for upn in sorted({row.upn for row in pending if row.upn}):
                 log(session, "delivered", "documents issued by date, to the outbox", upn=upn)
             report.written += [outbox / path for path in delivered.values()]
