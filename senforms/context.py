@@ -73,7 +73,9 @@ def pupil_context(pupil: Pupil) -> dict[str, Any]:
 
 
 # A name on the form that starts with one of these is greeted by title and surname.
-TITLES = ("Mr", "Mrs", "Ms", "Miss", "Mx", "Dr")
+#: Titles a letter may greet by ("Dear Mme Brontë"); contacts from a roll often carry French or
+#: professional ones. Not Sir or Dame, which go with the forename.
+TITLES = ("Mr", "Mrs", "Ms", "Miss", "Mx", "Dr", "Prof", "Rev", "Revd", "Mme", "Mlle")
 NO_NAME = "Dear Parent or Carer"
 
 

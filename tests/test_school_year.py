@@ -106,3 +106,11 @@ def test_a_school_year_from_the_roll_to_the_annual_report(home: Path, capsys: py
     assert (outbox / "senco" / f"Evidence pack {UPN} 2027-07-15.docx").exists()
     assert cli("2027-07-15", "provision-map") == 0
     assert (outbox / "senco" / "Provision map 2026-09-01 to 2027-07-15.xlsx").exists()
+
+
+def test_letters_greet_parents_by_the_titles_a_roll_gives() -> None:
+    from senforms.context import salutation
+
+    assert salutation(["Mme Hélène Brontë"]) == "Dear Mme Brontë"
+    assert salutation(["Revd Paul Adeyemi", "Prof. Ann Lee"]) == "Dear Revd Adeyemi and Prof Lee"
+    assert salutation(["Sir John Smith"]) == "Dear Sir John Smith"  # not "Sir Smith"
