@@ -76,6 +76,11 @@ def test_a_school_year_from_the_roll_to_the_annual_report(home: Path, capsys: py
     assert "Every pupil on SEN support has met" not in digest
     assert "15 September 2026" in digest
 
+    # The pupil's record says where each parent's letters go.
+    capsys.readouterr()
+    assert cli("2026-09-17", "pupil", UPN) == 0
+    assert "Mr Daniel Hart (Father), Flat 3, 22 King Street, Norwich, NR1 1PD; dan.hart@" in capsys.readouterr().out
+
     # The plan, completed on the pre-filled form; review on 8 December.
     prefilled = next((outbox / "senco" / FOLDER).glob("* SEN support plan (pre-filled).docx")).read_bytes()
     plan = values("support-plan", plan_date="2026-09-29", review_date="2026-12-08", cycle=1)
