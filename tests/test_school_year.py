@@ -119,3 +119,7 @@ def test_letters_greet_parents_by_the_titles_a_roll_gives() -> None:
     assert salutation(["Mme Hélène Brontë"]) == "Dear Mme Brontë"
     assert salutation(["Revd Paul Adeyemi", "Prof. Ann Lee"]) == "Dear Revd Adeyemi and Prof Lee"
     assert salutation(["Sir John Smith"]) == "Dear Sir John Smith"  # not "Sir Smith"
+    assert salutation(["Mrs Anne de Vries", "Mr Ali Khan Jr"]) == "Dear Mrs de Vries and Mr Khan"
+    assert salutation(["Mr Paul De Souza", "Mrs de Vries", "Mr Al Smith"]) == (
+        "Dear Mr De Souza and Mrs de Vries and Mr Smith"
+    )
