@@ -483,7 +483,7 @@ def _reports_arguments(sub: Any) -> None:
         "ratings (with a chart), provision and its cost, specialists' advice, and views over time.",
     )
     p.add_argument("upn", metavar="UPN", help="the pupil's UPN")
-    p.add_argument("-o", "--output", metavar="FILE.docx", help="where to write it (default: in this folder)")
+    p.add_argument("-o", "--output", metavar="FILE.docx", help="where to write it (default: the outbox's senco folder)")
     p = sub.add_parser(
         "provision-map",
         help="write the provision map: every provision, pupils, hours, cost and outcomes achieved (6.76)",
@@ -491,7 +491,7 @@ def _reports_arguments(sub: Any) -> None:
     p.add_argument("--from", dest="start", metavar="DATE", help="first day (default: 1 September of this school year)")
     p.add_argument("--to", dest="end", metavar="DATE", help="last day (default: today)")
     p.add_argument(
-        "-o", "--output", metavar="FILE", help="FILE.xlsx or FILE.docx (default: both, in this folder)"
+        "-o", "--output", metavar="FILE", help="FILE.xlsx or FILE.docx (default: both, in the outbox's senco folder)"
     )
 
 
@@ -499,6 +499,7 @@ def _write_new(path: Path, content: bytes) -> None:
     """Write a whole file or nothing: a half-written report is never left under its name."""
     import os
 
+    path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
     partial.write_bytes(content)
     os.replace(partial, path)
@@ -511,7 +512,10 @@ def _evidence(args: argparse.Namespace) -> int:
     settings = _settings(args, need_home=True)
     today = settings.today()
     content = evidence_pack_for(settings, args.upn, today)
-    out = Path(args.output) if args.output else Path(f"Evidence pack {args.upn.strip().upper()} {today}.docx")
+    # By default beside the SENCO's other documents: the home folder itself holds the archive and
+    # is not shared with staff, and the current folder may be anywhere.
+    senco = settings.outbox / "senco"
+    out = Path(args.output) if args.output else senco / f"Evidence pack {args.upn.strip().upper()} {today}.docx"
     if out.suffix.lower() != ".docx":
         out = out.with_name(out.name + ".docx")
     _write_new(out, content)
@@ -531,7 +535,8 @@ def _provision_map(args: argparse.Namespace) -> int:
         raise _Error(f"--from ({start:%d/%m/%Y}) is after --to ({end:%d/%m/%Y}).", advice="Swap the two dates.")
     result = build_map(settings, start, end)
     stem = f"Provision map {start} to {end}"
-    wanted = [Path(args.output)] if args.output else [Path(f"{stem}.xlsx"), Path(f"{stem}.docx")]
+    senco = settings.outbox / "senco"  # as for the evidence pack: where the SENCO looks
+    wanted = [Path(args.output)] if args.output else [senco / f"{stem}.xlsx", senco / f"{stem}.docx"]
     for out in wanted:
         if out.suffix.lower() == ".xlsx":
             _write_new(out, map_xlsx(result))

@@ -73,7 +73,30 @@ def pupil_context(pupil: Pupil) -> dict[str, Any]:
 
 
 # A name on the form that starts with one of these is greeted by title and surname.
-TITLES = ("Mr", "Mrs", "Ms", "Miss", "Mx", "Dr")
+#: Titles a letter may greet by ("Dear Mme Brontë"); contacts from a roll often carry French or
+#: professional ones. Not Sir or Dame, which go with the forename.
+TITLES = ("Mr", "Mrs", "Ms", "Miss", "Mx", "Dr", "Prof", "Rev", "Revd", "Mme", "Mlle")
+#: Words after a name that are not the surname, and lower-case particles that are part of it.
+SUFFIXES = ("jr", "jnr", "sr", "snr", "ii", "iii")
+PARTICLES = (
+    "de",
+    "da",
+    "di",
+    "du",
+    "del",
+    "della",
+    "der",
+    "den",
+    "van",
+    "von",
+    "ter",
+    "ten",
+    "le",
+    "la",
+    "bin",
+    "al",
+    "el",
+)
 NO_NAME = "Dear Parent or Carer"
 
 
@@ -82,7 +105,15 @@ def _titled(name: str) -> tuple[str, str] | None:
     words = name.split()
     title = words[0].rstrip(".").capitalize() if words else ""
     if title in TITLES and len(words) >= 2:
-        return title, words[-1]
+        rest = words[1:]
+        while len(rest) > 1 and rest[-1].rstrip(".").casefold() in SUFFIXES:
+            rest = rest[:-1]
+        # "Mrs Anne de Vries" is Mrs de Vries: the particles before the last word belong to it.
+        start = len(rest) - 1
+        # A first word is a particle only when typed as one ("Mrs de Vries"; "Mr Al Smith" is Al).
+        while start > 0 and rest[start - 1].casefold() in PARTICLES and (start > 1 or rest[0].islower()):
+            start -= 1
+        return title, " ".join(rest[start:])
     return None
 
 

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from senforms.archive import register
 from senforms.archive import tables as t
+from senforms.archive.roll import rolled_pupil
 from senforms.archive.store import Archive, load_form, log, now
 from senforms.context import recipients
 from senforms.deliver import pupil_folder, safe_name, staging, write_atomic
@@ -164,20 +165,15 @@ def deliver(
         delivered |= write_documents(outbox, [d for d in pending if d.template != "register"], checkpoint)
         mark_delivered(session, pending, delivered)
         # The office's list of the day's letters to parents, rewritten whole from the archive.
-        days: dict[str, list[datetime]] = {}
-        for d in pending:
-            if d.audience == Audience.PARENTS.value and (m := _DAY.search(d.path)):
-                days.setdefault(m.group(1), []).append(d.created_at)
-        for day, created in sorted(days.items()):
-            path = letters_to_send_path(day)
-            listed = letters_to_send(session, day, filed_around=(min(created), max(created)))
-            write_atomic(outbox / path, listed, overwrite=True, stage=staging(outbox))
+        write_letters_lists(session, outbox, [(d.path, d.created_at) for d in pending if d.audience == Audience.PARENTS.value])
         form.state = "done"
         upn = session.scalar(select(t.Pupil.upn).where(t.Pupil.id == form.pupil_id))
         written = len(delivered) + (len(registers) if register_now else 0)
         log(session, "delivered", f"{written} documents to the outbox", upn=upn, form_id=form_id)
         checkpoint("marked")
-        return Delivered(_paths(session, outbox, form_id), now=True, register_pending=bool(registers) and not register_now)
+        return Delivered(
+            _paths(session, outbox, form_id), now=True, register_pending=bool(registers) and not register_now
+        )
 
 
 def write_register(session: Session, outbox: Path, today: date) -> None:
@@ -226,6 +222,7 @@ def letters_to_send(
         t.Document.title,
         t.Document.path,
         t.Document.form_id,
+        t.Document.pupil_id,
         t.Pupil.upn,
         t.Pupil.legal_forename,
         t.Pupil.preferred_name,
@@ -245,16 +242,32 @@ def letters_to_send(
         )
         .order_by(t.Document.id)
     ).all()
-    households: dict[int, list[dict[str, str]]] = {}
+    households: dict[tuple[str, int], list[dict[str, str]]] = {}
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(LETTERS_TO_SEND_HEADER)
     for row in rows:
-        if row.form_id is not None and row.form_id not in households:
-            form = session.get(t.ReceivedForm, row.form_id)
+        # A form's letters go to the households of that form; a letter issued by date (the
+        # annual report) to those of the pupil's latest form.
+        key = ("form", row.form_id) if row.form_id is not None else ("pupil", row.pupil_id)
+        if key not in households:
+            form = (
+                session.get(t.ReceivedForm, row.form_id)
+                if row.form_id is not None
+                else session.scalars(
+                    select(t.ReceivedForm)
+                    .where(t.ReceivedForm.pupil_id == row.pupil_id)
+                    .order_by(t.ReceivedForm.id.desc())
+                    .limit(1)
+                ).first()
+            )
             pupil = getattr(load_form(form), "pupil", None) if form is not None else None
-            households[row.form_id] = recipients(pupil) if pupil is not None else []
-        found = households.get(row.form_id, []) if row.form_id is not None else []
+            # The letter went to the roll's contacts when the roll names the pupil (a form filled
+            # without the parents' details, as the roll has them): the list must say the same.
+            if pupil is not None:
+                pupil = rolled_pupil(session.get(t.Pupil, row.pupil_id), pupil)
+            households[key] = recipients(pupil) if pupil is not None else []
+        found = households[key]
         # A household's own copy ends with its names; a letter to one household is that household's.
         to = next(
             (h for h in found if household_title("", h["names"]) in row.title), found[0] if len(found) == 1 else None
@@ -272,6 +285,20 @@ def letters_to_send(
             ]
         )
     return ("\ufeff" + out.getvalue()).encode("utf-8")
+
+
+def write_letters_lists(session: Session, outbox: Path, letters: Iterable[tuple[str, datetime]]) -> None:
+    """Rewrite the office's list of letters to send for each day the parent letters just
+    delivered are dated, whole, from the archive. ``letters``: (outbox-relative path, when it was
+    filed) of each. Used by a form's delivery and by the daily round (the annual report goes to
+    every family at once)."""
+    days: dict[str, list[datetime]] = {}
+    for path, filed in letters:
+        if m := _DAY.search("/" + path):
+            days.setdefault(m.group(1), []).append(filed)
+    for day, filed_at in sorted(days.items()):
+        listed = letters_to_send(session, day, filed_around=(min(filed_at), max(filed_at)))
+        write_atomic(outbox / letters_to_send_path(day), listed, overwrite=True, stage=staging(outbox))
 
 
 class Pending(Protocol):
@@ -323,5 +350,3 @@ def _paths(session: Session, outbox: Path, form_id: int) -> list[Path]:
         if path == register.REGISTER_PATH:  # the register's living copy is written in both formats
             paths.append(outbox / register.REGISTER_XLSX_PATH)
     return paths
-
-

@@ -157,7 +157,12 @@ def review_after_plan(plan: SupportPlan) -> Prefilled:
         "outcomes": [{"description": o.description} for o in plan.outcomes],
         "provision": [{"what": p.what} for p in plan.provision],
     }
-    return Prefilled(SENCO, f"Review record for {plan.review_date:%d %B %Y} (pre-filled)", "review", _present(values))
+    return Prefilled(
+        SENCO,
+        f"Review record for {plan.review_date.day} {plan.review_date:%B %Y} (pre-filled)",
+        "review",
+        _present(values),
+    )
 
 
 def after_support_plan(plan: SupportPlan, history: History) -> Next:

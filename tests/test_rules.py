@@ -69,7 +69,7 @@ def test_plan_gives_parent_copy_briefing_and_review() -> None:
     assert titles(rules.after_support_plan(p, History())) == [
         "Your child's SEN support plan",
         "Staff briefing",
-        f"Review record for {p.review_date:%d %B %Y} (pre-filled)",
+        f"Review record for {p.review_date.day} {p.review_date:%B %Y} (pre-filled)",
     ]
     values = rules.review_after_plan(p).values
     assert [o["description"] for o in values["outcomes"]] == [o.description for o in p.outcomes]

@@ -121,6 +121,7 @@ PUPIL_COLUMNS: dict[str, tuple[str, ...]] = {
     "class_name": (
         "reggroup",
         "registrationgroup",
+        "reg",  # SIMS's own short heading for the registration group
         "registrationform",
         "regform",
         "formgroup",

@@ -186,7 +186,13 @@ class Watcher:
                 self._write_status()
                 # After the first scan's files, not before them: forms waiting in the inbox at
                 # start come first, and the round follows within the same turn of the loop.
-                self._run_round()
+                # Forms found at start are often not ready on the first look (they must stand
+                # still for settle_seconds), so the first round also waits while any are still
+                # settling, for at most ROUND_RETRY_SECONDS: otherwise the week's digest is
+                # written without the forms that were waiting for it.
+                first_wait = self._round_day is None and time.monotonic() - started < ROUND_RETRY_SECONDS
+                if not (first_wait and self.scanner.pending()):
+                    self._run_round()
                 if once and not self.scanner.pending():
                     break
                 if ready:

@@ -606,7 +606,9 @@ def record_lines(record: PupilRecord) -> list[str]:
         + (f", class {record.class_name}" if record.class_name else ""),
     ]
     for p in record.parents:
-        contact = "; ".join(x for x in (p.email, p.phone) if x)
+        # The address too: who letters go to, and where, is what the office looks a pupil up for.
+        address = ", ".join(line.strip() for line in (p.address or "").splitlines() if line.strip())
+        contact = "; ".join(x for x in (address, p.email, p.phone) if x)
         lines.append(
             f"Parent or carer: {p.name}"
             + (f" ({p.relationship})" if p.relationship else "")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 from sqlalchemy import select, update
@@ -28,7 +28,7 @@ from senforms.archive.store import Archive, log, now
 from senforms.config import Settings
 from senforms.documents import Due, PdfLetters
 from senforms.errors import ArchiveError, ArchiveUnavailableError
-from senforms.outbox import mark_delivered, plan_documents, write_documents
+from senforms.outbox import mark_delivered, plan_documents, write_documents, write_letters_lists
 from senforms.reports.provision_map import provision_maps
 from senforms.year.annual import annual_reports
 from senforms.year.digest import weekly_digest
@@ -37,7 +37,6 @@ from senforms.year.reviews import reviews_due
 logger = logging.getLogger("senforms")
 
 Producer = Callable[[Archive, Settings, date], Iterable[Due]]
-
 
 
 def annual_reports_as_set(archive: Archive, settings: Settings, today: date) -> Iterator[Due]:
@@ -65,6 +64,8 @@ class RoundReport:
     #: round writes them.
     waiting: str | None = None
     failed: list[str] = field(default_factory=list)  # producers that failed, and why
+    #: Parent letters written by this round (outbox path, when filed), for the office's list.
+    letters: list[tuple[str, datetime]] = field(default_factory=list)
 
 
 def run_round(
@@ -100,10 +101,22 @@ def run_round(
                 # One producer's failure (a damaged template, a bad row) must not hold up the others.
                 logger.exception("The daily round's %s failed; the others carry on.", name)
                 report.failed.append(f"{name}: {exc}")
+        _write_letters_lists(archive, settings.outbox, report)
     finally:
         if own:
             archive.close()
     return report
+
+
+def _write_letters_lists(archive: Archive, outbox: Path, report: RoundReport) -> None:
+    letters = [(path, filed) for path, filed in report.letters if path.startswith("parents/")]
+    if not letters:
+        return
+    try:
+        with archive.session() as session:
+            write_letters_lists(session, outbox, letters)
+    except OSError as exc:
+        report.waiting = report.waiting or exc.strerror or str(exc)
 
 
 def _file(archive: Archive, settings: Settings, due: Due, today: date) -> bool:
@@ -154,7 +167,14 @@ def _deliver(archive: Archive, outbox: Path, report: RoundReport, checkpoint: Ca
         with archive.session() as session:
             session.execute(update(t.Document).where(*pending_rows).values(delivered_at=t.Document.delivered_at))
             pending = session.execute(
-                select(t.Document.id, t.Document.path, t.Document.content, t.Document.content_hash, t.Pupil.upn)
+                select(
+                    t.Document.id,
+                    t.Document.path,
+                    t.Document.content,
+                    t.Document.content_hash,
+                    t.Document.created_at,
+                    t.Pupil.upn,
+                )
                 .outerjoin(t.Pupil, t.Pupil.id == t.Document.pupil_id)
                 .where(*pending_rows)
                 .order_by(t.Document.id)
@@ -163,6 +183,10 @@ def _deliver(archive: Archive, outbox: Path, report: RoundReport, checkpoint: Ca
                 return
             delivered = write_documents(outbox, pending, checkpoint)
             mark_delivered(session, pending, delivered)
+            # For the office's list of the day's letters to parents, written once at the end of
+            # the round (the annual report goes to every family at once: rewriting the list after
+            # each of 50,000 reports would make the day quadratic).
+            report.letters += [(delivered[row.id], row.created_at) for row in pending if row.id in delivered]
             for upn in sorted({row.upn for row in pending if row.upn}):
                 log(session, "delivered", "documents issued by date, to the outbox", upn=upn)
             report.written += [outbox / path for path in delivered.values()]
