@@ -507,7 +507,8 @@ def annual_report_context(
             next_steps.append(f"We will review {known_as}'s plan with you on {long_date(due)}.")
         else:
             next_steps.append(
-                f"The review of {known_as}'s plan was due on {long_date(due)}. We will contact you to arrange it."
+                f"The review of {known_as}'s plan was due on {long_date(due)} and has not happened yet. "
+                "We will contact you to arrange it."
             )
     elif last.review is not None:
         review = last.review
@@ -519,8 +520,8 @@ def annual_report_context(
             next_steps.append(f"The next review is planned for {long_date(review.next_review_date)}.")
         elif review.next_review_date is not None:
             next_steps.append(
-                f"The next review was planned for {long_date(review.next_review_date)}. "
-                "We will contact you to arrange it."
+                f"The next review was planned for {long_date(review.next_review_date)} and has not happened "
+                "yet. We will contact you to arrange it."
             )
 
     return {

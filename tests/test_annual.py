@@ -98,7 +98,7 @@ def test_the_report_day_yields_one_report_that_names_each_outcome_with_its_ratin
     assert "We met to talk about Millie 3 times this year:" in text
     assert "7 October 2025: our first talk about what help is needed." in text
     assert "At the review on 10 February 2026 we agreed to change some of the outcomes or some of the help." in text
-    assert "The next review was planned for 19 May 2026. We will contact you to arrange it." in text
+    assert "The next review was planned for 19 May 2026 and has not happened yet. We will contact you to arrange it." in text
     assert "Dear Joanna Hart" in text and "14 Orchard Close" in text
     assert "This report covers 1 September 2025 to 15 July 2026." in text
 
