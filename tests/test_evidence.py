@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import os
-import uuid
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -14,12 +13,12 @@ from typing import Any
 
 import docx
 import pytest
-from sqlalchemy import create_engine, text
 
 from senforms.cli import main
 from senforms.config import Settings, load_settings
 from senforms.pipeline import Pipeline
 from tests.pipeline_helpers import drop, filled, values
+from tests.test_pipeline import archive_url  # noqa: F401 (a fixture, on SQLite and PostgreSQL)
 
 TODAY = date(2026, 7, 15)
 PG = os.environ.get("SENFORMS_TEST_POSTGRES_URL")
@@ -27,28 +26,8 @@ UPN = "H801200001001"
 FOLDER = "Hart Amelia (H801200001001)"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def archive_url(request: pytest.FixtureRequest, home: Path):
-    if request.param == "sqlite":
-        yield None
-        return
-    if not PG:
-        if os.environ.get("CI"):
-            pytest.fail("SENFORMS_TEST_POSTGRES_URL is not set; scripts/test.sh starts PostgreSQL")
-        pytest.skip("no PostgreSQL server (run the tests through scripts/test.sh)")
-    name = f"senforms_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = PG.replace("/postgres?", f"/{name}?")
-    yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
 @pytest.fixture
-def cfg(home: Path, archive_url: str | None) -> Settings:
+def cfg(home: Path, archive_url: str | None) -> Settings:  # noqa: F811 (the fixture imported above)
     return load_settings(home, archive_url=archive_url)
 
 
