@@ -13,7 +13,7 @@ import csv
 import hashlib
 import io
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -206,7 +206,11 @@ _FILED_WITHIN = timedelta(days=2)
 
 
 def letters_to_send(
-    session: Session, day: str, *, filed_around: tuple[datetime, datetime] | None = None
+    session: Session,
+    day: str,
+    *,
+    filed_around: tuple[datetime, datetime] | None = None,
+    only: Collection[str] | None = None,
 ) -> bytes:
     """Every parent letter delivered for ``day`` (the date its file name starts with), one row
     each with the household it is addressed to, so the office can mail-merge envelopes or
@@ -233,6 +237,8 @@ def letters_to_send(
             t.Document.created_at >= filed_around[0] - _FILED_WITHIN,
             t.Document.created_at <= filed_around[1] + _FILED_WITHIN,
         )
+    if only is not None:  # just these letters (outbox paths), to add to a list already written
+        query = query.where(t.Document.path.in_(list(only)))
     rows = session.execute(
         query.join(t.Pupil, t.Pupil.id == t.Document.pupil_id)
         .where(
@@ -288,17 +294,38 @@ def letters_to_send(
 
 
 def write_letters_lists(session: Session, outbox: Path, letters: Iterable[tuple[str, datetime]]) -> None:
-    """Rewrite the office's list of letters to send for each day the parent letters just
-    delivered are dated, whole, from the archive. ``letters``: (outbox-relative path, when it was
-    filed) of each. Used by a form's delivery and by the daily round (the annual report goes to
-    every family at once)."""
-    days: dict[str, list[datetime]] = {}
+    """Bring the office's list of letters to send up to date for each day the parent letters just
+    delivered are dated. ``letters``: (outbox-relative path, when it was filed) of each. Used by a
+    form's delivery and by the daily round (the annual report goes to every family at once).
+
+    The day's first delivery (or one after the list was deleted) builds the list whole from the
+    archive; later ones add their own letters' rows to it, skipping any already listed (a
+    delivery finished again after a crash). Rebuilding it whole each time made every form of a
+    2,000-form batch slower than the one before."""
+    days: dict[str, list[tuple[str, datetime]]] = {}
     for path, filed in letters:
         if m := _DAY.search("/" + path):
-            days.setdefault(m.group(1), []).append(filed)
-    for day, filed_at in sorted(days.items()):
-        listed = letters_to_send(session, day, filed_around=(min(filed_at), max(filed_at)))
-        write_atomic(outbox / letters_to_send_path(day), listed, overwrite=True, stage=staging(outbox))
+            days.setdefault(m.group(1), []).append((path, filed))
+    for day, these in sorted(days.items()):
+        target = outbox / letters_to_send_path(day)
+        around = (min(f for _, f in these), max(f for _, f in these))
+        try:
+            listed = target.read_bytes()
+        except FileNotFoundError:
+            listed = b""
+        if not listed.startswith("\ufeff".encode() + ",".join(LETTERS_TO_SEND_HEADER).encode()):
+            write_atomic(target, letters_to_send(session, day, filed_around=around), overwrite=True, stage=staging(outbox))
+            continue
+        already = {row[-1] for row in csv.reader(io.StringIO(listed.decode("utf-8-sig"))) if row}
+        new = [p for p, _ in these if p not in already]
+        if not new:
+            continue
+        fresh = letters_to_send(session, day, filed_around=around, only=new)
+        rows = fresh.decode("utf-8-sig").splitlines(keepends=True)[1:]  # without its header
+        if rows:
+            text = listed.decode("utf-8-sig")
+            text += "" if text.endswith(("\n", "\r")) else "\r\n"
+            write_atomic(target, ("\ufeff" + text + "".join(rows)).encode("utf-8"), overwrite=True, stage=staging(outbox))
 
 
 class Pending(Protocol):

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from docx import Document
 from pydantic import ValidationError
+from sqlalchemy import text
 
 from senforms import rules
 from senforms.config import Settings
@@ -516,6 +517,41 @@ def test_one_household_gets_one_letter_addressed_to_both(settings: Settings, tmp
     with (settings.outbox / "parents" / "Letters to send 2025-10-09.csv").open(encoding="utf-8-sig") as f:
         recipients = {r["Recipient"] for r in csv.DictReader(f)}
     assert recipients == {"Mrs Joanne Clarke and Mr Tunde Adeyemi"}
+
+
+def test_the_days_list_holds_every_letter_once_as_forms_arrive(settings: Settings, tmp_path: Path) -> None:
+    """The list is built whole by the day's first delivery and added to by the later ones (a
+    rebuild per form made each form of a 2,000-form batch slower than the last): every parent
+    letter of the day is listed exactly once, a delivery finished again adds nothing, and a list
+    someone deleted is built again whole from the archive."""
+    from tests.pipeline_helpers import pupil_upn
+
+    listing = settings.outbox / "parents" / "Letters to send 2025-10-09.csv"
+
+    def listed() -> list[str]:
+        with listing.open(encoding="utf-8-sig") as f:
+            return [r["File"] for r in csv.DictReader(f)]
+
+    with Pipeline(settings, today=lambda: date(2025, 10, 9)) as pipeline:
+        for serial in range(3):
+            pupil = {"upn": pupil_upn(400 + serial), "legal_surname": f"List{chr(97 + serial)}"}
+            early = values("early-discussion", pupil=pupil)
+            pipeline.process_file(drop(tmp_path, f"early{serial}.docx", filled("early-discussion", early)))
+            letters = sorted(p.relative_to(settings.outbox).as_posix() for p in (settings.outbox / "parents").rglob("*.docx"))
+            assert sorted(listed()) == letters  # every letter so far, each once
+        form_ids = [form_id for form_id, in pipeline.archive.engine.connect().execute(text("SELECT id FROM received_forms"))]
+        with pipeline.archive.session() as session:
+            session.execute(text("UPDATE received_forms SET state = 'delivering'"))
+            session.execute(text("UPDATE documents SET delivered_at = NULL"))
+        for form_id in form_ids:  # finished again, as after a crash: nothing listed twice
+            pipeline._deliver(form_id, "?")
+        assert sorted(listed()) == letters
+        listing.unlink()
+        session_upn = pupil_upn(403)
+        early = values("early-discussion", pupil={"upn": session_upn, "legal_surname": "Listd"})
+        pipeline.process_file(drop(tmp_path, "early3.docx", filled("early-discussion", early)))
+    letters = sorted(p.relative_to(settings.outbox).as_posix() for p in (settings.outbox / "parents").rglob("*.docx"))
+    assert sorted(listed()) == letters and len(letters) == len(set(letters)) == 8
 
 
 # --- 7. each letter's properties: its own title and the day it was written ------------------------
