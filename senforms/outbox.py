@@ -85,21 +85,37 @@ def plan_documents(
                 n += 1
                 path = f"{base} ({n}){doc.suffix}"
             taken.add(path)
-        row = t.Document(
-            pupil_id=None if doc.template == "register" else pupil_id,
-            form_id=form_id,
-            audience=doc.audience,
-            title=doc.title,
-            template=doc.template,
-            path=path,
-            content_hash=sha256(doc.content),
-            content=doc.content,
-            corrected=corrected,
-            created_at=now(),
+        row = document_row(
+            doc, path, pupil_id=None if doc.template == "register" else pupil_id, form_id=form_id, corrected=corrected
         )
         session.add(row)
         rows.append(row)
     return rows
+
+
+def document_row(
+    doc: Rendered,
+    path: str,
+    *,
+    pupil_id: int | None,
+    form_id: int | None,
+    corrected: bool = False,
+    delivered_at: datetime | None = None,
+) -> t.Document:
+    """The archive's copy of one document at its place in the outbox (``path``, outbox-relative)."""
+    return t.Document(
+        pupil_id=pupil_id,
+        form_id=form_id,
+        audience=doc.audience,
+        title=doc.title,
+        template=doc.template,
+        path=path,
+        content_hash=sha256(doc.content),
+        content=doc.content,
+        corrected=corrected,
+        created_at=delivered_at or now(),
+        delivered_at=delivered_at,
+    )
 
 
 @dataclass(frozen=True)

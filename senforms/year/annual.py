@@ -37,7 +37,7 @@ from senforms.deliver import pupil_folder, safe_name, staging, write_atomic
 from senforms.documents import Due, PdfLetters, Rendered
 from senforms.errors import ArchiveError, NoSuchPupilError, NotOnSenSupportError
 from senforms.letters import ANNUAL_REPORT
-from senforms.outbox import sha256
+from senforms.outbox import document_row
 from senforms.render import letter_template, render_docx
 
 logger = logging.getLogger(__name__)
@@ -236,21 +236,7 @@ def _archive_copies(
     with archive.session() as session:
         at = now()
         for doc, path in kept:
-            session.add(
-                t.Document(
-                    pupil_id=pupil.pupil_id,
-                    form_id=None,
-                    audience=doc.audience,
-                    title=doc.title,
-                    template=doc.template,
-                    path=path,
-                    content_hash=sha256(doc.content),
-                    content=doc.content,
-                    corrected=False,
-                    created_at=at,
-                    delivered_at=at,
-                )
-            )
+            session.add(document_row(doc, path, pupil_id=pupil.pupil_id, form_id=None, delivered_at=at))
             log(session, "annual report", f"written on request: {path.rsplit('/', 1)[-1]}", upn=pupil.upn)
         if key is not None and session.scalar(select(t.Issued.id).where(t.Issued.key == key)) is None:
             session.add(t.Issued(key=key, pupil_id=pupil.pupil_id, issued_at=at, for_date=today))
