@@ -193,6 +193,9 @@ def test_the_command_writes_the_reports_now(cfg: Settings, millie: dict, tmp_pat
     # issued under the producer's key, so the round does not send it again on the day.
     assert main([*home, "--today", "2026-06-01", "annual-report"]) == 0
     assert len(list((cfg.outbox / "parents").rglob("*Annual report on SEN support.docx"))) == 1
+    # ... and on the office's list of the day's letters, to post or e-mail.
+    listed = (cfg.outbox / "parents" / "Letters to send 2026-06-01.csv").read_text(encoding="utf-8-sig")
+    assert "Annual report on SEN support" in listed and MILLIE in listed
     assert issued_keys(cfg) == ["annual-report:2025:" + MILLIE]
     assert reports(cfg, REPORT_DAY) == []
     on_the_day = load_settings(cfg.home, archive_url=cfg.archive_url, today=REPORT_DAY.isoformat())

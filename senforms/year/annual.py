@@ -36,8 +36,8 @@ from senforms.context import annual_report_context, recipients
 from senforms.deliver import pupil_folder, safe_name, staging, write_atomic
 from senforms.documents import Due, PdfLetters, Rendered
 from senforms.errors import ArchiveError, NoSuchPupilError, NotOnSenSupportError
-from senforms.letters import ANNUAL_REPORT
-from senforms.outbox import document_row
+from senforms.letters import ANNUAL_REPORT, Audience
+from senforms.outbox import document_row, write_letters_lists
 from senforms.render import letter_template, render_docx
 
 logger = logging.getLogger(__name__)
@@ -210,28 +210,30 @@ def write_annual_reports(settings: Settings, *, upn: str | None = None, folder: 
                 written.append(path)
                 kept.append((doc, path.relative_to(base).as_posix()))
             if folder is None and kept:
-                _keep(archive, pupil, kept, report_key(today, pupil.upn), today)
+                _keep(archive, settings.outbox, pupil, kept, report_key(today, pupil.upn), today)
     finally:
         pdf.close()
         archive.close()
     return written
 
 
-def _keep(archive: Archive, pupil: _OnSupport, kept: list[tuple[Rendered, str]], key: str, today: date) -> None:
+def _keep(
+    archive: Archive, outbox: Path, pupil: _OnSupport, kept: list[tuple[Rendered, str]], key: str, today: date
+) -> None:
     """Every copy in the outbox is kept in the archive too, as every letter is; and the report
     is recorded as issued for the school year, in the same transaction, unless the round (or an
     earlier request) issued it already."""
     try:
-        _archive_copies(archive, pupil, kept, key, today)
+        _archive_copies(archive, outbox, pupil, kept, key, today)
     except ArchiveError as exc:
         if not isinstance(exc.__cause__, IntegrityError):
             raise
         # A round issued the same report a moment ago: keep the copies, the key is its.
-        _archive_copies(archive, pupil, kept, None, today)
+        _archive_copies(archive, outbox, pupil, kept, None, today)
 
 
 def _archive_copies(
-    archive: Archive, pupil: _OnSupport, kept: list[tuple[Rendered, str]], key: str | None, today: date
+    archive: Archive, outbox: Path, pupil: _OnSupport, kept: list[tuple[Rendered, str]], key: str | None, today: date
 ) -> None:
     with archive.session() as session:
         at = now()
@@ -241,3 +243,5 @@ def _archive_copies(
         if key is not None and session.scalar(select(t.Issued.id).where(t.Issued.key == key)) is None:
             session.add(t.Issued(key=key, pupil_id=pupil.pupil_id, issued_at=at, for_date=today))
             log(session, "issued", f"{key}: written on request", upn=pupil.upn)
+        # On the office's list of the day's letters, as the round's copies are.
+        write_letters_lists(session, outbox, [(path, at) for doc, path in kept if doc.audience == Audience.PARENTS.value])
