@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from senforms import forms, layout, rules
 from senforms.archive import tables as t
-from senforms.archive.record import rebuild_record
+from senforms.archive.record import extend_record, rebuild_record
 from senforms.archive.register import register_change_csv
 from senforms.archive.roll import rolled_pupil
 from senforms.archive.store import (
@@ -309,7 +309,11 @@ def file(
     # The file name is kept with the form, not here: office staff often name files after the
     # pupil, and the log names pupils by UPN only.
     log(session, "received", f"{kind.slug} of {meeting} (read by {received.method})", upn=pupil.upn, form_id=filed.id)
-    register_changed = rebuild_record(session, pupil, current_forms(session, pupil.id))
+    # A form later than all the pupil's others only adds to their record; a correction, or an
+    # earlier meeting's form typed up late, changes what followed it, so the record is rebuilt.
+    register_changed = None if seen.corrects is not None else extend_record(session, pupil, filed, form)
+    if register_changed is None:
+        register_changed = rebuild_record(session, pupil, current_forms(session, pupil.id))
     if decided.flags:
         described = [o.description for o in getattr(form, "outcomes", [])]
         numbers = ", ".join(str(described.index(f.description) + 1) for f in decided.flags)

@@ -9,8 +9,8 @@ corrects.
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, delete, or_, select
+from sqlalchemy.orm import Session, selectinload
 
 from senforms import rules
 from senforms.archive import tables as t
@@ -33,57 +33,109 @@ def rebuild_record(session: Session, pupil: t.Pupil, forms: list[tuple[t.Receive
     status: t.SenStatus | None = None
     cycles: dict[int, t.Cycle] = {}
     for row, form in sorted(forms, key=lambda f: (f[0].meeting_date, f[0].id)):
-        current = (
-            None
-            if status is None
-            else rules.Status(status.provision, status.primary_need, status.secondary_need, status.start_date)
-        )
-        # Every form of the cycle records a meeting with the parents (6.65).
-        session.add(
-            t.Meeting(
-                pupil_id=pupil.id, form_id=row.id, kind=row.kind, held_on=getattr(form, KINDS[row.kind].meeting_date)
-            )
-        )
-        change = rules.register_status(form, current)
-        if change is not None:
-            if status is not None:
-                status.end_date = change.since
-            status = t.SenStatus(
-                pupil_id=pupil.id,
-                form_id=row.id,
-                provision=change.provision,
-                primary_need=change.primary_need,
-                secondary_need=change.secondary_need,
-                start_date=change.since,
-            )
-            session.add(status)
-        if isinstance(form, SupportPlan):
-            cycle = cycles.setdefault(form.cycle, t.Cycle(pupil_id=pupil.id, number=form.cycle))
-            cycle.plan_form_id, cycle.plan_date, cycle.review_due = row.id, form.plan_date, form.review_date
-            cycle.outcomes = [
-                t.Outcome(position=i, description=o.description, success_criteria=o.success_criteria)
-                for i, o in enumerate(form.outcomes)
-            ]
-            cycle.provision = [
-                t.Provision(
-                    position=i,
-                    what=p.what,
-                    who=p.who,
-                    group_size=p.group_size,
-                    frequency=p.frequency,
-                    start_date=p.start_date,
-                    weekly_cost=p.weekly_cost,
-                )
-                for i, p in enumerate(form.provision)
-            ]
-        elif isinstance(form, ReviewRecord):
-            cycle = cycles.setdefault(form.cycle, t.Cycle(pupil_id=pupil.id, number=form.cycle))
-            cycle.review_form_id, cycle.reviewed_on, cycle.decision = row.id, form.review_date, form.decision.value
-            _rate(cycle, form, row.id)
-        if isinstance(form, SupportPlan | ReviewRecord):
-            session.add(cycle)
+        status = _apply(session, pupil.id, row, form, status, cycles)
     session.flush()
     return _status_key(session, pupil.id) != before
+
+
+def extend_record(session: Session, pupil: t.Pupil, row: t.ReceivedForm, form: FormModel) -> bool | None:
+    """Add one new form to the pupil's record without rebuilding it: the usual case, a form
+    later than every current form of the pupil's and correcting none. The record is then what a
+    rebuild would make (the rebuild applies the same ``_apply`` to each form in this order, so
+    the rows already there are its first steps); for a pupil five years in, that is a few rows
+    written instead of every cycle deleted and made again. Returns whether the SEN register
+    changed, or None when the form is not last (an earlier meeting's form typed up late): the
+    caller then rebuilds the record whole."""
+    later = session.scalar(
+        select(t.ReceivedForm.id)
+        .where(
+            t.ReceivedForm.pupil_id == pupil.id,
+            t.ReceivedForm.superseded_by_id.is_(None),
+            t.ReceivedForm.id != row.id,
+            or_(
+                t.ReceivedForm.meeting_date > row.meeting_date,
+                and_(t.ReceivedForm.meeting_date == row.meeting_date, t.ReceivedForm.id > row.id),
+            ),
+        )
+        .limit(1)
+    )
+    if later is not None:
+        return None
+    before_row = _open_status(session, pupil.id)
+    before = _key(before_row)
+    cycles: dict[int, t.Cycle] = {}
+    if isinstance(form, SupportPlan | ReviewRecord):
+        found = session.scalar(
+            select(t.Cycle)
+            .where(t.Cycle.pupil_id == pupil.id, t.Cycle.number == form.cycle)
+            # A review rates the plan's outcomes: loaded in three statements, not one per outcome.
+            .options(selectinload(t.Cycle.outcomes).selectinload(t.Outcome.ratings), selectinload(t.Cycle.provision))
+        )
+        if found is not None:
+            cycles[form.cycle] = found
+    status = _apply(session, pupil.id, row, form, before_row, cycles)
+    session.flush()
+    return _key(status) != before
+
+
+def _apply(
+    session: Session,
+    pupil_id: int,
+    row: t.ReceivedForm,
+    form: FormModel,
+    status: t.SenStatus | None,
+    cycles: dict[int, t.Cycle],
+) -> t.SenStatus | None:
+    """One form's step in the record: its meeting, any change of SEN status, and its cycle's plan
+    or review. Returns the pupil's SEN status after it."""
+    current = (
+        None
+        if status is None
+        else rules.Status(status.provision, status.primary_need, status.secondary_need, status.start_date)
+    )
+    # Every form of the cycle records a meeting with the parents (6.65).
+    session.add(
+        t.Meeting(pupil_id=pupil_id, form_id=row.id, kind=row.kind, held_on=getattr(form, KINDS[row.kind].meeting_date))
+    )
+    change = rules.register_status(form, current)
+    if change is not None:
+        if status is not None:
+            status.end_date = change.since
+        status = t.SenStatus(
+            pupil_id=pupil_id,
+            form_id=row.id,
+            provision=change.provision,
+            primary_need=change.primary_need,
+            secondary_need=change.secondary_need,
+            start_date=change.since,
+        )
+        session.add(status)
+    if isinstance(form, SupportPlan):
+        cycle = cycles.setdefault(form.cycle, t.Cycle(pupil_id=pupil_id, number=form.cycle))
+        cycle.plan_form_id, cycle.plan_date, cycle.review_due = row.id, form.plan_date, form.review_date
+        cycle.outcomes = [
+            t.Outcome(position=i, description=o.description, success_criteria=o.success_criteria)
+            for i, o in enumerate(form.outcomes)
+        ]
+        cycle.provision = [
+            t.Provision(
+                position=i,
+                what=p.what,
+                who=p.who,
+                group_size=p.group_size,
+                frequency=p.frequency,
+                start_date=p.start_date,
+                weekly_cost=p.weekly_cost,
+            )
+            for i, p in enumerate(form.provision)
+        ]
+        session.add(cycle)
+    elif isinstance(form, ReviewRecord):
+        cycle = cycles.setdefault(form.cycle, t.Cycle(pupil_id=pupil_id, number=form.cycle))
+        cycle.review_form_id, cycle.reviewed_on, cycle.decision = row.id, form.review_date, form.decision.value
+        _rate(cycle, form, row.id)
+        session.add(cycle)
+    return status
 
 
 def _rate(cycle: t.Cycle, review: ReviewRecord, form_id: int) -> None:
@@ -106,10 +158,19 @@ def _rate(cycle: t.Cycle, review: ReviewRecord, form_id: int) -> None:
             row.impact = impact.impact
 
 
-def _status_key(session: Session, pupil_id: int) -> tuple[str, str | None, str | None] | None:
-    row = session.scalar(
+def _open_status(session: Session, pupil_id: int) -> t.SenStatus | None:
+    """The pupil's SEN status now: the last one made, the only one without an end date."""
+    return session.scalar(
         select(t.SenStatus)
         .where(t.SenStatus.pupil_id == pupil_id, t.SenStatus.end_date.is_(None))
         .order_by(t.SenStatus.id.desc())
+        .limit(1)
     )
+
+
+def _key(row: t.SenStatus | None) -> tuple[str, str | None, str | None] | None:
     return None if row is None else (row.provision, row.primary_need, row.secondary_need)
+
+
+def _status_key(session: Session, pupil_id: int) -> tuple[str, str | None, str | None] | None:
+    return _key(_open_status(session, pupil_id))

@@ -25,7 +25,7 @@ from sqlalchemy import create_engine, event, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, defer, sessionmaker
 
 from senforms import kinds
 from senforms.archive import tables as t
@@ -470,6 +470,9 @@ def current_forms(session: Session, pupil_id: int) -> list[tuple[t.ReceivedForm,
         select(t.ReceivedForm)
         .where(t.ReceivedForm.pupil_id == pupil_id, t.ReceivedForm.superseded_by_id.is_(None))
         .order_by(t.ReceivedForm.meeting_date, t.ReceivedForm.id)
+        # The original files are not needed to know what the forms say: five years of a pupil's
+        # forms are a megabyte or more, read for every form filed.
+        .options(defer(t.ReceivedForm.original))
     ).all()
     return [(row, load_form(row)) for row in rows]
 
