@@ -408,6 +408,10 @@ def after_parent_meeting(meeting: ParentMeeting, history: History) -> Next:
 # --- the SEN register ------------------------------------------------------------------------
 
 
+#: On the SEN register: SEN support (K) or an EHC plan (E); N is no SEN.
+ON_REGISTER = ("K", "E")
+
+
 @dataclass(frozen=True)
 class Status:
     provision: str  # "K" SEN support, "E" EHC plan, "N" no SEN
@@ -419,18 +423,19 @@ class Status:
 def register_after_early_discussion(note: EarlyDiscussion, current: Status | None) -> Status | None:
     """SEN support starts with the decision to provide it (6.48), recorded with a primary and
     at most one secondary type of need (school census)."""
-    if note.decision is EarlyDecision.SEN_SUPPORT and (current is None or current.provision != "K"):
+    if note.decision is EarlyDecision.SEN_SUPPORT and (current is None or current.provision not in ON_REGISTER):
         return Status("K", note.primary_need, note.secondary_need, note.meeting_date)
     return None
 
 
 def register_after_plan(plan: SupportPlan, current: Status | None) -> Status | None:
     """A plan puts the pupil on SEN support if they were not already, and may refine the need
-    recorded for the census (6.48)."""
-    if current is None or current.provision != "K":
+    recorded for the census (6.48). A pupil with an EHC plan (E) stays E: schools write support
+    plans for them too, and only the local authority ends an EHC plan, which no form here records."""
+    if current is None or current.provision not in ON_REGISTER:
         return Status("K", plan.primary_need, plan.secondary_need, plan.plan_date)
     if (current.primary_need, current.secondary_need) != (plan.primary_need, plan.secondary_need):
-        return Status("K", plan.primary_need, plan.secondary_need, plan.plan_date)
+        return Status(current.provision, plan.primary_need, plan.secondary_need, plan.plan_date)
     return None
 
 

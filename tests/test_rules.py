@@ -146,6 +146,20 @@ def test_register_status() -> None:
     assert ended is not None and (ended.provision, ended.since) == ("N", review().review_date)
 
 
+
+def test_an_ehc_plan_on_the_register_is_not_turned_back_into_sen_support() -> None:
+    """Seen in the team's own note: a pupil on the register as E (SEN support ended for an EHC
+    plan) went back to K when a later early discussion or plan came in. Schools keep writing
+    support plans for pupils with EHC plans; only the local authority ends an EHC plan, and no
+    form of senforms says it has, so E stays. A plan may still correct the need codes (6.48)."""
+    on_e = rules.Status("E", "SPLD", "SEMH", date(2026, 2, 10))
+    assert rules.register_status(early(), on_e) is None
+    assert rules.register_status(plan(primary_need="SPLD", secondary_need="SEMH"), on_e) is None
+    refined = rules.register_status(plan(primary_need="ASD", secondary_need=None), on_e)
+    assert refined == rules.Status("E", "ASD", None, plan().plan_date)
+    ended = review(decision="end", next_review_date=None, end_reason="progress", next_steps="Keep an eye in class.")
+    assert rules.register_status(ended, on_e) is None
+
 # --- through the pipeline ------------------------------------------------------------------------
 
 FOLDER = "Hart Amelia (H801200001001)"

@@ -23,6 +23,7 @@ from sqlalchemy import and_, case, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from senforms.archive import tables as t
+from senforms.rules import ON_REGISTER  # K SEN support, E EHC plan (N, no SEN, is not on it)
 
 #: Where the living copies of the register sit in the outbox.
 REGISTER_PATH = "senco/SEND register.csv"
@@ -45,9 +46,6 @@ BROAD_AREAS: dict[str, str] = {
     "OTH": "Other",
     "NSA": "No specialist assessment",
 }
-
-#: Provision codes on the register: K SEN support, E EHC plan (N, no SEN, is not on it).
-ON_REGISTER = ("K", "E")
 
 HEADER = [
     "UPN",
