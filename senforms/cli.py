@@ -114,12 +114,47 @@ def _blank(args: argparse.Namespace) -> int:
             )
     settings = _settings(args)
     _warn_unfilled(settings)
+    if args.upn:
+        values = _with_pupil_from_archive(settings, args.upn, values or {}, args.data)
     data = blank_form(settings, args.kind, values=values, pdf=args.pdf or str(args.output).lower().endswith(".pdf"))
     from senforms.deliver import write_atomic
 
     write_atomic(Path(args.output), data, overwrite=True)
     print(f"Wrote {args.output}")
     return ExitCode.ok
+
+
+def _with_pupil_from_archive(settings: Settings, upn: str, values: dict[str, Any], data_file: str | None) -> dict[str, Any]:
+    """``values`` with the pupil section as the archive knows the pupil (``blank --upn``)."""
+    from senforms.archive.roll import form_pupil
+    from senforms.archive.store import Archive
+    from senforms.reports.record import BadDetailError, find_pupil_row
+    from senforms.values import format_uk_date
+
+    archive = Archive(settings.database_url)
+    try:
+        with archive.reading() as session:
+            row = find_pupil_row(session, upn)
+            pupil = form_pupil(row)
+            left, left_to = row.left_on, row.left_to
+    finally:
+        archive.close()
+    given = values.get("pupil")
+    typed: dict[str, Any] = given if isinstance(given, dict) else {}
+    if typed.get("upn") and str(typed["upn"]).replace(" ", "").upper() != pupil["upn"]:
+        raise BadDetailError(
+            f"The values file {data_file} is for UPN {typed['upn']}, but --upn asks for {pupil['upn']}.",
+            advice="Give one pupil: leave the pupil out of the values file, or drop --upn.",
+        )
+    if pupil["upn"] != str(upn).replace(" ", "").upper():
+        print(f"UPN {upn} is this pupil's former UPN; the form has their UPN now, {pupil['upn']}.")
+    if left is not None:
+        print(
+            f"Note: the archive says this pupil left the school on {format_uk_date(left)}"
+            + (f" (to {left_to})" if left_to else "")
+            + ". Check that the form is for the right child."
+        )
+    return {**values, "pupil": {**typed, **pupil}}
 
 
 @command("extract")
@@ -228,6 +263,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="the .docx (or .pdf) file to write")
     p.add_argument("--data", help="a JSON file of known values, in the shape 'extract --json' prints")
     p.add_argument("--pdf", action="store_true", help="write a fillable PDF form instead of Word")
+    p.add_argument(
+        "--upn",
+        help="fill in the pupil's details (UPN, names, date of birth, class, parents) as the archive "
+        "has them, from the school roll or their last form",
+    )
 
     p = sub.add_parser("extract", help="read a filled form and print what it says")
     p.add_argument("file")

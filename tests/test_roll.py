@@ -405,3 +405,43 @@ def test_a_pupil_known_only_from_the_roll_still_starts_with_the_early_discussion
         pipeline.process_file(drop(tmp_path, "plan.docx", plan))
     pipeline.process_file(drop(tmp_path, "early.docx", filled("early-discussion", values("early-discussion"))))
     assert pipeline.process_file(drop(tmp_path, "plan.docx", plan)).status == "processed"
+
+
+def test_a_blank_form_filled_in_from_the_roll_reaches_the_right_child(
+    cfg: Settings, pipeline: Pipeline, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`senforms blank KIND --upn UPN`: the office starts a pupil's first form with the child's
+    UPN, legal name, date of birth, class and parents as the roll gives them, instead of typing
+    them again; the SENCO completes the rest in Word and the form is filed against that child."""
+    from tests.pipeline_helpers import complete
+
+    assert run(cfg, str(write(tmp_path, "roll.csv", sims_roll(AMELIA_ROW, ZOE_ROW)))) == ExitCode.ok
+    archive = ["--archive", cfg.database_url] if cfg.archive_url else []
+    out = tmp_path / "Zoe early discussion.docx"
+    code = main(["--home", str(cfg.home), *archive, "blank", "early-discussion", "--upn", ZOE.lower(), "-o", str(out)])
+    assert code == ExitCode.ok
+    answers, kind = extract_partial(out.read_bytes())
+    assert kind == "early-discussion"
+    shown = {k: v for k, v in answers.items() if k.startswith("pupil")}
+    assert shown["pupil.upn"] == ZOE and shown["pupil.legal_surname"] == "Brontë"
+    assert shown["pupil.legal_forename"] == "Zoë" and shown["pupil.date_of_birth"] == "06/06/2016"
+    assert shown["pupil.class_name"] == "5 Oak" and shown["pupil.parents.0.name"] == "Mr Tomás Brontë"
+    # The SENCO types the meeting's answers; the pupil's details are left as they came.
+    rest = values("early-discussion")
+    del rest["pupil"]
+    done = pipeline.process_file(drop(tmp_path, "zoe.docx", complete(out.read_bytes(), "early-discussion", rest)))
+    assert (done.status, done.upn) == ("processed", ZOE)
+    engine = create_engine(cfg.database_url)
+    with engine.connect() as conn:
+        filed = conn.execute(
+            select(t.Pupil.upn, func.count()).join(t.ReceivedForm, t.ReceivedForm.pupil_id == t.Pupil.id).group_by(t.Pupil.upn)
+        ).all()
+    engine.dispose()
+    assert filed == [(ZOE, 1)]
+
+    # A UPN the archive does not know: a plain message, no file.
+    capsys.readouterr()
+    missing = tmp_path / "nobody.docx"
+    code = main(["--home", str(cfg.home), *archive, "blank", "review", "--upn", SAM, "-o", str(missing)])
+    assert code != ExitCode.ok and not missing.exists()
+    assert f"No pupil with UPN {SAM} is in the archive." in capsys.readouterr().err

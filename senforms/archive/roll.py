@@ -811,3 +811,35 @@ def rolled_pupil(row: t.Pupil | None, pupil: kinds.Pupil) -> kinds.Pupil:
                 for p in row.parents[:MAX_RECIPIENTS]
             ]
     return pupil.model_copy(update=update)
+
+
+def form_pupil(row: t.Pupil) -> dict[str, object]:
+    """The pupil section of a new form as the archive knows the pupil: the roll's details when
+    the roll has named them, else those of their last form. ``senforms blank KIND --upn`` puts
+    it in the form, so the form reaches the SENCO with the right child's UPN, legal name and
+    date of birth already typed, rather than copied by hand from another file."""
+    values: dict[str, object] = {
+        "upn": row.upn,
+        "legal_forename": row.legal_forename,
+        "legal_surname": row.legal_surname,
+        "preferred_name": row.preferred_name,
+        "date_of_birth": row.date_of_birth,
+        "year_group": row.year_group,
+        "class_name": row.class_name,
+        "parents": [
+            {
+                key: value
+                for key, value in {
+                    "name": p.name,
+                    "relationship": p.relation,
+                    "address": p.address,
+                    "email": p.email,
+                    "phone": p.phone,
+                    "preferred_contact": p.preferred_contact,
+                }.items()
+                if value
+            }
+            for p in row.parents[:MAX_RECIPIENTS]
+        ],
+    }
+    return {key: value for key, value in values.items() if value not in (None, "", [])}
