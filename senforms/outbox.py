@@ -316,8 +316,9 @@ def write_letters_lists(session: Session, outbox: Path, letters: Iterable[tuple[
 
     The day's first delivery (or one after the list was deleted) builds the list whole from the
     archive; later ones add their own letters' rows to it, skipping any already listed (a
-    delivery finished again after a crash). Rebuilding it whole each time made every form of a
-    2,000-form batch slower than the one before."""
+    delivery finished again after a crash), and any of the day's delivered letters the list
+    lacks (``_delivered_paths``). Rebuilding it whole each time made every form of a 2,000-form
+    batch slower than the one before."""
     days: dict[str, list[tuple[str, datetime]]] = {}
     for path, filed in letters:
         if m := _DAY.search("/" + path):
@@ -334,14 +335,34 @@ def write_letters_lists(session: Session, outbox: Path, letters: Iterable[tuple[
             continue
         already = {row[-1] for row in csv.reader(io.StringIO(listed.decode("utf-8-sig"))) if row}
         new = [p for p, _ in these if p not in already]
+        missing = _delivered_paths(session, day, around) - already - set(new) if new else set()
         if not new:
             continue
-        fresh = letters_to_send(session, day, filed_around=around, only=new)
+        fresh = letters_to_send(session, day, filed_around=around, only=[*new, *sorted(missing)])
         rows = fresh.decode("utf-8-sig").splitlines(keepends=True)[1:]  # without its header
         if rows:
             text = listed.decode("utf-8-sig")
             text += "" if text.endswith(("\n", "\r")) else "\r\n"
             write_atomic(target, ("\ufeff" + text + "".join(rows)).encode("utf-8"), overwrite=True, stage=staging(outbox))
+
+
+def _delivered_paths(session: Session, day: str, around: tuple[datetime, datetime]) -> set[str]:
+    """The outbox paths of the parent letters dated ``day`` that are delivered, filed around
+    ``around``: the letters the day's list should hold. A letter delivered while the list could
+    not be written (the office had it open in Excel, the daily round's write failed) is put back
+    by the day's next delivery rather than left off until someone deletes the list. Paths only,
+    through the index on ``created_at``: no households are worked out for letters already listed."""
+    return set(
+        session.scalars(
+            select(t.Document.path).where(
+                t.Document.created_at >= around[0] - _FILED_WITHIN,
+                t.Document.created_at <= around[1] + _FILED_WITHIN,
+                t.Document.audience == Audience.PARENTS.value,
+                t.Document.delivered_at.is_not(None),
+                t.Document.path.like(f"{Audience.PARENTS.value}/%/{day} %"),
+            )
+        )
+    )
 
 
 class Pending(Protocol):
