@@ -507,11 +507,12 @@ def _write_new(path: Path, content: bytes) -> None:
 
 @command("evidence")
 def _evidence(args: argparse.Namespace) -> int:
-    from senforms.reports.evidence import evidence_pack_for
+    from senforms.reports.evidence import evidence_pack_on_request
 
     settings = _settings(args, need_home=True)
     today = settings.today()
-    content = evidence_pack_for(settings, args.upn, today)
+    pack = evidence_pack_on_request(settings, args.upn, today)
+    content = pack.content
     # By default beside the SENCO's other documents: the home folder itself holds the archive and
     # is not shared with staff, and the current folder may be anywhere.
     senco = settings.outbox / "senco"
@@ -520,6 +521,8 @@ def _evidence(args: argparse.Namespace) -> int:
         out = out.with_name(out.name + ".docx")
     _write_new(out, content)
     print(f"Wrote {out}.")
+    if pack.note:
+        print(pack.note)
     return ExitCode.ok
 
 
