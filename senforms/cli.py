@@ -547,11 +547,12 @@ def _write_new(path: Path, content: bytes) -> None:
 
 @command("evidence")
 def _evidence(args: argparse.Namespace) -> int:
-    from senforms.reports.evidence import evidence_pack_for
+    from senforms.reports.evidence import evidence_pack_on_request
 
     settings = _settings(args, need_home=True)
     today = settings.today()
-    content = evidence_pack_for(settings, args.upn, today)
+    pack = evidence_pack_on_request(settings, args.upn, today)
+    content = pack.content
     # By default beside the SENCO's other documents: the home folder itself holds the archive and
     # is not shared with staff, and the current folder may be anywhere.
     senco = settings.outbox / "senco"
@@ -560,6 +561,8 @@ def _evidence(args: argparse.Namespace) -> int:
         out = out.with_name(out.name + ".docx")
     _write_new(out, content)
     print(f"Wrote {out}.")
+    if pack.note:
+        print(pack.note)
     return ExitCode.ok
 
 
@@ -599,8 +602,9 @@ def _annual_report_arguments(sub: Any) -> None:
         help="write the annual report to parents (Code of Practice 6.64) now, for every pupil on SEN support",
         description="Write each annual report now, covering 1 September to today (or --today), for a school "
         "that wants them early or again. Written into the outbox they count as this school year's reports: "
-        "the daily round does not send them again on the day set in senforms.toml. Written with -o they are "
-        "a copy for the school, and the round still sends the reports on their day.",
+        "the daily round does not send them again on the day set in senforms.toml. Reports already issued this "
+        "school year (by the round or by this command) are not written again unless --again is given. Written "
+        "with -o they are a copy for the school, for every pupil, and the round still sends the reports on their day.",
     )
     p.add_argument("--upn", metavar="UPN", help="only the pupil with this UPN")
     p.add_argument(
@@ -610,20 +614,49 @@ def _annual_report_arguments(sub: Any) -> None:
         help="write a copy for the school in FOLDER (default: the outbox, where they are archived and "
         "recorded as sent)",
     )
+    p.add_argument(
+        "--again",
+        action="store_true",
+        help="also write into the outbox the reports already issued this school year (a second copy for parents)",
+    )
 
 
 @command("annual-report")
 def _annual_report(args: argparse.Namespace) -> int:
-    from senforms.year.annual import write_annual_reports
+    from senforms.year.annual import annual_reports_on_request
 
     settings = _settings(args, need_home=True)
     _warn_unfilled(settings)
-    written = write_annual_reports(settings, upn=args.upn, folder=Path(args.output) if args.output else None)
-    for path in written:
+    done = annual_reports_on_request(
+        settings, upn=args.upn, folder=Path(args.output) if args.output else None, again=args.again
+    )
+    for path in done.written:
         print(f"Wrote {path}")
-    if not written:
+    if not done.written and not done.already:
         print("No pupil is on SEN support, so there are no annual reports to write.")
+    for line in annual_report_notes(done):
+        print(line)
     return ExitCode.ok
+
+
+def annual_report_notes(done: Any) -> list[str]:
+    """What 'senforms annual-report' says about the reports issued before it ran (OnRequest)."""
+    if not done.already:
+        return []
+    days = sorted({a.on for a in done.already})
+    on = ", ".join(f"{d:%d/%m/%Y}" for d in days)
+    n = len(done.already)
+    which = f"UPN {done.already[0].upn}'s annual report was" if n == 1 else f"{n} annual reports were"
+    said = f"{which} already issued this school year (on {on})"
+    if done.copies:
+        return [f"{said}; the files in the folder are copies for the school, and nothing was sent or recorded."]
+    if done.again:
+        return [f"{said}; {'it was' if n == 1 else 'they were'} written again into the outbox, as --again asked."]
+    return [
+        f"{said}, so {'it was' if n == 1 else 'they were'} not written again.",
+        "To send parents a second copy, run the command again with --again; for a copy for the school only, "
+        "use -o FOLDER.",
+    ]
 
 
 def _pupil_record(args: argparse.Namespace) -> int:

@@ -201,12 +201,60 @@ def test_the_command_writes_the_reports_now(cfg: Settings, millie: dict, tmp_pat
     on_the_day = load_settings(cfg.home, archive_url=cfg.archive_url, today=REPORT_DAY.isoformat())
     assert run_round(on_the_day, producers=[annual_reports]).issued == []
     assert len(list((cfg.outbox / "parents").rglob("*Annual report on SEN support.docx"))) == 1
-    # Written again on request the same year: another copy, still one key.
-    assert main([*home, "--today", "2026-06-02", "annual-report"]) == 0
+    # Written again on purpose the same year (--again): another copy, still one key.
+    assert main([*home, "--today", "2026-06-02", "annual-report", "--again"]) == 0
     assert len(list((cfg.outbox / "parents").rglob("*Annual report on SEN support.docx"))) == 2
     assert issued_keys(cfg) == ["annual-report:2025:" + MILLIE]
     assert main([*home, "annual-report", "--upn", pupil_upn(9)]) != 0
     assert "no pupil with UPN" in capsys.readouterr().err
+
+
+def test_run_by_hand_after_the_round_writes_only_the_missing_reports(
+    cfg: Settings, millie: dict, tmp_path: Path, capsys
+) -> None:
+    """The round issued Millie's report on its day; a SENCO who then runs 'senforms annual-report'
+    gets only the reports still missing, is told which were issued already and when, and can
+    write them again on purpose (--again) or as copies for the school (-o)."""
+    home = ["--home", str(cfg.home)] + (["--archive", cfg.archive_url] if cfg.archive_url else [])
+    on_the_day = load_settings(cfg.home, archive_url=cfg.archive_url, today=REPORT_DAY.isoformat())
+    assert run_round(on_the_day, producers=[annual_reports]).issued == ["annual-report:2025:" + MILLIE]
+    parents = cfg.outbox / "parents"
+    assert len(list(parents.rglob("*Annual report on SEN support*.docx"))) == 1
+    # A second pupil joins SEN support after the round ran.
+    other = pupil_upn(2)
+    with Pipeline(cfg, today=lambda: date(2026, 2, 10)) as pipeline:
+        take_through_the_cycle(pipeline, tmp_path / "other", pupil={"upn": other, "legal_forename": "Noah"})
+    capsys.readouterr()
+
+    assert main([*home, "--today", "2026-07-16", "annual-report"]) == 0
+    out = capsys.readouterr().out
+    mine = sorted(p.name for p in parents.rglob(f"*({MILLIE})/*Annual report*"))
+    assert mine == ["2026-07-15 Annual report on SEN support.docx"]  # no "(2)", no second copy
+    (theirs,) = parents.rglob(f"*({other})/*Annual report*")
+    assert f"Wrote {theirs}" in out
+    assert f"UPN {MILLIE}'s annual report was already issued this school year (on 15/07/2026)" in out
+    assert "not written again" in out and "--again" in out
+    assert issued_keys(cfg) == sorted(["annual-report:2025:" + MILLIE, "annual-report:2025:" + other])
+
+    # Both issued now: nothing is written, and the command says so rather than nothing at all.
+    assert main([*home, "--today", "2026-07-17", "annual-report"]) == 0
+    out = capsys.readouterr().out
+    assert "Wrote" not in out and "No pupil is on SEN support" not in out
+    assert "2 annual reports were already issued this school year (on 15/07/2026, 16/07/2026)" in out
+    assert len(list(parents.rglob("*Annual report*.docx"))) == 2
+
+    # -o: copies for the school, for every pupil, recording nothing.
+    copies = tmp_path / "copies"
+    assert main([*home, "--today", "2026-07-17", "annual-report", "-o", str(copies)]) == 0
+    out = capsys.readouterr().out
+    assert len(list(copies.rglob("*.docx"))) == 2 and "copies for the school" in out
+    assert len(list(parents.rglob("*Annual report*.docx"))) == 2
+
+    # --again, for one pupil: a second copy on purpose, still one key.
+    assert main([*home, "--today", "2026-07-17", "annual-report", "--upn", MILLIE, "--again"]) == 0
+    assert "written again into the outbox, as --again asked" in capsys.readouterr().out
+    assert len(list(parents.rglob(f"*({MILLIE})/*Annual report*.docx"))) == 2
+    assert len(issued_keys(cfg)) == 2
 
 
 @pytest.mark.libreoffice

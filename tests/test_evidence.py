@@ -146,6 +146,7 @@ def check_pack(content: bytes) -> None:
     assert "NUMPAGES" in footer and "PAGE" in footer
     assert document.styles["Heading 1"].font.name == document.styles["Normal"].font.name == "Arial"
     assert document.core_properties.title.startswith("Evidence pack")
+    assert "no SEN support on record" not in body  # said only of a pupil never on SEN support
 
 
 def test_the_pack_comes_with_the_review_requesting_an_assessment(cfg: Settings, tmp_path: Path) -> None:
@@ -171,6 +172,35 @@ def test_senforms_evidence_writes_the_pack(cfg: Settings, tmp_path: Path) -> Non
     check_pack(out.read_bytes())
     assert main([*args, "evidence", "B801200005001", "-o", str(tmp_path / "none.docx")]) != 0
     assert not (tmp_path / "none.docx").exists()
+
+
+def test_a_pupil_never_on_sen_support_gets_a_pack_that_says_so(
+    cfg: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An early discussion that decided to monitor: the pupil was never on SEN support. The pack
+    can still be written (the SENCO may want it), but the command says plainly that there is no
+    SEN support, no plan and no review on record, and so does the top of the pack, rather than
+    empty sections that look like missing data."""
+    early = values("early-discussion", decision="monitor", next_meeting_date="2025-12-02")
+    with Pipeline(cfg, today=lambda: date(2025, 10, 7)) as pipeline:
+        assert pipeline.process_file(drop(tmp_path, "early.docx", filled("early-discussion", early))).status == "processed"
+    capsys.readouterr()
+    out = tmp_path / "pack.docx"
+    assert _cli(cfg, "evidence", UPN, "-o", str(out)) == 0
+    said = capsys.readouterr()
+    assert f"Wrote {out}." in said.out
+    assert (
+        f"The archive holds no SEN support for the pupil with UPN {UPN}: no support plan and no review are on "
+        "record, so the pack shows only what the early discussion note records."
+    ) in said.out, said.out
+    body = pack_text(out.read_bytes())
+    note = body.index("There is no SEN support on record for this pupil")
+    assert note < body.index("Summary")  # at the top, before any section
+    assert "no support plan and no review" in body[note:]
+    assert "Outcomes and progress" not in body and "Cycles of assess, plan, do, review" not in body
+    # What the early discussion said is still there.
+    assert "Reading and spelling are well behind her peers" in body
+    assert "Monitor and meet again" in body
 
 
 # --- the provision map ----------------------------------------------------------------------------

@@ -324,3 +324,28 @@ def test_retention_dates() -> None:
     passed = retention_of(date(2016, 2, 14), 31, left_on=date(2026, 7, 20), left_to="Elm", file_passed_on=True, hold_reason="Inquiry", today=date(2026, 9, 1))
     assert (passed.review_on, passed.due, passed.held) == (date(2026, 7, 20), True, True)
     assert "HELD (Inquiry)" in passed.sentence()
+
+
+def test_a_leaving_date_in_the_future_or_before_birth_is_refused(
+    cfg: Settings, pipeline: Pipeline, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A pupil cannot have left after today (as --today has it) nor before they were born: the
+    office is told what is wrong and what to do, and nothing is recorded."""
+    pipeline.process_file(drop(tmp_path, "early.docx", filled("early-discussion", values("early-discussion"))))
+    capsys.readouterr()
+    assert run(cfg, "--today", "2026-11-23", "pupil", UPN, "--left", "24/11/2026", "--to", "Elm", "--passed-on") == 2
+    err = capsys.readouterr().err
+    assert "--left: 24/11/2026 is after today (23/11/2026)" in err, err
+    assert "What to do: Enter the date once the pupil has left" in err and "Traceback" not in err
+    assert values("early-discussion")["pupil"]["date_of_birth"] == "2016-02-14"
+    assert run(cfg, "--today", "2026-11-23", "pupil", UPN, "--left", "01/01/2015") == 2
+    err = capsys.readouterr().err
+    assert "--left: 01/01/2015 is before the pupil's date of birth (14/02/2016)" in err, err
+    assert "What to do:" in err
+    # Nothing was recorded by either refusal ...
+    assert run(cfg, "pupil", UPN, "--json") == 0
+    status = json.loads(capsys.readouterr().out)["status"]
+    assert (status["left_on"], status["left_to"], status["file_passed_on"]) == (None, None, False)
+    # ... and today itself is a date a pupil can leave on.
+    assert run(cfg, "--today", "2026-11-23", "pupil", UPN, "--left", "23/11/2026", "--to", "Elm") == 0
+    assert "left on 23/11/2026 to Elm" in capsys.readouterr().out

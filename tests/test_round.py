@@ -535,7 +535,8 @@ def test_due_and_the_digest_leave_out_pupils_who_have_left(
     cfg: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Two pupils, each with a review due in 20 days and two meetings this school year. Tom left
-    # today; Millie's leaving date, recorded ahead, is next month: she is still at the school.
+    # today; Millie leaves next month, so today she is still at the school. (A leaving date after
+    # today is refused, so hers is recorded as of the day she leaves.)
     today = date(2026, 11, 30)  # Monday of week 49
     review = today + timedelta(days=20)
     tom = {**early()["pupil"], "upn": OTHER, "legal_forename": "Tom", "preferred_name": "Tommy"}
@@ -550,7 +551,7 @@ def test_due_and_the_digest_leave_out_pupils_who_have_left(
     )
     args = ["--home", str(cfg.home), *(["--archive", cfg.archive_url] if cfg.archive_url else [])]
     assert main([*args, "--today", today.isoformat(), "pupil", OTHER, "--left", f"{today:%d/%m/%Y}"]) == 0
-    assert main([*args, "--today", today.isoformat(), "pupil", UPN, "--left", "18/12/2026"]) == 0
+    assert main([*args, "--today", "2026-12-18", "pupil", UPN, "--left", "18/12/2026"]) == 0
     capsys.readouterr()
     assert main([*args, "--today", today.isoformat(), "due"]) == 0
     out = capsys.readouterr().out

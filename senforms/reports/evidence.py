@@ -31,7 +31,7 @@ from senforms.archive.store import Archive
 from senforms.config import Settings
 from senforms.documents import Rendered
 from senforms.errors import PupilNotFoundError
-from senforms.kinds import KINDS, BroadAreas, FormModel, Rating, ReviewDecision, ReviewRecord
+from senforms.kinds import KINDS, BroadAreas, EarlyDecision, FormModel, Rating, ReviewDecision, ReviewRecord
 from senforms.letters import Audience
 from senforms.reports import printed
 from senforms.reports.charts import Series, ratings_chart
@@ -121,6 +121,16 @@ class Evidence:
     specialists: list[Said]
     views: list[Said]
     as_of: date
+    # Each early discussion's decision, as (date, label): for a pupil never on SEN support, what was
+    # decided instead ("Monitor and meet again", "No SEN").
+    decisions: list[tuple[date, str]] = field(default_factory=list)
+    forms_on_record: list[str] = field(default_factory=list)  # the kinds of form received, by title, in order
+
+    @property
+    def never_on_support(self) -> bool:
+        """No SEN support (nor EHC plan) ever on the register, and no plan or review: a pack of empty
+        sections would read as missing data, so the pack and the command say so instead."""
+        return self.support_began is None and not self.cycles
 
     @property
     def weeks_of_support(self) -> int:
@@ -200,7 +210,33 @@ def gather(session: Session, upn: str, settings: Settings, as_of: date) -> Evide
         as_of=as_of,
     )
     _from_forms(evidence, answers)
+    decided = {d.value: d.label for d in EarlyDecision}
+    evidence.decisions = [
+        (on, decided.get(data.get("decision"), str(data.get("decision"))))
+        for kind, on, data in answers
+        if kind == "early-discussion" and data.get("decision")
+    ]
+    for kind, _, _ in answers:
+        title = _KIND_TITLE.get(kind, kind)
+        if title not in evidence.forms_on_record:
+            evidence.forms_on_record.append(title)
     return evidence
+
+
+def no_support_note(evidence: Evidence) -> str | None:
+    """For a pupil never on SEN support, the plain sentence the command prints; else None."""
+    if not evidence.never_on_support:
+        return None
+    forms = [f"the {title[:1].lower()}{title[1:]}" for title in evidence.forms_on_record]
+    if not forms:
+        shows = "holds only the pupil's details"
+    else:
+        listed = forms[0] if len(forms) == 1 else ", ".join(forms[:-1]) + " and " + forms[-1]
+        shows = f"shows only what {listed} {'records' if len(forms) == 1 else 'record'}"
+    return (
+        f"The archive holds no SEN support for the pupil with UPN {evidence.upn}: no support plan and no review "
+        f"are on record, so the pack {shows}."
+    )
 
 
 def _areas(answers: list[tuple[str, date, dict[str, Any]]]) -> list[str]:
@@ -380,20 +416,34 @@ def render(evidence: Evidence, written: date) -> bytes:
         "the forms at each meeting."
     )
 
+    never = evidence.never_on_support
+    if never:
+        # Said first, so that the sections below are not read as records gone missing.
+        decided = " ".join(
+            f"The early discussion of {_d(on)} decided: {label}." for on, label in evidence.decisions
+        )
+        printed.paragraph(
+            doc,
+            "the school's SEN records hold no support plan and no review, and the SEND register has never "
+            "had this pupil on SEN support, so this pack has no outcomes, ratings or provision to show. " + decided,
+            bold_lead="There is no SEN support on record for this pupil: ",
+        )
+
     doc.add_paragraph("Summary", style="Heading 1")
     cycles_reviewed = sum(1 for c in evidence.cycles if c.reviewed_on)
-    printed.table(
-        doc,
-        ["", ""],
-        [
+    summary = (
+        [["SEN support", "none on record (no support plan, no review)"]]
+        if never
+        else [
             ["SEN support began", _d(evidence.support_began) or "not recorded"],
             ["Weeks of SEN support", str(evidence.weeks_of_support)],
             ["Cycles of assess, plan, do, review", f"{len(evidence.cycles)} ({cycles_reviewed} reviewed)"],
-            ["Meetings with parents", str(len(evidence.meetings))],
-            ["Cost of provision recorded", _money(evidence.total_cost)],
-        ],
-        widths=[6, 11],
+        ]
     )
+    summary.append(["Meetings with parents", str(len(evidence.meetings))])
+    if not never:
+        summary.append(["Cost of provision recorded", _money(evidence.total_cost)])
+    printed.table(doc, ["", ""], summary, widths=[6, 11])
 
     doc.add_paragraph("Needs", style="Heading 1")
     if evidence.needs_codes:
@@ -402,7 +452,8 @@ def render(evidence: Evidence, written: date) -> bytes:
         )
     if evidence.areas:
         printed.paragraph(doc, ", ".join(evidence.areas), bold_lead="Broad areas of need: ")
-    printed.paragraph(doc, _d(evidence.support_began) or "not recorded", bold_lead="SEN support began: ")
+    if not never:
+        printed.paragraph(doc, _d(evidence.support_began) or "not recorded", bold_lead="SEN support began: ")
     if len(evidence.status_history) > 1:
         printed.table(
             doc,
@@ -416,14 +467,16 @@ def render(evidence: Evidence, written: date) -> bytes:
     _said_table(doc, "What the forms say about the pupil's needs", evidence.needs_words)
     _said_table(doc, "Strengths", evidence.strengths)
 
-    doc.add_paragraph("Outcomes and progress", style="Heading 1")
-    png = chart(evidence)
-    if png is not None:
-        printed.picture(
-            doc, png, 16.5, "Progress on each outcome at each review. Each line is one outcome, numbered as in the tables below."
-        )
-    else:
-        doc.add_paragraph("No review has rated an outcome yet.")
+    # Never on SEN support: no cycles, so no outcomes to chart; the note at the top says why.
+    if not never:
+        doc.add_paragraph("Outcomes and progress", style="Heading 1")
+        png = chart(evidence)
+        if png is not None:
+            printed.picture(
+                doc, png, 16.5, "Progress on each outcome at each review. Each line is one outcome, numbered as in the tables below."
+            )
+        else:
+            doc.add_paragraph("No review has rated an outcome yet.")
 
     for cycle in evidence.cycles:
         doc.add_paragraph(f"Cycle {cycle.number}", style="Heading 2")
@@ -493,7 +546,10 @@ def render(evidence: Evidence, written: date) -> bytes:
         doc.add_paragraph("No views are recorded on the forms.")
 
     doc.add_paragraph("Meetings with parents", style="Heading 1")
-    printed.table(doc, ["Date", "Meeting"], [[_d(on), what] for on, what in evidence.meetings], widths=[3, 14])
+    if evidence.meetings:
+        printed.table(doc, ["Date", "Meeting"], [[_d(on), what] for on, what in evidence.meetings], widths=[3, 14])
+    else:
+        doc.add_paragraph("No meetings with parents are recorded.")
     return printed.to_bytes(doc)
 
 
@@ -514,12 +570,27 @@ def evidence_pack(session: Session, upn: str, settings: Settings, written: date)
     return Rendered(Audience.SENCO, TITLE, TEMPLATE, content, ".docx")
 
 
-def evidence_pack_for(settings: Settings, upn: str, written: date) -> bytes:
-    """``senforms evidence UPN``: the pack from the archive as it is now."""
+@dataclass(frozen=True)
+class Pack:
+    """``senforms evidence UPN``'s pack, with what the command says about it."""
+
+    content: bytes
+    upn: str
+    note: str | None  # ``no_support_note``: set when the pupil was never on SEN support
+
+
+def evidence_pack_on_request(settings: Settings, upn: str, written: date) -> Pack:
+    """``senforms evidence UPN``: the pack from the archive as it is now, and, for a pupil never on
+    SEN support, the sentence that says so (the pack is still written: the SENCO may want it)."""
     archive = Archive(settings.database_url)
     try:
         with archive.reading() as session:
             data = gather(session, upn, settings, written)
     finally:
         archive.close()
-    return render(data, written)
+    return Pack(render(data, written), data.upn, no_support_note(data))
+
+
+def evidence_pack_for(settings: Settings, upn: str, written: date) -> bytes:
+    """``senforms evidence UPN``: the pack's bytes (``evidence_pack_on_request`` says more)."""
+    return evidence_pack_on_request(settings, upn, written).content

@@ -53,6 +53,13 @@ class BadDetailError(RecordError):
     """A date that is not a date, a school name left blank, options that do not go together."""
 
 
+class LeavingDateError(BadDetailError):
+    """A leaving date that cannot be true: after today (as ``--today`` has it) or before the pupil
+    was born. Nothing is recorded; exit code 2 like the other details the command refuses."""
+
+    advice = "Check the date the pupil left; enter the date once the pupil has left, not before."
+
+
 # --- the record ----------------------------------------------------------------------------------
 
 
@@ -639,15 +646,43 @@ def _date(option: str, raw: str) -> date:
     return value
 
 
+def _possible_leaving_date(left_on: date, born: date | None, today: date | None) -> date:
+    """``left_on`` if a pupil can have left on it: not after ``today``, not before they were born."""
+    shown = format_uk_date(left_on)
+    if today is not None and left_on > today:
+        raise LeavingDateError(
+            f"--left: {shown} is after today ({format_uk_date(today)}); a pupil's leaving is recorded once it "
+            "has happened.",
+            advice="Enter the date once the pupil has left (run the command again on or after that day), "
+            "or correct the date if it was mistyped.",
+        )
+    if born is not None and left_on < born:
+        raise LeavingDateError(
+            f"--left: {shown} is before the pupil's date of birth ({format_uk_date(born)}).",
+            advice="Check the date the pupil left and type it again, like 20/07/2026. If the date of birth "
+            "is wrong, correct it first with 'senforms pupil fix'.",
+        )
+    return left_on
+
+
 def record_leaving(
-    session: Session, upn: str, left_on: str | date | None, left_to: str | None, *, passed_on: bool = False
+    session: Session,
+    upn: str,
+    left_on: str | date | None,
+    left_to: str | None,
+    *,
+    passed_on: bool = False,
+    today: date | None = None,
 ) -> list[str]:
     """Note that the pupil left (and, with ``passed_on``, that their file went to the next school,
-    Code 6.57). Returns plain sentences of what changed; logged under the UPN."""
+    Code 6.57). Returns plain sentences of what changed; logged under the UPN. A leaving date after
+    ``today`` (when given) or before the pupil's date of birth raises ``LeavingDateError``."""
     pupil = find_pupil_row(session, upn)
     said: list[str] = []
     if left_on is not None:
-        pupil.left_on = left_on if isinstance(left_on, date) else _date("--left", left_on)
+        pupil.left_on = _possible_leaving_date(
+            left_on if isinstance(left_on, date) else _date("--left", left_on), pupil.date_of_birth, today
+        )
         if left_to is not None:
             name = " ".join(left_to.split())
             if not name:
@@ -733,7 +768,7 @@ def update_in_home(
     archive = Archive(settings.database_url)
     try:
         with archive.session() as session:
-            said = record_leaving(session, upn, left_on, left_to, passed_on=passed_on)
+            said = record_leaving(session, upn, left_on, left_to, passed_on=passed_on, today=settings.today())
             if hold is not None:
                 said.append(place_hold(session, upn, hold))
             if release:

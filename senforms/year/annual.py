@@ -8,7 +8,8 @@ held with the parents and what comes next. Parents who live apart each get their
 ``annual_reports`` is a producer for the daily round (``senforms.year.round``): it yields one
 ``documents.Due`` per pupil, keyed ``annual-report:<year the school year starts>:<UPN>``, so the
 round issues each report once however often it runs. ``write_annual_reports`` is
-``senforms annual-report``: the reports written now, for a school that wants them early or again.
+``senforms annual-report``: the reports written now, for a school that wants them early (those
+already issued this school year only with ``--again``, or as copies in a folder with ``-o``).
 
 The school year runs from 1 September; a report covers 1 September up to the day it is written.
 The querying is done here; the letter's wording is built from plain data by
@@ -170,20 +171,51 @@ def annual_reports(
         yield Due(key, pupil.upn, day, documents)
 
 
+@dataclass(frozen=True)
+class AlreadyIssued:
+    """A pupil whose report for this school year is already in the ``issued`` table."""
+
+    upn: str
+    on: date  # the day it was issued for: the report day for the round, the day asked for by hand
+
+
+@dataclass
+class OnRequest:
+    """What ``senforms annual-report`` did: the files written, and the pupils whose report for this
+    school year had been issued already (by the round or an earlier request)."""
+
+    written: list[Path]
+    already: list[AlreadyIssued]
+    again: bool = False  # the issued reports were written again on purpose (--again)
+    copies: bool = False  # written to a folder of the user's choosing (-o): copies, nothing recorded
+
+
 def write_annual_reports(settings: Settings, *, upn: str | None = None, folder: Path | None = None) -> list[Path]:
+    """``annual_reports_on_request`` without ``again``: the files written."""
+    return annual_reports_on_request(settings, upn=upn, folder=folder).written
+
+
+def annual_reports_on_request(
+    settings: Settings, *, upn: str | None = None, folder: Path | None = None, again: bool = False
+) -> OnRequest:
     """``senforms annual-report``: write the reports now, whatever the day, for every pupil on
     SEN support (or the one with ``upn``), covering 1 September to today. Into ``folder`` when
     given, else into the outbox's parents folder, where each copy is also kept in the archive.
 
     Reports written into the outbox are the school's reports for the year: each is recorded as
     issued (``report_key``, the key the producer uses), so the daily round does not send the
-    same report again on the configured day. Reports written into ``folder`` are a copy for the
-    school and record nothing: the round still issues the reports on their day."""
+    same report again on the configured day. A report already issued this school year (by the
+    round, or by an earlier run of this command) is not written into the outbox again unless
+    ``again`` asks for it: parents would otherwise get a second copy from an office that ran the
+    command not knowing the round had sent them. Those pupils are listed in ``already``.
+    Reports written into ``folder`` are a copy for the school, written for every pupil as asked,
+    and record nothing: the round still issues the reports on their day."""
     today = settings.today()
     since = school_year_start(today)
+    prefix = f"annual-report:{since.year}:"
     archive = Archive(settings.database_url)
     pdf = PdfLetters(settings)
-    written: list[Path] = []
+    result = OnRequest([], [], again=again and folder is None, copies=folder is not None)
     try:
         with archive.reading() as session:
             pupils = _on_support(session, today, upn)
@@ -195,8 +227,19 @@ def write_annual_reports(settings: Settings, *, upn: str | None = None, folder: 
                     f"The pupil with UPN {upn} is not on SEN support on {today:%d/%m/%Y}, so there is no annual "
                     "report to write."
                 )
+            issued = {
+                key: for_date or at.date()
+                for key, for_date, at in session.execute(
+                    select(t.Issued.key, t.Issued.for_date, t.Issued.issued_at).where(t.Issued.key.startswith(prefix))
+                ).all()
+            }
         base = folder if folder is not None else settings.outbox
         for pupil in pupils:
+            on = issued.get(prefix + pupil.upn)
+            if on is not None:
+                result.already.append(AlreadyIssued(pupil.upn, on))
+                if folder is None and not again:
+                    continue
             documents = _render(archive, settings, pupil.pupil_id, since=since, today=today)
             warnings: list[str] = []
             pdf.convert(documents, warnings)
@@ -207,39 +250,54 @@ def write_annual_reports(settings: Settings, *, upn: str | None = None, folder: 
             for doc in documents:
                 target = base / doc.audience / where / f"{today.isoformat()} {safe_name(doc.title)}{doc.suffix}"
                 path = write_atomic(target, doc.content, stage=staging(base) if folder is None else None)
-                written.append(path)
+                result.written.append(path)
                 kept.append((doc, path.relative_to(base).as_posix()))
             if folder is None and kept:
-                _keep(archive, settings.outbox, pupil, kept, report_key(today, pupil.upn), today)
+                _keep(archive, settings.outbox, pupil, kept, report_key(today, pupil.upn), today, again=on is not None)
     finally:
         pdf.close()
         archive.close()
-    return written
+    return result
 
 
 def _keep(
-    archive: Archive, outbox: Path, pupil: _OnSupport, kept: list[tuple[Rendered, str]], key: str, today: date
+    archive: Archive,
+    outbox: Path,
+    pupil: _OnSupport,
+    kept: list[tuple[Rendered, str]],
+    key: str,
+    today: date,
+    *,
+    again: bool = False,
 ) -> None:
     """Every copy in the outbox is kept in the archive too, as every letter is; and the report
     is recorded as issued for the school year, in the same transaction, unless the round (or an
     earlier request) issued it already."""
     try:
-        _archive_copies(archive, outbox, pupil, kept, key, today)
+        _archive_copies(archive, outbox, pupil, kept, key, today, again=again)
     except ArchiveError as exc:
         if not isinstance(exc.__cause__, IntegrityError):
             raise
         # A round issued the same report a moment ago: keep the copies, the key is its.
-        _archive_copies(archive, outbox, pupil, kept, None, today)
+        _archive_copies(archive, outbox, pupil, kept, None, today, again=again)
 
 
 def _archive_copies(
-    archive: Archive, outbox: Path, pupil: _OnSupport, kept: list[tuple[Rendered, str]], key: str | None, today: date
+    archive: Archive,
+    outbox: Path,
+    pupil: _OnSupport,
+    kept: list[tuple[Rendered, str]],
+    key: str | None,
+    today: date,
+    *,
+    again: bool = False,
 ) -> None:
+    how = "written again on request (--again)" if again else "written on request"
     with archive.session() as session:
         at = now()
         for doc, path in kept:
             session.add(document_row(doc, path, pupil_id=pupil.pupil_id, form_id=None, delivered_at=at))
-            log(session, "annual report", f"written on request: {path.rsplit('/', 1)[-1]}", upn=pupil.upn)
+            log(session, "annual report", f"{how}: {path.rsplit('/', 1)[-1]}", upn=pupil.upn)
         if key is not None and session.scalar(select(t.Issued.id).where(t.Issued.key == key)) is None:
             session.add(t.Issued(key=key, pupil_id=pupil.pupil_id, issued_at=at, for_date=today))
             log(session, "issued", f"{key}: written on request", upn=pupil.upn)
