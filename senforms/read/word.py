@@ -7,6 +7,7 @@ import io
 import re
 import zipfile
 from collections.abc import Iterator
+from functools import cache, lru_cache
 
 from lxml import etree
 
@@ -30,8 +31,34 @@ from senforms.wordml import (
 
 # A hostile file must not make the parser fetch, expand or recurse without bound.
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, remove_comments=True)
+
+# Tag names in Clark notation, built once: reading a form compares tens of thousands of tags, and
+# building each name per comparison (w("t")) was a fifth of the reading time.
+_BODY, _P, _R, _T, _TC, _TR, _TBL = w("body"), w("p"), w("r"), w("t"), w("tc"), w("tr"), w("tbl")
+_SDT, _SDT_PR, _SDT_CONTENT, _TAG, _ALIAS, _VAL = (
+    w("sdt"), w("sdtPr"), w("sdtContent"), w("tag"), w("alias"), w("val")
+)  # fmt: skip
+_RPR, _RSTYLE = w("rPr"), w("rStyle")
+_CHECKED, _CHECKED_VAL = w14("checked"), w14("val")
 _SKIP = {w("sdtPr"), w("rPr"), w("pPr"), w("delText"), w("instrText"), w("tblPr"), w("tcPr"), w("trPr")}
 _FALLBACK = f"{{{MC_NS}}}Fallback"
+
+# What the text walk does with each child, by its tag; any tag not listed is walked into.
+_OMIT, _TEXT, _TAB, _HYPHEN, _BREAK, _CONTROL, _RUN, _PARAGRAPH = range(8)
+_ACTIONS: dict[object, int] = {
+    **dict.fromkeys(_SKIP | {_FALLBACK, w("softHyphen")}, _OMIT),
+    # Comments, processing instructions and entities carry no text of the form.
+    **dict.fromkeys((etree.Comment, etree.PI, etree.Entity), _OMIT),
+    _T: _TEXT,
+    w("tab"): _TAB,
+    w("ptab"): _TAB,
+    w("noBreakHyphen"): _HYPHEN,
+    w("br"): _BREAK,
+    w("cr"): _BREAK,
+    _SDT: _CONTROL,
+    _R: _RUN,
+    _P: _PARAGRAPH,
+}
 
 
 def _unzip(data: bytes) -> zipfile.ZipFile:
@@ -68,53 +95,83 @@ def _xml(archive: zipfile.ZipFile, name: str) -> etree._Element | None:
 # --- text ------------------------------------------------------------------------------------
 
 
+def _content(sdt: etree._Element) -> etree._Element | None:
+    """A control's first w:sdtContent (what ``sdt.find(w("sdtContent"))`` gives)."""
+    for part in sdt:
+        if part.tag == _SDT_CONTENT:
+            return part
+    return None
+
+
 def _is_placeholder(sdt: etree._Element) -> bool:
-    content = sdt.find(w("sdtContent"))
+    content = _content(sdt)
     return content is None or _text(content).strip().casefold() in PLACEHOLDERS
 
 
 def _is_placeholder_run(run: etree._Element) -> bool:
-    style = run.find(f"{w('rPr')}/{w('rStyle')}")
-    if style is None or style.get(w("val")) != "PlaceholderText":
+    # The first w:rStyle of any w:rPr of the run, as run.find("w:rPr/w:rStyle") finds it.
+    style = next((s for pr in run if pr.tag == _RPR for s in pr if s.tag == _RSTYLE), None)
+    if style is None or style.get(_VAL) != "PlaceholderText":
         return False
-    return "".join(t.text or "" for t in run.iter(w("t"))).strip().casefold() in PLACEHOLDERS
+    return "".join(t.text or "" for t in run.iter(_T)).strip().casefold() in PLACEHOLDERS
 
 
-def _collect(element: etree._Element, out: list[str]) -> None:
+def _collect(element: etree._Element | list[etree._Element], out: list[str]) -> None:
+    """The text of an element's children (or of a list of siblings), in order."""
+    actions = _ACTIONS
     for child in element:
-        tag = child.tag
-        if not isinstance(tag, str) or tag in _SKIP or tag == _FALLBACK:
+        action = actions.get(child.tag)
+        if action is None:
+            if isinstance(child.tag, str):
+                _collect(child, out)
+        elif action == _OMIT:
+            # Properties, deleted or field-code text, a Fallback copy of a Choice, Ctrl+hyphen
+            # (where a word may break at a line end; no character of the text).
             continue
-        if tag == w("t"):
+        elif action == _TEXT:
             # LibreOffice 7.4 saves a line typed in a text box (an input field to it) as a new
             # w:t in the same run with no w:br between; Word never puts two w:t side by side.
             previous = child.getprevious()
-            if previous is not None and previous.tag == w("t"):
+            if previous is not None and previous.tag == _T:
                 out.append("\n")
             out.append(child.text or "")
-        elif tag in (w("tab"), w("ptab")):
+        elif action == _RUN:
+            # The grey placeholder words of a box whose control was removed (Word's "Remove
+            # content control", Google Docs), with an answer typed beside them.
+            if not _is_placeholder_run(child):
+                _collect(child, out)
+        elif action == _PARAGRAPH:
+            _collect(child, out)
+            out.append("\n")
+        elif action == _CONTROL:
+            _collect_control(child, out)
+        elif action == _TAB:
             out.append("\t")
-        elif tag == w("noBreakHyphen"):
+        elif action == _HYPHEN:
             # Ctrl+Shift+hyphen in Word, as in "Łukasiewicz-Núñez": a hyphen that keeps the two
             # halves on one line. Word writes it as an element, not a character.
             out.append("-")
-        elif tag == w("softHyphen"):
-            # Ctrl+hyphen: where a word may break at a line end; no character of the text.
-            pass
-        elif tag in (w("br"), w("cr")):
+        else:  # _BREAK
             out.append("\n")
-        elif tag == w("sdt"):
-            if not _is_placeholder(child):
-                _collect(child, out)
-        elif tag == w("r") and _is_placeholder_run(child):
-            # The grey placeholder words of a box whose control was removed (Word's "Remove
-            # content control", Google Docs), with an answer typed beside them.
-            continue
-        elif tag == w("p"):
-            _collect(child, out)
-            out.append("\n")
-        else:
-            _collect(child, out)
+
+
+def _collect_control(sdt: etree._Element, out: list[str]) -> None:
+    """A content control's text, unless it shows only its placeholder. The content is walked
+    once: its text both decides whether it is a placeholder and is the text."""
+    content = _content(sdt)
+    if content is None:
+        return
+    inner: list[str] = []
+    _collect(content, inner)
+    if "".join(inner).strip().casefold() in PLACEHOLDERS:
+        return
+    parts = list(sdt)
+    at = parts.index(content)
+    # Anything else in the control is read as it always was (w:sdtPr is skipped; w:sdtEndPr
+    # holds only run properties).
+    _collect(parts[:at], out)
+    out += inner
+    _collect(parts[at + 1 :], out)
 
 
 def _text(element: etree._Element) -> str:
@@ -142,8 +199,8 @@ def _tick(text: str) -> Answer:
 
 def _cell_answer(cell: etree._Element, widget: Widget) -> Answer:
     if widget is Widget.check:
-        for state in cell.iter(w14("checked")):
-            return state.get(w14("val"), "0").lower() in ("1", "true", "on")
+        for state in cell.iter(_CHECKED):
+            return state.get(_CHECKED_VAL, "0").lower() in ("1", "true", "on")
         return _tick(_text(cell))
     # The trailing paragraph break is the cell's, not the answer's.
     text = _text(cell).strip("\n").translate(_SPECIAL)
@@ -248,61 +305,125 @@ def _identify(archive: zipfile.ZipFile, body: etree._Element) -> tuple[FormKind,
 
 
 def _ancestor_cell(element: etree._Element) -> etree._Element | None:
-    for parent in element.iterancestors(w("tc")):
+    for parent in element.iterancestors(_TC):
         return parent
     return None
 
 
+def _names(sdt: etree._Element) -> tuple[str | None, str | None]:
+    """A control's tag and title (alias): the first w:tag and w:alias under its w:sdtPr, as
+    ``sdt.find("w:sdtPr/w:tag")`` finds them, in one look at its properties."""
+    tag = alias = None
+    tag_seen = alias_seen = False
+    for pr in sdt:
+        if pr.tag != _SDT_PR:
+            continue
+        for prop in pr:
+            name = prop.tag
+            if name == _TAG and not tag_seen:
+                tag, tag_seen = prop.get(_VAL), True
+            elif name == _ALIAS and not alias_seen:
+                alias, alias_seen = prop.get(_VAL), True
+    return tag, alias
+
+
 def _tag(sdt: etree._Element) -> str | None:
-    tag = sdt.find(f"{w('sdtPr')}/{w('tag')}")
-    return None if tag is None else tag.get(w("val"))
+    return _names(sdt)[0]
 
 
 def _alias(sdt: etree._Element) -> str | None:
-    alias = sdt.find(f"{w('sdtPr')}/{w('alias')}")
-    return None if alias is None else alias.get(w("val"))
+    return _names(sdt)[1]
 
 
-def _by_controls(body: etree._Element, specs: dict[str, Field]) -> Found:
+# Every control of a form and its names, found once per read and shared by the passes below. Keyed
+# by element: lxml hands back the same element object for a node while one is held, and this
+# dict holds them all.
+Names = dict[etree._Element, tuple[str | None, str | None]]
+
+
+def _all_names(body: etree._Element) -> Names:
+    return {sdt: _names(sdt) for sdt in body.iter(_SDT)}
+
+
+def _names_of(sdt: etree._Element, names: Names) -> tuple[str | None, str | None]:
+    found = names.get(sdt)
+    return _names(sdt) if found is None else found
+
+
+@cache
+def _by_label(kind: FormKind) -> dict[str, str]:
+    """Folded label to path (the last field wins where two share a label)."""
+    return {fold_label(f.label): path for path, f in fields(kind).items()}
+
+
+@cache
+def _grids(kind: FormKind) -> tuple[Grid, ...]:
+    return tuple(b for b in blocks(kind) if isinstance(b, Grid))
+
+
+@cache
+def _grid_of(kind: FormKind) -> dict[str, int]:
+    """Each grid field's path to the index of its grid: the first of the kind's grids whose
+    path it is under. (Indices, not grids: hashing a frozen Grid hashes all its columns.)"""
+    grids = _grids(kind)
+    return {
+        path: i for path in fields(kind) if (i := next((i for i, g in enumerate(grids) if path.startswith(g.path + ".")), -1)) >= 0
+    }
+
+
+_fold = lru_cache(maxsize=1024)(fold_label)
+
+
+def _by_controls(body: etree._Element, kind: FormKind, names: Names) -> Found:
     """Answers from content controls named by tag, or by title (alias) where a word processor
     kept the titles but dropped the tags, as LibreOffice 7.4 does. Every place a tag is
     found is kept, so a copied box is seen rather than dropped."""
-    by_alias = {fold_label(f.label): path for path, f in specs.items()}
+    specs = fields(kind)
+    by_alias = _by_label(kind)
     found: Found = {}
-    for sdt in body.iter(w("sdt")):
-        path = _tag(sdt)
-        if path is None and (alias := _alias(sdt)):
-            path = by_alias.get(fold_label(alias))
+    alone: dict[etree._Element, bool] = {}
+    for sdt, (path, alias) in names.items():
+        if path is None and alias:
+            path = by_alias.get(_fold(alias))
         if path not in specs:
             continue
         cell = _ancestor_cell(sdt)
-        tagged = [] if cell is None else [s for s in cell.iter(w("sdt")) if _tag(s) in specs or _alias(s)]
+        if cell is not None and cell not in alone:
+            tagged = 0
+            for s in cell.iter(_SDT):
+                tag, title = _names_of(s, names)
+                tagged += tag in specs or bool(title)
+            alone[cell] = tagged == 1
         # Read the whole cell when the control is alone in it, so text typed beside the
         # control instead of inside it is not lost.
-        scope = cell if cell is not None and len(tagged) == 1 else sdt
+        scope = cell if cell is not None and alone[cell] else sdt
         found.setdefault(path, []).append(_cell_answer(scope, specs[path].widget))
     return found
 
 
-def _is_answer_control(sdt: etree._Element, specs: dict[str, Field], labels: set[str]) -> bool:
-    return _tag(sdt) in specs or fold_label(_alias(sdt) or "") in labels
+def _is_answer_control(sdt: etree._Element, specs: dict[str, Field], labels: set[str], names: Names) -> bool:
+    tag, alias = _names_of(sdt, names)
+    return tag in specs or _fold(alias or "") in labels
 
 
-def _added_to_grids(body: etree._Element, specs: dict[str, Field], grids: list[Grid]) -> list[Grid]:
+def _added_to_grids(body: etree._Element, kind: FormKind, names: Names) -> list[Grid]:
     """Grids with text typed in cells that hold no answer box: a row or column added in Word
     ('Insert row below' makes plain cells). Its answers have nowhere to go, so they are a problem."""
+    specs = fields(kind)
+    grids, grid_of = _grids(kind), _grid_of(kind)
     found: list[Grid] = []
-    labels = {fold_label(f.label) for f in specs.values()}
-    for table in body.iter(w("tbl")):
-        paths = [p for s in table.iter(w("sdt")) if (p := _tag(s)) in specs]
-        grid = next((g for g in grids for p in paths if p.startswith(g.path + ".")), None)
+    labels = set(_by_label(kind))
+    for table in body.iter(_TBL):
+        # The first grid, in the form's order, that any answer box in the table belongs to.
+        hit = [grid_of[p] for s in table.iter(_SDT) if (p := _names_of(s, names)[0]) in grid_of]
+        grid = grids[min(hit)] if hit else None
         if grid is None or grid in found:
             continue
         for cells in list(_rows(table))[1:]:
             extra = [
                 c
                 for c in cells[1:]
-                if not any(_is_answer_control(s, specs, labels) for s in c.iter(w("sdt")))
+                if not any(_is_answer_control(s, specs, labels, names) for s in c.iter(_SDT))
                 and not _blank(_cell_answer(c, Widget.text))
             ]
             if extra:
@@ -315,12 +436,12 @@ def _added_to_grids(body: etree._Element, specs: dict[str, Field], grids: list[G
 
 
 def _rows(table: etree._Element) -> Iterator[list[etree._Element]]:
-    for row in table.iterchildren(w("tr")):
-        yield list(row.iterchildren(w("tc")))
+    for row in table.iterchildren(_TR):
+        yield list(row.iterchildren(_TC))
 
 
 def _first_line(cell: etree._Element) -> str:
-    for para in cell.iter(w("p")):
+    for para in cell.iter(_P):
         if text := _text(para).strip():
             return text
     return ""
@@ -358,7 +479,7 @@ def _by_labels(body: etree._Element, kind: FormKind, extra: dict[str, str]) -> t
     def add(f: Field, cell: etree._Element) -> None:
         found.setdefault(f.path, []).append(_cell_answer(cell, f.widget))
 
-    for table in body.iter(w("tbl")):
+    for table in body.iter(_TBL):
         rows = list(_rows(table))
         if not rows:
             continue
@@ -404,18 +525,19 @@ def read_word(data: bytes, *, labels: dict[str, dict[str, str]] | None = None) -
     root = _xml(archive, "word/document.xml")
     if root is None:
         raise NotAFormError("This file is a zip archive but not a Word document.")
-    body = root.find(w("body"))
+    body = root.find(_BODY)
     if body is None:
         raise UnreadableFileError("The Word file has no text in it.")
     kind, version = _identify(archive, body)
     specs = fields(kind)
-    grids = [b for b in blocks(kind) if isinstance(b, Grid)]
-    values, problems = _merge(_by_controls(body, specs), specs, grids)
-    added = _added_to_grids(body, specs, grids)
+    grids = list(_grids(kind))
+    names = _all_names(body)
+    values, problems = _merge(_by_controls(body, kind, names), specs, grids)
+    added = _added_to_grids(body, kind, names)
     method = "tags"
     if len(values) < len(specs):
         found, beyond = _by_labels(body, kind, (labels or {}).get(kind.slug, {}))
-        if not any(_tag(sdt) in specs for sdt in body.iter(w("sdt"))):
+        if not any(tag in specs for tag, _ in names.values()):
             method = "labels"
         by_labels, label_problems = _merge({p: a for p, a in found.items() if p not in values}, specs, grids)
         values |= by_labels
