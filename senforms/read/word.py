@@ -95,23 +95,8 @@ def _xml(archive: zipfile.ZipFile, name: str) -> etree._Element | None:
 # --- text ------------------------------------------------------------------------------------
 
 
-def _content(sdt: etree._Element) -> etree._Element | None:
-    """A control's first w:sdtContent (what ``sdt.find(w("sdtContent"))`` gives)."""
-    for part in sdt:
-        if part.tag == _SDT_CONTENT:
-            return part
-    return None
-
-
-def _is_placeholder(sdt: etree._Element) -> bool:
-    content = _content(sdt)
-    return content is None or _text(content).strip().casefold() in PLACEHOLDERS
-
-
-def _is_placeholder_run(run: etree._Element) -> bool:
-    # The first w:rStyle of any w:rPr of the run, as run.find("w:rPr/w:rStyle") finds it.
-    style = next((s for pr in run if pr.tag == _RPR for s in pr if s.tag == _RSTYLE), None)
-    if style is None or style.get(_VAL) != "PlaceholderText":
+def _shows_placeholder(run: etree._Element, style: etree._Element) -> bool:
+    if style.get(_VAL) != "PlaceholderText":
         return False
     return "".join(t.text or "" for t in run.iter(_T)).strip().casefold() in PLACEHOLDERS
 
@@ -128,6 +113,8 @@ def _collect(element: etree._Element | list[etree._Element], out: list[str]) -> 
             # Properties, deleted or field-code text, a Fallback copy of a Choice, Ctrl+hyphen
             # (where a word may break at a line end; no character of the text).
             continue
+        elif action == _RUN:
+            _collect_run(child, out)
         elif action == _TEXT:
             # LibreOffice 7.4 saves a line typed in a text box (an input field to it) as a new
             # w:t in the same run with no w:br between; Word never puts two w:t side by side.
@@ -135,11 +122,6 @@ def _collect(element: etree._Element | list[etree._Element], out: list[str]) -> 
             if previous is not None and previous.tag == _T:
                 out.append("\n")
             out.append(child.text or "")
-        elif action == _RUN:
-            # The grey placeholder words of a box whose control was removed (Word's "Remove
-            # content control", Google Docs), with an answer typed beside them.
-            if not _is_placeholder_run(child):
-                _collect(child, out)
         elif action == _PARAGRAPH:
             _collect(child, out)
             out.append("\n")
@@ -155,23 +137,46 @@ def _collect(element: etree._Element | list[etree._Element], out: list[str]) -> 
             out.append("\n")
 
 
+def _collect_run(run: etree._Element, out: list[str]) -> None:
+    """A run's text, in one pass over its children that also finds its character style. The
+    grey placeholder words of a box whose control was removed (Word's "Remove content
+    control", Google Docs), with an answer typed beside them, are no text."""
+    start = len(out)
+    style = None
+    previous = None
+    for child in run:
+        tag = child.tag
+        if tag == _T:
+            if previous == _T:  # two w:t side by side: see _collect
+                out.append("\n")
+            out.append(child.text or "")
+        elif tag == _RPR:
+            if style is None:
+                style = next((s for s in child if s.tag == _RSTYLE), None)
+        elif _ACTIONS.get(tag) != _OMIT:
+            _collect([child], out)
+        previous = tag
+    if style is not None and _shows_placeholder(run, style):
+        del out[start:]
+
+
 def _collect_control(sdt: etree._Element, out: list[str]) -> None:
-    """A content control's text, unless it shows only its placeholder. The content is walked
-    once: its text both decides whether it is a placeholder and is the text."""
-    content = _content(sdt)
+    """A content control's text, unless it shows only its placeholder (or has no content). The
+    content is walked once: its text both decides whether it is a placeholder and is the text."""
+    content = next((part for part in sdt if part.tag == _SDT_CONTENT), None)
     if content is None:
         return
     inner: list[str] = []
     _collect(content, inner)
     if "".join(inner).strip().casefold() in PLACEHOLDERS:
         return
-    parts = list(sdt)
-    at = parts.index(content)
     # Anything else in the control is read as it always was (w:sdtPr is skipped; w:sdtEndPr
     # holds only run properties).
-    _collect(parts[:at], out)
-    out += inner
-    _collect(parts[at + 1 :], out)
+    for part in sdt:
+        if part is content:
+            out += inner
+        elif _ACTIONS.get(part.tag) != _OMIT:
+            _collect([part], out)
 
 
 def _text(element: etree._Element) -> str:
@@ -232,6 +237,9 @@ def _merge(found: Found, specs: dict[str, Field], grids: list[Grid]) -> tuple[di
     problems: list[Problem] = []
     overflowing: list[Grid] = []
     for path, answers in found.items():
+        if len(answers) == 1:  # the usual case: nothing to choose between
+            values[path] = answers[0]
+            continue
         # Copies that differ only in spacing say the same thing.
         filled = list({_same(a): a for a in reversed(answers) if not _blank(a)}.values())[::-1]
         values[path] = filled[0] if filled else answers[0]
