@@ -163,20 +163,23 @@ def _collect_run(run: etree._Element, out: list[str]) -> None:
 def _collect_control(sdt: etree._Element, out: list[str]) -> None:
     """A content control's text, unless it shows only its placeholder (or has no content). The
     content is walked once: its text both decides whether it is a placeholder and is the text."""
-    content = next((part for part in sdt if part.tag == _SDT_CONTENT), None)
-    if content is None:
+    parts = list(sdt)
+    tags = [part.tag for part in parts]
+    try:
+        at = tags.index(_SDT_CONTENT)
+    except ValueError:
         return
     inner: list[str] = []
-    _collect(content, inner)
+    _collect(parts[at], inner)
     if "".join(inner).strip().casefold() in PLACEHOLDERS:
         return
-    # Anything else in the control is read as it always was (w:sdtPr is skipped; w:sdtEndPr
-    # holds only run properties).
-    for part in sdt:
-        if part is content:
-            out += inner
-        elif _ACTIONS.get(part.tag) != _OMIT:
-            _collect([part], out)
+    if all(tag == _SDT_PR for i, tag in enumerate(tags) if i != at):  # the usual control
+        out += inner
+        return
+    # Anything else in the control is read as it always was (w:sdtEndPr holds only run properties).
+    _collect(parts[:at], out)
+    out += inner
+    _collect(parts[at + 1 :], out)
 
 
 def _text(element: etree._Element) -> str:
@@ -208,11 +211,13 @@ def _cell_answer(cell: etree._Element, widget: Widget) -> Answer:
             return state.get(_CHECKED_VAL, "0").lower() in ("1", "true", "on")
         return _tick(_text(cell))
     # The trailing paragraph break is the cell's, not the answer's.
-    text = _text(cell).strip("\n").translate(_SPECIAL)
+    text = _text(cell).strip("\n")
+    if "\u2011" in text or "\u00ad" in text:
+        text = text.translate(_SPECIAL)
     # Placeholder words left as plain text (Google Docs keeps them when it drops the boxes).
     if text.strip().casefold() in PLACEHOLDERS:
         return ""
-    if widget is not Widget.lines:
+    if widget is not Widget.lines and ("\t" in text or "\n" in text):
         # A tab or Shift+Enter inside a one-line answer (a name, a date) separates words.
         text = _ONE_LINE_BREAKS.sub(" ", text.strip("\t\n"))
     return text
@@ -332,6 +337,10 @@ def _names(sdt: etree._Element) -> tuple[str | None, str | None]:
                 tag, tag_seen = prop.get(_VAL), True
             elif name == _ALIAS and not alias_seen:
                 alias, alias_seen = prop.get(_VAL), True
+            else:
+                continue
+            if tag_seen and alias_seen:  # nothing later can change either
+                return tag, alias
     return tag, alias
 
 
