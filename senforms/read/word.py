@@ -163,13 +163,19 @@ def _collect_run(run: etree._Element, out: list[str]) -> None:
 def _collect_control(sdt: etree._Element, out: list[str]) -> None:
     """A content control's text, unless it shows only its placeholder (or has no content). The
     content is walked once: its text both decides whether it is a placeholder and is the text."""
+    if len(sdt) == 2 and sdt[0].tag == _SDT_PR and (content := sdt[1]).tag == _SDT_CONTENT:  # the usual control
+        inner: list[str] = []
+        _collect(content, inner)
+        if "".join(inner).strip().casefold() not in PLACEHOLDERS:
+            out += inner
+        return
     parts = list(sdt)
     tags = [part.tag for part in parts]
     try:
         at = tags.index(_SDT_CONTENT)
     except ValueError:
         return
-    inner: list[str] = []
+    inner = []
     _collect(parts[at], inner)
     if "".join(inner).strip().casefold() in PLACEHOLDERS:
         return
@@ -326,6 +332,14 @@ def _ancestor_cell(element: etree._Element) -> etree._Element | None:
 def _names(sdt: etree._Element) -> tuple[str | None, str | None]:
     """A control's tag and title (alias): the first w:tag and w:alias under its w:sdtPr, as
     ``sdt.find("w:sdtPr/w:tag")`` finds them, in one look at its properties."""
+    # The shape senforms writes (and Word keeps): w:sdtPr first, starting with w:alias and w:tag.
+    # Indexing reaches them without making an iterator over every child.
+    if len(sdt) and (first := sdt[0]).tag == _SDT_PR and len(first) >= 2:
+        one, two = first[0], first[1]
+        if one.tag == _ALIAS and two.tag == _TAG:
+            return two.get(_VAL), one.get(_VAL)
+        if one.tag == _TAG and two.tag == _ALIAS:
+            return one.get(_VAL), two.get(_VAL)
     tag = alias = None
     tag_seen = alias_seen = False
     for pr in sdt:
@@ -397,30 +411,27 @@ def _by_controls(body: etree._Element, kind: FormKind, names: Names) -> Found:
     found is kept, so a copied box is seen rather than dropped."""
     specs = fields(kind)
     by_alias = _by_label(kind)
-    found: Found = {}
-    alone: dict[etree._Element, bool] = {}
-    for sdt, (path, alias) in names.items():
-        if path is None and alias:
-            path = by_alias.get(_fold(alias))
-        if path not in specs:
+    # Every control that names a box (a tag of the form, or any title) counts in each cell it is
+    # in; a box alone in its cell is read from the whole cell. One look up the tree per control,
+    # rather than one look down every cell per box.
+    boxes: list[tuple[str, etree._Element, etree._Element | None]] = []
+    named_in: dict[etree._Element, int] = {}
+    for sdt, (tag, alias) in names.items():
+        if not (tag in specs or alias):
             continue
-        cell = _ancestor_cell(sdt)
-        if cell is not None and cell not in alone:
-            tagged = 0
-            for s in cell.iter(_SDT):
-                tag, title = _names_of(s, names)
-                tagged += tag in specs or bool(title)
-            alone[cell] = tagged == 1
+        cells = list(sdt.iterancestors(_TC))
+        for cell in cells:
+            named_in[cell] = named_in.get(cell, 0) + 1
+        path = tag if tag is not None or not alias else by_alias.get(_fold(alias))
+        if path in specs:
+            boxes.append((path, sdt, cells[0] if cells else None))
+    found: Found = {}
+    for path, sdt, cell in boxes:
         # Read the whole cell when the control is alone in it, so text typed beside the
         # control instead of inside it is not lost.
-        scope = cell if cell is not None and alone[cell] else sdt
+        scope = cell if cell is not None and named_in[cell] == 1 else sdt
         found.setdefault(path, []).append(_cell_answer(scope, specs[path].widget))
     return found
-
-
-def _is_answer_control(sdt: etree._Element, specs: dict[str, Field], labels: set[str], names: Names) -> bool:
-    tag, alias = _names_of(sdt, names)
-    return tag in specs or _fold(alias or "") in labels
 
 
 def _added_to_grids(body: etree._Element, kind: FormKind, names: Names) -> list[Grid]:
@@ -428,8 +439,21 @@ def _added_to_grids(body: etree._Element, kind: FormKind, names: Names) -> list[
     ('Insert row below' makes plain cells). Its answers have nowhere to go, so they are a problem."""
     specs = fields(kind)
     grids, grid_of = _grids(kind), _grid_of(kind)
+    labels = _by_label(kind)
+    # Answer boxes: controls tagged with a path, or titled with a label of the form.
+    answering = {sdt for sdt, (tag, alias) in names.items() if tag in specs or _fold(alias or "") in labels}
+
+    def plain(cell: etree._Element) -> bool:
+        for s in cell.iter(_SDT):
+            if s in answering:
+                return False
+            if s not in names:  # never for a cell of the body; read it as any control would be
+                tag, alias = _names(s)
+                if tag in specs or _fold(alias or "") in labels:
+                    return False
+        return True
+
     found: list[Grid] = []
-    labels = set(_by_label(kind))
     for table in body.iter(_TBL):
         # The first grid, in the form's order, that any answer box in the table belongs to.
         hit = [grid_of[p] for s in table.iter(_SDT) if (p := _names_of(s, names)[0]) in grid_of]
@@ -437,13 +461,7 @@ def _added_to_grids(body: etree._Element, kind: FormKind, names: Names) -> list[
         if grid is None or grid in found:
             continue
         for cells in list(_rows(table))[1:]:
-            extra = [
-                c
-                for c in cells[1:]
-                if not any(_is_answer_control(s, specs, labels, names) for s in c.iter(_SDT))
-                and not _blank(_cell_answer(c, Widget.text))
-            ]
-            if extra:
+            if any(plain(c) and not _blank(_cell_answer(c, Widget.text)) for c in cells[1:]):
                 found.append(grid)
                 break
     return found
