@@ -152,7 +152,10 @@ def _collect_run(run: etree._Element, out: list[str]) -> None:
             out.append(child.text or "")
         elif tag == _RPR:
             if style is None:
-                style = next((s for s in child if s.tag == _RSTYLE), None)
+                for prop in child:
+                    if prop.tag == _RSTYLE:
+                        style = prop
+                        break
         elif _ACTIONS.get(tag) != _OMIT:
             _collect([child], out)
         previous = tag
@@ -217,7 +220,9 @@ def _cell_answer(cell: etree._Element, widget: Widget) -> Answer:
             return state.get(_CHECKED_VAL, "0").lower() in ("1", "true", "on")
         return _tick(_text(cell))
     # The trailing paragraph break is the cell's, not the answer's.
-    text = _text(cell).strip("\n")
+    out: list[str] = []
+    _collect(cell, out)
+    text = "".join(out).strip("\n")
     if "\u2011" in text or "\u00ad" in text:
         text = text.translate(_SPECIAL)
     # Placeholder words left as plain text (Google Docs keeps them when it drops the boxes).
