@@ -57,7 +57,7 @@ def test_a_grey_styled_run_typed_over_is_an_answer_and_grey_placeholder_words_ar
     form = filled_early()
     root = document_xml(form)
     strip_controls(root)
-    for path, words in (("pupil.class_name", "Willow"), ("completed_by", "Type here")):
+    for path, words in (("pupil.class_name", "Rowan"), ("completed_by", "Type here")):
         cell = next(
             tc for tc in root.iter(_w("tc")) if "".join(tc.itertext()).strip() == typed("early-discussion", case("early-discussion.json"))[path]
         )
@@ -66,7 +66,7 @@ def test_a_grey_styled_run_typed_over_is_an_answer_and_grey_placeholder_words_ar
         etree.SubElement(cell, _w("p")).append(_run(words, style="PlaceholderText"))
     raw = read(with_document(form, root))
     assert raw.method == "labels"
-    assert raw.values["pupil.class_name"] == "Willow"
+    assert raw.values["pupil.class_name"] == "Rowan"
     assert raw.values["completed_by"] == ""
 
 

@@ -407,7 +407,13 @@ def _grid_of(kind: FormKind) -> dict[str, int]:
     }
 
 
-_fold = lru_cache(maxsize=1024)(fold_label)
+_fold_short = lru_cache(maxsize=512)(fold_label)
+
+
+def _fold(title: str) -> str:
+    """``fold_label`` of a control's title, remembered across forms for titles of label length
+    only, so a hostile file's huge titles are not kept in memory after it is read."""
+    return _fold_short(title) if len(title) <= 200 else fold_label(title)
 
 
 def _by_controls(body: etree._Element, kind: FormKind, names: Names) -> Found:
