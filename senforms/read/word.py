@@ -7,6 +7,7 @@ import io
 import re
 import zipfile
 from collections.abc import Iterator
+from functools import cache, lru_cache
 
 from lxml import etree
 
@@ -30,8 +31,34 @@ from senforms.wordml import (
 
 # A hostile file must not make the parser fetch, expand or recurse without bound.
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, remove_comments=True)
+
+# Tag names in Clark notation, built once: reading a form compares tens of thousands of tags, and
+# building each name per comparison (w("t")) was a fifth of the reading time.
+_BODY, _P, _R, _T, _TC, _TR, _TBL = w("body"), w("p"), w("r"), w("t"), w("tc"), w("tr"), w("tbl")
+_SDT, _SDT_PR, _SDT_CONTENT, _TAG, _ALIAS, _VAL = (
+    w("sdt"), w("sdtPr"), w("sdtContent"), w("tag"), w("alias"), w("val")
+)  # fmt: skip
+_RPR, _RSTYLE = w("rPr"), w("rStyle")
+_CHECKED, _CHECKED_VAL = w14("checked"), w14("val")
 _SKIP = {w("sdtPr"), w("rPr"), w("pPr"), w("delText"), w("instrText"), w("tblPr"), w("tcPr"), w("trPr")}
 _FALLBACK = f"{{{MC_NS}}}Fallback"
+
+# What the text walk does with each child, by its tag; any tag not listed is walked into.
+_OMIT, _TEXT, _TAB, _HYPHEN, _BREAK, _CONTROL, _RUN, _PARAGRAPH = range(8)
+_ACTIONS: dict[object, int] = {
+    **dict.fromkeys(_SKIP | {_FALLBACK, w("softHyphen")}, _OMIT),
+    # Comments, processing instructions and entities carry no text of the form.
+    **dict.fromkeys((etree.Comment, etree.PI, etree.Entity), _OMIT),
+    _T: _TEXT,
+    w("tab"): _TAB,
+    w("ptab"): _TAB,
+    w("noBreakHyphen"): _HYPHEN,
+    w("br"): _BREAK,
+    w("cr"): _BREAK,
+    _SDT: _CONTROL,
+    _R: _RUN,
+    _P: _PARAGRAPH,
+}
 
 
 def _unzip(data: bytes) -> zipfile.ZipFile:
@@ -68,53 +95,100 @@ def _xml(archive: zipfile.ZipFile, name: str) -> etree._Element | None:
 # --- text ------------------------------------------------------------------------------------
 
 
-def _is_placeholder(sdt: etree._Element) -> bool:
-    content = sdt.find(w("sdtContent"))
-    return content is None or _text(content).strip().casefold() in PLACEHOLDERS
-
-
-def _is_placeholder_run(run: etree._Element) -> bool:
-    style = run.find(f"{w('rPr')}/{w('rStyle')}")
-    if style is None or style.get(w("val")) != "PlaceholderText":
+def _shows_placeholder(run: etree._Element, style: etree._Element) -> bool:
+    if style.get(_VAL) != "PlaceholderText":
         return False
-    return "".join(t.text or "" for t in run.iter(w("t"))).strip().casefold() in PLACEHOLDERS
+    return "".join(t.text or "" for t in run.iter(_T)).strip().casefold() in PLACEHOLDERS
 
 
-def _collect(element: etree._Element, out: list[str]) -> None:
+def _collect(element: etree._Element | list[etree._Element], out: list[str]) -> None:
+    """The text of an element's children (or of a list of siblings), in order."""
+    actions = _ACTIONS
     for child in element:
-        tag = child.tag
-        if not isinstance(tag, str) or tag in _SKIP or tag == _FALLBACK:
+        action = actions.get(child.tag)
+        if action is None:
+            if isinstance(child.tag, str):
+                _collect(child, out)
+        elif action == _OMIT:
+            # Properties, deleted or field-code text, a Fallback copy of a Choice, Ctrl+hyphen
+            # (where a word may break at a line end; no character of the text).
             continue
-        if tag == w("t"):
+        elif action == _RUN:
+            _collect_run(child, out)
+        elif action == _TEXT:
             # LibreOffice 7.4 saves a line typed in a text box (an input field to it) as a new
             # w:t in the same run with no w:br between; Word never puts two w:t side by side.
             previous = child.getprevious()
-            if previous is not None and previous.tag == w("t"):
+            if previous is not None and previous.tag == _T:
                 out.append("\n")
             out.append(child.text or "")
-        elif tag in (w("tab"), w("ptab")):
+        elif action == _PARAGRAPH:
+            _collect(child, out)
+            out.append("\n")
+        elif action == _CONTROL:
+            _collect_control(child, out)
+        elif action == _TAB:
             out.append("\t")
-        elif tag == w("noBreakHyphen"):
+        elif action == _HYPHEN:
             # Ctrl+Shift+hyphen in Word, as in "Łukasiewicz-Núñez": a hyphen that keeps the two
             # halves on one line. Word writes it as an element, not a character.
             out.append("-")
-        elif tag == w("softHyphen"):
-            # Ctrl+hyphen: where a word may break at a line end; no character of the text.
-            pass
-        elif tag in (w("br"), w("cr")):
+        else:  # _BREAK
             out.append("\n")
-        elif tag == w("sdt"):
-            if not _is_placeholder(child):
-                _collect(child, out)
-        elif tag == w("r") and _is_placeholder_run(child):
-            # The grey placeholder words of a box whose control was removed (Word's "Remove
-            # content control", Google Docs), with an answer typed beside them.
-            continue
-        elif tag == w("p"):
-            _collect(child, out)
-            out.append("\n")
-        else:
-            _collect(child, out)
+
+
+def _collect_run(run: etree._Element, out: list[str]) -> None:
+    """A run's text, in one pass over its children that also finds its character style. The
+    grey placeholder words of a box whose control was removed (Word's "Remove content
+    control", Google Docs), with an answer typed beside them, are no text."""
+    start = len(out)
+    style = None
+    previous = None
+    for child in run:
+        tag = child.tag
+        if tag == _T:
+            if previous == _T:  # two w:t side by side: see _collect
+                out.append("\n")
+            out.append(child.text or "")
+        elif tag == _RPR:
+            if style is None:
+                for prop in child:
+                    if prop.tag == _RSTYLE:
+                        style = prop
+                        break
+        elif _ACTIONS.get(tag) != _OMIT:
+            _collect([child], out)
+        previous = tag
+    if style is not None and _shows_placeholder(run, style):
+        del out[start:]
+
+
+def _collect_control(sdt: etree._Element, out: list[str]) -> None:
+    """A content control's text, unless it shows only its placeholder (or has no content). The
+    content is walked once: its text both decides whether it is a placeholder and is the text."""
+    if len(sdt) == 2 and sdt[0].tag == _SDT_PR and (content := sdt[1]).tag == _SDT_CONTENT:  # the usual control
+        inner: list[str] = []
+        _collect(content, inner)
+        if "".join(inner).strip().casefold() not in PLACEHOLDERS:
+            out += inner
+        return
+    parts = list(sdt)
+    tags = [part.tag for part in parts]
+    try:
+        at = tags.index(_SDT_CONTENT)
+    except ValueError:
+        return
+    inner = []
+    _collect(parts[at], inner)
+    if "".join(inner).strip().casefold() in PLACEHOLDERS:
+        return
+    if all(tag == _SDT_PR for i, tag in enumerate(tags) if i != at):  # the usual control
+        out += inner
+        return
+    # Anything else in the control is read as it always was (w:sdtEndPr holds only run properties).
+    _collect(parts[:at], out)
+    out += inner
+    _collect(parts[at + 1 :], out)
 
 
 def _text(element: etree._Element) -> str:
@@ -142,15 +216,19 @@ def _tick(text: str) -> Answer:
 
 def _cell_answer(cell: etree._Element, widget: Widget) -> Answer:
     if widget is Widget.check:
-        for state in cell.iter(w14("checked")):
-            return state.get(w14("val"), "0").lower() in ("1", "true", "on")
+        for state in cell.iter(_CHECKED):
+            return state.get(_CHECKED_VAL, "0").lower() in ("1", "true", "on")
         return _tick(_text(cell))
     # The trailing paragraph break is the cell's, not the answer's.
-    text = _text(cell).strip("\n").translate(_SPECIAL)
+    out: list[str] = []
+    _collect(cell, out)
+    text = "".join(out).strip("\n")
+    if "\u2011" in text or "\u00ad" in text:
+        text = text.translate(_SPECIAL)
     # Placeholder words left as plain text (Google Docs keeps them when it drops the boxes).
     if text.strip().casefold() in PLACEHOLDERS:
         return ""
-    if widget is not Widget.lines:
+    if widget is not Widget.lines and ("\t" in text or "\n" in text):
         # A tab or Shift+Enter inside a one-line answer (a name, a date) separates words.
         text = _ONE_LINE_BREAKS.sub(" ", text.strip("\t\n"))
     return text
@@ -175,6 +253,9 @@ def _merge(found: Found, specs: dict[str, Field], grids: list[Grid]) -> tuple[di
     problems: list[Problem] = []
     overflowing: list[Grid] = []
     for path, answers in found.items():
+        if len(answers) == 1:  # the usual case: nothing to choose between
+            values[path] = answers[0]
+            continue
         # Copies that differ only in spacing say the same thing.
         filled = list({_same(a): a for a in reversed(answers) if not _blank(a)}.values())[::-1]
         values[path] = filled[0] if filled else answers[0]
@@ -248,64 +329,150 @@ def _identify(archive: zipfile.ZipFile, body: etree._Element) -> tuple[FormKind,
 
 
 def _ancestor_cell(element: etree._Element) -> etree._Element | None:
-    for parent in element.iterancestors(w("tc")):
+    for parent in element.iterancestors(_TC):
         return parent
     return None
 
 
+def _names(sdt: etree._Element) -> tuple[str | None, str | None]:
+    """A control's tag and title (alias): the first w:tag and w:alias under its w:sdtPr, as
+    ``sdt.find("w:sdtPr/w:tag")`` finds them, in one look at its properties."""
+    # The shape senforms writes (and Word keeps): w:sdtPr first, starting with w:alias and w:tag.
+    # Indexing reaches them without making an iterator over every child.
+    if len(sdt) and (first := sdt[0]).tag == _SDT_PR and len(first) >= 2:
+        one, two = first[0], first[1]
+        if one.tag == _ALIAS and two.tag == _TAG:
+            return two.get(_VAL), one.get(_VAL)
+        if one.tag == _TAG and two.tag == _ALIAS:
+            return one.get(_VAL), two.get(_VAL)
+    tag = alias = None
+    tag_seen = alias_seen = False
+    for pr in sdt:
+        if pr.tag != _SDT_PR:
+            continue
+        for prop in pr:
+            name = prop.tag
+            if name == _TAG and not tag_seen:
+                tag, tag_seen = prop.get(_VAL), True
+            elif name == _ALIAS and not alias_seen:
+                alias, alias_seen = prop.get(_VAL), True
+            else:
+                continue
+            if tag_seen and alias_seen:  # nothing later can change either
+                return tag, alias
+    return tag, alias
+
+
 def _tag(sdt: etree._Element) -> str | None:
-    tag = sdt.find(f"{w('sdtPr')}/{w('tag')}")
-    return None if tag is None else tag.get(w("val"))
+    return _names(sdt)[0]
 
 
 def _alias(sdt: etree._Element) -> str | None:
-    alias = sdt.find(f"{w('sdtPr')}/{w('alias')}")
-    return None if alias is None else alias.get(w("val"))
+    return _names(sdt)[1]
 
 
-def _by_controls(body: etree._Element, specs: dict[str, Field]) -> Found:
+# Every control of a form and its names, found once per read and shared by the passes below. Keyed
+# by element: lxml hands back the same element object for a node while one is held, and this
+# dict holds them all.
+Names = dict[etree._Element, tuple[str | None, str | None]]
+
+
+def _all_names(body: etree._Element) -> Names:
+    return {sdt: _names(sdt) for sdt in body.iter(_SDT)}
+
+
+def _names_of(sdt: etree._Element, names: Names) -> tuple[str | None, str | None]:
+    found = names.get(sdt)
+    return _names(sdt) if found is None else found
+
+
+@cache
+def _by_label(kind: FormKind) -> dict[str, str]:
+    """Folded label to path (the last field wins where two share a label)."""
+    return {fold_label(f.label): path for path, f in fields(kind).items()}
+
+
+@cache
+def _grids(kind: FormKind) -> tuple[Grid, ...]:
+    return tuple(b for b in blocks(kind) if isinstance(b, Grid))
+
+
+@cache
+def _grid_of(kind: FormKind) -> dict[str, int]:
+    """Each grid field's path to the index of its grid: the first of the kind's grids whose
+    path it is under. (Indices, not grids: hashing a frozen Grid hashes all its columns.)"""
+    grids = _grids(kind)
+    return {
+        path: i for path in fields(kind) if (i := next((i for i, g in enumerate(grids) if path.startswith(g.path + ".")), -1)) >= 0
+    }
+
+
+_fold_short = lru_cache(maxsize=512)(fold_label)
+
+
+def _fold(title: str) -> str:
+    """``fold_label`` of a control's title, remembered across forms for titles of label length
+    only, so a hostile file's huge titles are not kept in memory after it is read."""
+    return _fold_short(title) if len(title) <= 200 else fold_label(title)
+
+
+def _by_controls(body: etree._Element, kind: FormKind, names: Names) -> Found:
     """Answers from content controls named by tag, or by title (alias) where a word processor
     kept the titles but dropped the tags, as LibreOffice 7.4 does. Every place a tag is
     found is kept, so a copied box is seen rather than dropped."""
-    by_alias = {fold_label(f.label): path for path, f in specs.items()}
-    found: Found = {}
-    for sdt in body.iter(w("sdt")):
-        path = _tag(sdt)
-        if path is None and (alias := _alias(sdt)):
-            path = by_alias.get(fold_label(alias))
-        if path not in specs:
+    specs = fields(kind)
+    by_alias = _by_label(kind)
+    # Every control that names a box (a tag of the form, or any title) counts in each cell it is
+    # in; a box alone in its cell is read from the whole cell. One look up the tree per control,
+    # rather than one look down every cell per box.
+    boxes: list[tuple[str, etree._Element, etree._Element | None]] = []
+    named_in: dict[etree._Element, int] = {}
+    for sdt, (tag, alias) in names.items():
+        if not (tag in specs or alias):
             continue
-        cell = _ancestor_cell(sdt)
-        tagged = [] if cell is None else [s for s in cell.iter(w("sdt")) if _tag(s) in specs or _alias(s)]
+        cells = list(sdt.iterancestors(_TC))
+        for cell in cells:
+            named_in[cell] = named_in.get(cell, 0) + 1
+        path = tag if tag is not None or not alias else by_alias.get(_fold(alias))
+        if path in specs:
+            boxes.append((path, sdt, cells[0] if cells else None))
+    found: Found = {}
+    for path, sdt, cell in boxes:
         # Read the whole cell when the control is alone in it, so text typed beside the
         # control instead of inside it is not lost.
-        scope = cell if cell is not None and len(tagged) == 1 else sdt
+        scope = cell if cell is not None and named_in[cell] == 1 else sdt
         found.setdefault(path, []).append(_cell_answer(scope, specs[path].widget))
     return found
 
 
-def _is_answer_control(sdt: etree._Element, specs: dict[str, Field], labels: set[str]) -> bool:
-    return _tag(sdt) in specs or fold_label(_alias(sdt) or "") in labels
-
-
-def _added_to_grids(body: etree._Element, specs: dict[str, Field], grids: list[Grid]) -> list[Grid]:
+def _added_to_grids(body: etree._Element, kind: FormKind, names: Names) -> list[Grid]:
     """Grids with text typed in cells that hold no answer box: a row or column added in Word
     ('Insert row below' makes plain cells). Its answers have nowhere to go, so they are a problem."""
+    specs = fields(kind)
+    grids, grid_of = _grids(kind), _grid_of(kind)
+    labels = _by_label(kind)
+    # Answer boxes: controls tagged with a path, or titled with a label of the form.
+    answering = {sdt for sdt, (tag, alias) in names.items() if tag in specs or _fold(alias or "") in labels}
+
+    def plain(cell: etree._Element) -> bool:
+        for s in cell.iter(_SDT):
+            if s in answering:
+                return False
+            if s not in names:  # never for a cell of the body; read it as any control would be
+                tag, alias = _names(s)
+                if tag in specs or _fold(alias or "") in labels:
+                    return False
+        return True
+
     found: list[Grid] = []
-    labels = {fold_label(f.label) for f in specs.values()}
-    for table in body.iter(w("tbl")):
-        paths = [p for s in table.iter(w("sdt")) if (p := _tag(s)) in specs]
-        grid = next((g for g in grids for p in paths if p.startswith(g.path + ".")), None)
+    for table in body.iter(_TBL):
+        # The first grid, in the form's order, that any answer box in the table belongs to.
+        hit = [grid_of[p] for s in table.iter(_SDT) if (p := _names_of(s, names)[0]) in grid_of]
+        grid = grids[min(hit)] if hit else None
         if grid is None or grid in found:
             continue
         for cells in list(_rows(table))[1:]:
-            extra = [
-                c
-                for c in cells[1:]
-                if not any(_is_answer_control(s, specs, labels) for s in c.iter(w("sdt")))
-                and not _blank(_cell_answer(c, Widget.text))
-            ]
-            if extra:
+            if any(plain(c) and not _blank(_cell_answer(c, Widget.text)) for c in cells[1:]):
                 found.append(grid)
                 break
     return found
@@ -315,12 +482,12 @@ def _added_to_grids(body: etree._Element, specs: dict[str, Field], grids: list[G
 
 
 def _rows(table: etree._Element) -> Iterator[list[etree._Element]]:
-    for row in table.iterchildren(w("tr")):
-        yield list(row.iterchildren(w("tc")))
+    for row in table.iterchildren(_TR):
+        yield list(row.iterchildren(_TC))
 
 
 def _first_line(cell: etree._Element) -> str:
-    for para in cell.iter(w("p")):
+    for para in cell.iter(_P):
         if text := _text(para).strip():
             return text
     return ""
@@ -358,7 +525,7 @@ def _by_labels(body: etree._Element, kind: FormKind, extra: dict[str, str]) -> t
     def add(f: Field, cell: etree._Element) -> None:
         found.setdefault(f.path, []).append(_cell_answer(cell, f.widget))
 
-    for table in body.iter(w("tbl")):
+    for table in body.iter(_TBL):
         rows = list(_rows(table))
         if not rows:
             continue
@@ -404,18 +571,19 @@ def read_word(data: bytes, *, labels: dict[str, dict[str, str]] | None = None) -
     root = _xml(archive, "word/document.xml")
     if root is None:
         raise NotAFormError("This file is a zip archive but not a Word document.")
-    body = root.find(w("body"))
+    body = root.find(_BODY)
     if body is None:
         raise UnreadableFileError("The Word file has no text in it.")
     kind, version = _identify(archive, body)
     specs = fields(kind)
-    grids = [b for b in blocks(kind) if isinstance(b, Grid)]
-    values, problems = _merge(_by_controls(body, specs), specs, grids)
-    added = _added_to_grids(body, specs, grids)
+    grids = list(_grids(kind))
+    names = _all_names(body)
+    values, problems = _merge(_by_controls(body, kind, names), specs, grids)
+    added = _added_to_grids(body, kind, names)
     method = "tags"
     if len(values) < len(specs):
         found, beyond = _by_labels(body, kind, (labels or {}).get(kind.slug, {}))
-        if not any(_tag(sdt) in specs for sdt in body.iter(w("sdt"))):
+        if not any(tag in specs for tag, _ in names.values()):
             method = "labels"
         by_labels, label_problems = _merge({p: a for p, a in found.items() if p not in values}, specs, grids)
         values |= by_labels

@@ -1,0 +1,118 @@
+"""The Word reader's text walk, made faster (issue 14), still reads the unusual shapes it read
+before: text in a control but outside its content, a grey-styled run whose words were typed
+over, two w:t side by side, and a file nested as deep as the parser allows. Each form is a real
+.docx built from a blank senforms form and edited as a program (or a hostile file) would."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lxml import etree
+
+from senforms.forms import read
+from senforms.kinds import KINDS
+from senforms.wordform import make_form
+from tests.conftest import case
+from tests.wordfill import W, control, document_xml, fill_like_word, strip_controls, typed, with_document
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHOOL = "Oakfield Primary School"
+
+
+def _w(tag: str) -> str:
+    return f"{{{W}}}{tag}"
+
+
+def filled_early() -> bytes:
+    return fill_like_word(make_form(KINDS["early-discussion"], school=SCHOOL), typed("early-discussion", case("early-discussion.json")))
+
+
+def _run(text: str, *, style: str | None = None) -> etree._Element:
+    run = etree.Element(_w("r"))
+    if style:
+        etree.SubElement(etree.SubElement(run, _w("rPr")), _w("rStyle")).set(_w("val"), style)
+    etree.SubElement(run, _w("t")).text = text
+    return run
+
+
+def test_text_inside_a_control_but_outside_its_content_is_still_read() -> None:
+    """A program that writes a run straight into w:sdt (after its content, with a w:sdtEndPr)
+    puts words on the page; the reader kept them before and must still keep them."""
+    form = filled_early()
+    root = document_xml(form)
+    sdt = control(root, "completed_by")
+    end = etree.SubElement(sdt, _w("sdtEndPr"))
+    etree.SubElement(end, _w("rPr"))
+    sdt.append(_run(" (SENCO)"))
+    raw = read(with_document(form, root))
+    assert raw.values["completed_by"] == typed("early-discussion", case("early-discussion.json"))["completed_by"] + " (SENCO)"
+
+
+def test_a_grey_styled_run_typed_over_is_an_answer_and_grey_placeholder_words_are_not() -> None:
+    """Google Docs keeps the placeholder's grey character style on a run a person typed over:
+    the style alone does not make the words a placeholder; the placeholder words do."""
+    form = filled_early()
+    root = document_xml(form)
+    strip_controls(root)
+    for path, words in (("pupil.class_name", "Rowan"), ("completed_by", "Type here")):
+        cell = next(
+            tc for tc in root.iter(_w("tc")) if "".join(tc.itertext()).strip() == typed("early-discussion", case("early-discussion.json"))[path]
+        )
+        for p in list(cell.iter(_w("p"))):
+            p.getparent().remove(p)
+        etree.SubElement(cell, _w("p")).append(_run(words, style="PlaceholderText"))
+    raw = read(with_document(form, root))
+    assert raw.method == "labels"
+    assert raw.values["pupil.class_name"] == "Rowan"
+    assert raw.values["completed_by"] == ""
+
+
+def test_two_text_elements_side_by_side_are_two_lines() -> None:
+    """LibreOffice saves each line typed in a text box as a w:t of one run with no break
+    between: lines in a box of several lines, words in a one-line box."""
+    form = filled_early()
+    root = document_xml(form)
+    for path, lines in (("strengths", ("Reads well", "and draws")), ("completed_by", ("Mrs Ada", "Lovelace"))):
+        content = control(root, path).find(_w("sdtContent"))
+        assert content is not None
+        for child in list(content):
+            content.remove(child)
+        run = etree.SubElement(content, _w("r"))
+        for line in lines:
+            etree.SubElement(run, _w("t")).text = line
+    raw = read(with_document(form, root))
+    assert raw.values["strengths"] == "Reads well\nand draws"
+    assert raw.values["completed_by"] == "Mrs Ada Lovelace"
+
+
+def test_a_form_nested_as_deep_as_the_parser_allows_is_read_without_a_crash() -> None:
+    """A hostile file with an answer nested ~240 levels deep (runs inside unknown elements
+    inside runs): the parser refuses more than 256 levels, and the walk's recursion stays well
+    inside Python's limit for what it accepts."""
+    form = filled_early()
+    root = document_xml(form)
+    content = control(root, "completed_by").find(_w("sdtContent"))
+    assert content is not None
+    depth = sum(1 for _ in content.iterancestors())
+    node = content
+    while depth < 244:
+        node = etree.SubElement(etree.SubElement(node, _w("r")), _w("smartTag"))
+        depth += 2
+    etree.SubElement(etree.SubElement(node, _w("r")), _w("t")).text = "deep"
+    assert sys.getrecursionlimit() <= 1000  # the test means something only at the usual limit
+    raw = read(with_document(form, root))
+    assert str(raw.values["completed_by"]).endswith("deep")
+
+
+def test_the_read_bench_prints_each_kind_against_a_bare_parse(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    monkeypatch.syspath_prepend(str(ROOT))
+    from bench import read as bench
+
+    bench.main(["--rounds", "1"])
+    out = capsys.readouterr().out
+    for short in ("early", "plan", "review"):
+        assert f"{short:>6}: read+validate" in out
+    assert out.count("x a bare parse") == 3
