@@ -239,12 +239,12 @@ class _Part:
 @dataclass(frozen=True)
 class _Core:
     """The template's core properties part: its name, tree, the properties with tags, and its
-    bytes (written back unchanged when a letter changes nothing in it)."""
+    compressed bytes (written back unchanged when a letter changes nothing in it)."""
 
     name: str
     tree: Any
     templated: dict[str, Template]
-    data: bytes
+    raw: Stored | None
 
 
 @dataclass(frozen=True)
@@ -372,14 +372,17 @@ def _compile(data: bytes, document: Any) -> _Compiled:
                 if element is not None and element.text and re.search(r"[{}]", element.text):
                     templated[element_name] = _ENV.from_string(element.text)
             # Kept whether or not it has tags: each letter's title and date are written into it.
-            core = _Core(name, tree, templated, b"")
+            core = _Core(name, tree, templated, None)
 
     rendered = {body_part.name, *parts, *footnotes, *([core.name] if core else [])}
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         if missing := rendered - set(archive.namelist()):
             raise KeyError(f"the package has no part named {', '.join(sorted(missing))}")
         if core is not None:
-            core = _Core(core.name, core.tree, core.templated, archive.read(core.name))
+            # Its compressed bytes, as the template holds them: written as they are when a
+            # letter changes nothing in it.
+            raw = raw_member(data, archive, archive.getinfo(core.name))
+            core = _Core(core.name, core.tree, core.templated, raw)
         members = tuple(
             info if info.filename in rendered else raw_member(data, archive, info)
             for info in archive.infolist()
@@ -638,15 +641,15 @@ def _assemble(
         element.attrib["id"] = str(number)  # as docxtpl does: unique ids for pictures
     root = copy.deepcopy(compiled.shell)  # the document element alone: a small copy
     root.insert(compiled.body_index, body)
-    new: dict[str, bytes] = {compiled.body.name: etree.tostring(root, encoding="UTF-8", standalone=True)}
+    new: dict[str, bytes | Stored] = {compiled.body.name: etree.tostring(root, encoding="UTF-8", standalone=True)}
 
     for name, tree in part_trees.items():
         new[name] = etree.tostring(tree, encoding="UTF-8", standalone=True)
     for name, xml in rendered_notes.items():
         _parse(xml, etree.XMLParser(resolve_entities=False), where)
         new[name] = xml.encode("utf-8")
-    if compiled.core is not None and not properties and written is None:
-        new[compiled.core.name] = compiled.core.data  # nothing to change: the template's own bytes
+    if compiled.core is not None and compiled.core.raw is not None and not properties and written is None:
+        new[compiled.core.name] = compiled.core.raw  # nothing to change: the template's own bytes
     elif compiled.core is not None:
         tree = copy.deepcopy(compiled.core.tree)
         for element, value in properties.items():
@@ -663,9 +666,13 @@ def _assemble(
                 found.text = stamp
         new[compiled.core.name] = etree.tostring(tree, encoding="UTF-8", standalone=True)
 
-    return write_zip(
-        [stored(m, data=new[m.filename]) if isinstance(m, zipfile.ZipInfo) else m for m in compiled.members]
-    )
+    members = []
+    for m in compiled.members:
+        if isinstance(m, zipfile.ZipInfo):
+            part = new[m.filename]
+            m = part if isinstance(part, Stored) else stored(m, data=part)
+        members.append(m)
+    return write_zip(members)
 
 
 _DOC_PR = f"{{{nsmap['wp']}}}docPr"
