@@ -106,7 +106,9 @@ def _finalize(value: Any) -> Any:
         return Markup("")
     # Markup here comes from a filter over data (``join``), already escaped; braces still apply.
     text = str(value) if isinstance(value, Markup) else str(escape(str(value)))
-    return Markup(text.replace("{", "&#123;").replace("}", "&#125;").replace("%", "&#37;"))
+    if "{" in text or "}" in text or "%" in text:
+        text = text.replace("{", "&#123;").replace("}", "&#125;").replace("%", "&#37;")
+    return Markup(text)
 
 
 class _Environment(SandboxedEnvironment):
@@ -433,11 +435,17 @@ def _resolve_listing(xml: str) -> str:
         return xml
     out: list[str] = []
     copied = pos = 0
+    plain = attributed = -1  # the next of each kind of start tag, each found again only once passed
     while hit is not None:
-        plain, attributed = xml.find("<w:p>", pos), xml.find("<w:p ", pos)
-        start = plain if attributed < 0 else attributed if plain < 0 else min(plain, attributed)
-        if start < 0:
+        if plain != -2 and plain < pos:
+            plain = xml.find("<w:p>", pos)
+            plain = -2 if plain < 0 else plain  # -2: there is none after pos
+        if attributed != -2 and attributed < pos:
+            attributed = xml.find("<w:p ", pos)
+            attributed = -2 if attributed < 0 else attributed
+        if plain == -2 and attributed == -2:
             break
+        start = attributed if plain == -2 else plain if attributed == -2 else min(plain, attributed)
         opened = xml.find(">", start + 4)
         end = xml.find("</w:p>", opened + 1) if opened >= 0 else -1
         if end < 0:
@@ -495,7 +503,7 @@ def _part_texts(root: Any) -> list[str]:
 
 
 _TBL, _TBL_GRID, _GRID_COL, _TR, _TC = (qn(f"w:{t}") for t in ("tbl", "tblGrid", "gridCol", "tr", "tc"))
-_GRID_SPAN, _VAL = f"{qn('w:tcPr')}/{qn('w:gridSpan')}", qn("w:val")
+_GRID_SPAN, _GRID_SPAN_TAG, _VAL = f"{qn('w:tcPr')}/{qn('w:gridSpan')}", qn("w:gridSpan"), qn("w:val")
 
 
 def _tables_to_fix(body: Any) -> bool:
@@ -506,15 +514,20 @@ def _tables_to_fix(body: Any) -> bool:
         if grid is None:
             return True  # fix_tables fails on it, as docxtpl would
         columns = len(grid.findall(_GRID_COL))
+        # Without a gridSpan in the table (nested ones included) each cell spans one column,
+        # and reading each cell's properties (most of this check's time) can be left out.
+        spans = next(table.iter(_GRID_SPAN_TAG), None) is not None
         widest = spanned = 0
         for row in table.iter(_TR):
             cells = row.findall(_TC)
             widest = max(widest, len(cells))
+            if not spans:
+                continue
             try:
                 spanned = max(spanned, sum(_span(cell) for cell in cells))
             except (TypeError, ValueError):
                 return True
-        if widest > columns or spanned < columns:
+        if widest > columns or (spanned if spans else widest) < columns:
             return True
     return False
 

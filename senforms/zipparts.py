@@ -48,8 +48,7 @@ def stored(info: zipfile.ZipInfo, *, compressed: bytes | None = None, data: byte
     flags = 0x800 if not info.filename.isascii() else 0
     if compressed is None:
         assert data is not None
-        packer = zlib.compressobj(_LEVEL, zlib.DEFLATED, -15)
-        compressed = packer.compress(data) + packer.flush()
+        compressed = zlib.compress(data, _LEVEL, -15)  # raw deflate, as a zip member holds it
         method, crc, size = zipfile.ZIP_DEFLATED, zlib.crc32(data), len(data)
     else:
         method, crc, size = info.compress_type, info.CRC, info.file_size

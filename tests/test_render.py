@@ -581,3 +581,38 @@ def test_line_breaks_in_values_are_resolved_exactly_as_the_paragraph_pattern_did
     for _ in range(3000):
         xml = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 30)))
         assert render._resolve_listing(xml) == by_pattern(xml), xml
+
+
+def _grid_and_rows(data: bytes) -> list[tuple[int, list[int]]]:
+    """Each body table: its grid's column count and each row's cell count (spans counted)."""
+    doc = Document(io.BytesIO(data))
+    found = []
+    for table in doc.element.body.iter(qn("w:tbl")):
+        columns = len(table.find(qn("w:tblGrid")).findall(qn("w:gridCol")))
+        rows = []
+        for row in table.iter(qn("w:tr")):
+            spans = [c.find(f"{qn('w:tcPr')}/{qn('w:gridSpan')}") for c in row.findall(qn("w:tc"))]
+            rows.append(sum(1 if s is None else int(s.get(qn("w:val"))) for s in spans))
+        found.append((columns, rows))
+    return found
+
+
+@pytest.mark.parametrize("shape", ["plain", "merged", "cell loop"])
+def test_tables_come_out_with_a_grid_that_fits_their_rows(settings: Settings, shape: str) -> None:
+    """docxtpl's fix_tables runs when a table's rows no longer fit its grid (a {%tc %} loop);
+    a table with merged cells (gridSpan) and no loop is left as it is."""
+    path = own_template(settings, "plan-parent-copy", "Dear {{ pupil.known_as }}")
+    doc = Document(str(path))
+    table = doc.add_table(rows=1, cols=3)
+    table.cell(0, 0).text = "Outcomes"
+    if shape == "merged":
+        table.cell(0, 1).merge(table.cell(0, 2))
+    if shape == "cell loop":  # two outcomes in three columns: the grid must lose one
+        table.cell(0, 0).text = "{%tc for o in form.outcomes %}"
+        table.cell(0, 1).text = "{{ o.description }}"
+        table.cell(0, 2).text = "{%tc endfor %}"
+    doc.save(path)
+    data = render_docx(path, sample_context("plan-parent-copy"))
+    [(columns, rows)] = _grid_and_rows(data)
+    assert columns == max(rows)
+    assert columns == (2 if shape == "cell loop" else 3)
