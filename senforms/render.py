@@ -105,10 +105,10 @@ def _finalize(value: Any) -> Any:
     if value is None:
         return Markup("")
     # Markup here comes from a filter over data (``join``), already escaped; braces still apply.
-    text = str(value) if isinstance(value, Markup) else str(escape(str(value)))
-    if "{" in text or "}" in text or "%" in text:
-        text = text.replace("{", "&#123;").replace("}", "&#125;").replace("%", "&#37;")
-    return Markup(text)
+    escaped = value if isinstance(value, Markup) else escape(str(value))
+    if "{" in escaped or "}" in escaped or "%" in escaped:
+        return Markup(str(escaped).replace("{", "&#123;").replace("}", "&#125;").replace("%", "&#37;"))
+    return escaped
 
 
 class _Environment(SandboxedEnvironment):
@@ -163,13 +163,10 @@ def _prepare(value: Any, path: str, typed: list[str] | None = None) -> Any:
     return value
 
 
-_CONTROL_OR_BREAK = re.compile(r"[\x00-\x1f\x7f]")
-
-
 def _clean(text: str, typed: list[str] | None) -> str:
     """``clean_text``, with a quick way through for the usual value: one line and no control
-    character, for which clean_text comes to ``strip()``."""
-    cleaned = text.strip() if _CONTROL_OR_BREAK.search(text) is None else clean_text(text)
+    character (a printable string has neither), for which clean_text comes to ``strip()``."""
+    cleaned = text.strip() if text.isprintable() else clean_text(text)
     if typed is not None and ("{" in cleaned or "}" in cleaned):
         typed.append(cleaned)
     return cleaned
