@@ -135,8 +135,12 @@ def control(field: Field, control_id: int) -> etree._Element:
 
 def set_control(sdt: etree._Element, widget: Widget, value: Any, choices: Mapping[str, str] | None = None) -> None:
     """Put a value in a content control as if a person had typed or chosen it."""
-    pr = sdt.find(_SDT_PR)
-    content = sdt.find(_SDT_CONTENT)
+    # Properties first and content last, as Word writes a control; looked for otherwise.
+    pr, content = sdt[0] if len(sdt) else None, sdt[-1] if len(sdt) else None
+    if pr is None or pr.tag != _SDT_PR:
+        pr = sdt.find(_SDT_PR)
+    if content is None or content.tag != _SDT_CONTENT:
+        content = sdt.find(_SDT_CONTENT)
     assert pr is not None and content is not None
     for mark in pr.findall(_SHOWING_PLACEHOLDER):
         pr.remove(mark)
