@@ -23,7 +23,7 @@ import re
 import threading
 import zipfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from importlib.resources import as_file, files
 from importlib.resources.abc import Traversable
@@ -258,6 +258,11 @@ class _Compiled:
     hdrftr: dict[str, str]  # relationship id -> part name, for the headers and footers
     static_texts: dict[str, list[str]]  # the text of each header and footer that has no tags
     static_markers: bool  # whether a header or footer without tags has a {{ or {% in its text
+    infos: dict[str, zipfile.ZipInfo]  # the zip entry of each part that is rendered
+    # Each header and footer with tags as last rendered: its text, its tree (parsed strictly,
+    # read only) and its compressed bytes. The school's details come out the same in every
+    # letter; the same text parses to the same tree, so it is parsed and written once.
+    last: dict[str, tuple[str, Any, Stored]] = field(default_factory=dict)
 
 
 @dataclass
@@ -398,6 +403,7 @@ def _compile(data: bytes, document: Any) -> _Compiled:
         hdrftr,
         static_texts,
         any(marker in text for texts in static_texts.values() for text in texts for marker in _MARKERS),
+        {m.filename: m for m in members if isinstance(m, zipfile.ZipInfo)},
     )
 
 
@@ -641,7 +647,14 @@ def _assemble(
     """Parse what was rendered (strictly: it must be well-formed), check it, and zip it with
     the parts that never change."""
     body = _parse(body_xml, _BODY_PARSER, where)
-    part_trees = {name: _parse(xml, oxml_parser, where) for name, xml in rendered_parts.items()}
+    part_trees: dict[str, Any] = {}
+    kept: dict[str, Stored] = {}
+    for name, xml in rendered_parts.items():
+        last = compiled.last.get(name)
+        if last is not None and last[0] == xml:
+            part_trees[name], kept[name] = last[1], last[2]
+        else:
+            part_trees[name] = _parse(xml, oxml_parser, where)
     if not _plainly_filled(compiled, body, body_xml, rendered_parts):
         _check_texts(_letter_texts(compiled, body, part_trees), where, None, typed)
 
@@ -654,7 +667,12 @@ def _assemble(
     new: dict[str, bytes | Stored] = {compiled.body.name: etree.tostring(root, encoding="UTF-8", standalone=True)}
 
     for name, tree in part_trees.items():
-        new[name] = etree.tostring(tree, encoding="UTF-8", standalone=True)
+        if name in kept:
+            new[name] = kept[name]
+        else:
+            member = stored(compiled.infos[name], data=etree.tostring(tree, encoding="UTF-8", standalone=True))
+            compiled.last[name] = (rendered_parts[name], tree, member)
+            new[name] = member
     for name, xml in rendered_notes.items():
         _parse(xml, etree.XMLParser(resolve_entities=False), where)
         new[name] = xml.encode("utf-8")
