@@ -23,7 +23,7 @@ import re
 import threading
 import zipfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from importlib.resources import as_file, files
 from importlib.resources.abc import Traversable
@@ -105,8 +105,10 @@ def _finalize(value: Any) -> Any:
     if value is None:
         return Markup("")
     # Markup here comes from a filter over data (``join``), already escaped; braces still apply.
-    text = str(value) if isinstance(value, Markup) else str(escape(str(value)))
-    return Markup(text.replace("{", "&#123;").replace("}", "&#125;").replace("%", "&#37;"))
+    escaped = value if isinstance(value, Markup) else escape(str(value))
+    if "{" in escaped or "}" in escaped or "%" in escaped:
+        return Markup(str(escaped).replace("{", "&#123;").replace("}", "&#125;").replace("%", "&#37;"))
+    return escaped
 
 
 class _Environment(SandboxedEnvironment):
@@ -138,20 +140,36 @@ _ENV = _Environment()
 # --- the context --------------------------------------------------------------------------------
 
 
-def _prepare(value: Any, path: str) -> Any:
+def _prepare(value: Any, path: str, typed: list[str] | None = None) -> Any:
     """Clean every string (docxtpl turns \\a into a paragraph break and drops \\x00) and give
-    every mapping its path for error messages."""
+    every mapping its path for error messages. ``typed`` collects each cleaned string with a
+    ``{{``/``{%`` marker in it: braces a parent typed, which the check on the text allows."""
     if isinstance(value, str):
-        return clean_text(value)
+        return _clean(value, typed)
     if isinstance(value, Mapping):
         node = _Node()
         node.senforms_path = path
         for key, item in value.items():
-            node[str(key)] = _prepare(item, f"{path}.{key}" if path else str(key))
+            name = str(key)
+            if isinstance(item, str):
+                node[name] = _clean(item, typed)
+            elif isinstance(item, (Mapping, list, tuple)):  # only a container needs its path
+                node[name] = _prepare(item, f"{path}.{key}" if path else name, typed)
+            else:
+                node[name] = item
         return node
     if isinstance(value, (list, tuple)):
-        return [_prepare(item, f"{path}[{i}]") for i, item in enumerate(value)]
+        return [_prepare(item, f"{path}[{i}]", typed) for i, item in enumerate(value)]
     return value
+
+
+def _clean(text: str, typed: list[str] | None) -> str:
+    """``clean_text``, with a quick way through for the usual value: one line and no control
+    character (a printable string has neither), for which clean_text comes to ``strip()``."""
+    cleaned = text.strip() if text.isprintable() else clean_text(text)
+    if typed is not None and ("{" in cleaned or "}" in cleaned):
+        typed.append(cleaned)
+    return cleaned
 
 
 def _strings(value: Any) -> list[str]:
@@ -220,12 +238,12 @@ class _Part:
 @dataclass(frozen=True)
 class _Core:
     """The template's core properties part: its name, tree, the properties with tags, and its
-    bytes (written back unchanged when a letter changes nothing in it)."""
+    compressed bytes (written back unchanged when a letter changes nothing in it)."""
 
     name: str
     tree: Any
     templated: dict[str, Template]
-    data: bytes
+    raw: Stored | None
 
 
 @dataclass(frozen=True)
@@ -239,6 +257,12 @@ class _Compiled:
     core: _Core | None  # core.xml (title, dates): rendered for every letter
     hdrftr: dict[str, str]  # relationship id -> part name, for the headers and footers
     static_texts: dict[str, list[str]]  # the text of each header and footer that has no tags
+    static_markers: bool  # whether a header or footer without tags has a {{ or {% in its text
+    infos: dict[str, zipfile.ZipInfo]  # the zip entry of each part that is rendered
+    # Each header and footer with tags as last rendered: its text, its tree (parsed strictly,
+    # read only) and its compressed bytes. The school's details come out the same in every
+    # letter; the same text parses to the same tree, so it is parsed and written once.
+    last: dict[str, tuple[str, Any, Stored]] = field(default_factory=dict)
 
 
 @dataclass
@@ -254,7 +278,7 @@ _CACHE_LOCK = threading.Lock()
 _COMPILE_LOCK = threading.Lock()
 
 
-def _entry(template: Path, where: str) -> _Entry:
+def _entry(template: Path, where: Where) -> _Entry:
     """The template opened once, and again only when the file changes (mtime or size)."""
     try:
         stat = template.stat()
@@ -352,20 +376,35 @@ def _compile(data: bytes, document: Any) -> _Compiled:
                 if element is not None and element.text and re.search(r"[{}]", element.text):
                     templated[element_name] = _ENV.from_string(element.text)
             # Kept whether or not it has tags: each letter's title and date are written into it.
-            core = _Core(name, tree, templated, b"")
+            core = _Core(name, tree, templated, None)
 
     rendered = {body_part.name, *parts, *footnotes, *([core.name] if core else [])}
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         if missing := rendered - set(archive.namelist()):
             raise KeyError(f"the package has no part named {', '.join(sorted(missing))}")
         if core is not None:
-            core = _Core(core.name, core.tree, core.templated, archive.read(core.name))
+            # Its compressed bytes, as the template holds them: written as they are when a
+            # letter changes nothing in it.
+            raw = raw_member(data, archive, archive.getinfo(core.name))
+            core = _Core(core.name, core.tree, core.templated, raw)
         members = tuple(
             info if info.filename in rendered else raw_member(data, archive, info)
             for info in archive.infolist()
             if not info.is_dir()
         )
-    return _Compiled(members, body_part, shell, body_index, parts, footnotes, core, hdrftr, static_texts)
+    return _Compiled(
+        members,
+        body_part,
+        shell,
+        body_index,
+        parts,
+        footnotes,
+        core,
+        hdrftr,
+        static_texts,
+        any(marker in text for texts in static_texts.values() for text in texts for marker in _MARKERS),
+        {m.filename: m for m in members if isinstance(m, zipfile.ZipInfo)},
+    )
 
 
 def _render_part(part: _Part, context: Mapping[str, Any]) -> str:
@@ -375,8 +414,10 @@ def _render_part(part: _Part, context: Mapping[str, Any]) -> str:
     except TemplateSyntaxError as exc:
         _add_context(exc, part.source)
         raise
-    xml = re.sub(r"\n<w:p([ >])", r"<w:p\1", xml)
-    xml = xml.replace("{_{", "{{").replace("}_}", "}}").replace("{_%", "{%").replace("%_}", "%}")
+    # re.sub(r"\n<w:p([ >])", r"<w:p\1") and docxtpl's {_{ clean-up, as plain replaces.
+    xml = xml.replace("\n<w:p ", "<w:p ").replace("\n<w:p>", "<w:p>")
+    if "{_" in xml or "_}" in xml:
+        xml = xml.replace("{_{", "{{").replace("}_}", "}}").replace("{_%", "{%").replace("%_}", "%}")
     return _resolve_listing(xml)
 
 
@@ -387,16 +428,45 @@ _LISTING = re.compile(r"[\t\a\n\f]")
 def _resolve_listing(xml: str) -> str:
     """docxtpl's ``resolve_listing`` (tabs, line breaks, new paragraphs and pages in values),
     run only on the paragraphs that have one of those characters: on any other paragraph it
-    gives back the same text, and running it on all of them was a third of a letter's time."""
-    if not _LISTING.search(xml):
+    gives back the same text, and running it on all of them was a third of a letter's time.
+
+    The paragraphs are the matches of ``_PARAGRAPH`` (from ``<w:p>`` or ``<w:p ...>`` to the
+    next ``</w:p>``, one after another), found with ``str.find``: the lazy regular expression
+    took longer than the rest of the letter's rendering."""
+    hit = _LISTING.search(xml)
+    if hit is None:
         return xml
-    return _PARAGRAPH.sub(
-        lambda m: _DOCXTPL.resolve_listing(m.group(0)) if _LISTING.search(m.group(0)) else m.group(0), xml
-    )
+    out: list[str] = []
+    copied = pos = 0
+    plain = attributed = -1  # the next of each kind of start tag, each found again only once passed
+    while hit is not None:
+        if plain != -2 and plain < pos:
+            plain = xml.find("<w:p>", pos)
+            plain = -2 if plain < 0 else plain  # -2: there is none after pos
+        if attributed != -2 and attributed < pos:
+            attributed = xml.find("<w:p ", pos)
+            attributed = -2 if attributed < 0 else attributed
+        if plain == -2 and attributed == -2:
+            break
+        start = attributed if plain == -2 else plain if attributed == -2 else min(plain, attributed)
+        opened = xml.find(">", start + 4)
+        end = xml.find("</w:p>", opened + 1) if opened >= 0 else -1
+        if end < 0:
+            break
+        end += len("</w:p>")
+        if hit.start() < start:  # outside any paragraph: left as it is
+            hit = _LISTING.search(xml, start)
+        if hit is not None and hit.start() < end:  # this paragraph has one
+            out += [xml[copied:start], _DOCXTPL.resolve_listing(xml[start:end])]
+            copied = end
+            hit = _LISTING.search(xml, end)
+        pos = end
+    out.append(xml[copied:])
+    return "".join(out)
 
 
 _T, _TAB, _PTAB, _BR, _CR, _HYPHEN = (qn(f"w:{t}") for t in ("t", "tab", "ptab", "br", "cr", "noBreakHyphen"))
-_R, _HYPERLINK, _BR_TYPE = qn("w:r"), qn("w:hyperlink"), qn("w:type")
+_R, _HYPERLINK, _BR_TYPE, _P = qn("w:r"), qn("w:hyperlink"), qn("w:type"), qn("w:p")
 
 
 def _run_text(run: Any) -> str:
@@ -435,30 +505,39 @@ def _part_texts(root: Any) -> list[str]:
     return texts
 
 
+_TBL, _TBL_GRID, _GRID_COL, _TR, _TC = (qn(f"w:{t}") for t in ("tbl", "tblGrid", "gridCol", "tr", "tc"))
+_GRID_SPAN, _GRID_SPAN_TAG, _VAL = f"{qn('w:tcPr')}/{qn('w:gridSpan')}", qn("w:gridSpan"), qn("w:val")
+
+
 def _tables_to_fix(body: Any) -> bool:
     """Whether docxtpl's ``fix_tables`` would change a table: a ``{%tc %}`` loop can leave a
     row with more cells, or all rows with fewer, than the table's grid has columns."""
-    for table in body.iter(qn("w:tbl")):
-        grid = table.find(qn("w:tblGrid"))
+    for table in body.iter(_TBL):
+        grid = table.find(_TBL_GRID)
         if grid is None:
             return True  # fix_tables fails on it, as docxtpl would
-        columns = len(grid.findall(qn("w:gridCol")))
+        columns = len(grid.findall(_GRID_COL))
+        # Without a gridSpan in the table (nested ones included) each cell spans one column,
+        # and reading each cell's properties (most of this check's time) can be left out.
+        spans = next(table.iter(_GRID_SPAN_TAG), None) is not None
         widest = spanned = 0
-        for row in table.iter(qn("w:tr")):
-            cells = row.findall(qn("w:tc"))
+        for row in table.iter(_TR):
+            cells = row.findall(_TC)
             widest = max(widest, len(cells))
+            if not spans:
+                continue
             try:
                 spanned = max(spanned, sum(_span(cell) for cell in cells))
             except (TypeError, ValueError):
                 return True
-        if widest > columns or spanned < columns:
+        if widest > columns or (spanned if spans else widest) < columns:
             return True
     return False
 
 
 def _span(cell: Any) -> int:
-    span = cell.find(f"{qn('w:tcPr')}/{qn('w:gridSpan')}")
-    return 1 if span is None else int(span.get(qn("w:val")))
+    span = cell.find(_GRID_SPAN)
+    return 1 if span is None else int(span.get(_VAL))
 
 
 def _sections(body: Any) -> list[Any]:
@@ -471,7 +550,7 @@ def _sections(body: Any) -> list[Any]:
     return found
 
 
-def _parse(xml: str | bytes, parser: Any, where: str) -> Any:
+def _parse(xml: str | bytes, parser: Any, where: Where) -> Any:
     try:
         return etree.fromstring(xml.encode("utf-8") if isinstance(xml, str) else xml, parser)
     except XMLSyntaxError as exc:
@@ -485,6 +564,29 @@ def _label(template: Path) -> str:
     return f"{template.name} (the copy that comes with senforms)"
 
 
+class _Where:
+    """"The template <name> (whose copy)", worked out only when a message needs it: telling the
+    school's copy from senforms' own resolves both paths, which every letter paid for although
+    only an error uses it."""
+
+    __slots__ = ("_template", "_text")
+
+    def __init__(self, template: Path) -> None:
+        self._template = template
+        self._text: str | None = None
+
+    def __str__(self) -> str:
+        if self._text is None:
+            self._text = f"The template {_label(self._template)}"
+        return self._text
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+
+Where = _Where | str
+
+
 # --- rendering ----------------------------------------------------------------------------------
 
 
@@ -496,11 +598,16 @@ def render_docx(
     ``title`` and ``written`` go into the document's properties (Word's File > Info): the
     letter's own title ("Review of SEN support for Mr Daniel Hart") and the day it was written,
     not the template's title and the day the template was made."""
-    template = Path(template).resolve()
-    where = f"The template {_label(template)}"
+    # Made absolute, not resolved (resolving reads every folder on the way, on every letter):
+    # the cache still sees a changed file, by its modification time and size.
+    template = Path(template)
+    if not template.is_absolute():
+        template = template.absolute()
+    where = _Where(template)
     entry = _entry(template, where)
     data = entry.data
-    prepared = _prepare(context, "")
+    typed: list[str] = []
+    prepared = _prepare(context, "", typed)
     try:
         compiled = _compiled(entry)
         body_xml = _render_part(compiled.body, prepared)
@@ -524,7 +631,7 @@ def render_docx(
         # An edited template can fail in many small ways (a filter on the wrong kind of value,
         # a loop over a name that is not a list); the school needs the message, not a traceback.
         raise TemplateError(f"{where} could not be filled in: {exc}.") from None
-    return _assemble(compiled, body_xml, rendered_parts, rendered_notes, properties, where, prepared, written)
+    return _assemble(compiled, body_xml, rendered_parts, rendered_notes, properties, where, typed, written)
 
 
 def _assemble(
@@ -533,30 +640,44 @@ def _assemble(
     rendered_parts: dict[str, str],
     rendered_notes: dict[str, str],
     properties: dict[str, str],
-    where: str,
-    prepared: Any,
+    where: Where,
+    typed: list[str],
     written: date | None = None,
 ) -> bytes:
     """Parse what was rendered (strictly: it must be well-formed), check it, and zip it with
     the parts that never change."""
     body = _parse(body_xml, _BODY_PARSER, where)
-    texts = [_paragraph_text(p) for p in body.iter(qn("w:p"))]
+    part_trees: dict[str, Any] = {}
+    kept: dict[str, Stored] = {}
+    for name, xml in rendered_parts.items():
+        last = compiled.last.get(name)
+        if last is not None and last[0] == xml:
+            part_trees[name], kept[name] = last[1], last[2]
+        else:
+            part_trees[name] = _parse(xml, oxml_parser, where)
+    if not _plainly_filled(compiled, body, body_xml, rendered_parts):
+        _check_texts(_letter_texts(compiled, body, part_trees), where, None, typed)
+
     if _tables_to_fix(body):
         body = _DOCXTPL.fix_tables(body_xml)
-    for number, element in enumerate(body.iter(f"{{{nsmap['wp']}}}docPr"), start=1001):
+    for number, element in enumerate(body.iter(_DOC_PR), start=1001):
         element.attrib["id"] = str(number)  # as docxtpl does: unique ids for pictures
-    root = copy.deepcopy(compiled.shell)
+    root = copy.deepcopy(compiled.shell)  # the document element alone: a small copy
     root.insert(compiled.body_index, body)
-    new: dict[str, bytes] = {compiled.body.name: etree.tostring(root, encoding="UTF-8", standalone=True)}
+    new: dict[str, bytes | Stored] = {compiled.body.name: etree.tostring(root, encoding="UTF-8", standalone=True)}
 
-    part_trees = {name: _parse(xml, oxml_parser, where) for name, xml in rendered_parts.items()}
     for name, tree in part_trees.items():
-        new[name] = etree.tostring(tree, encoding="UTF-8", standalone=True)
+        if name in kept:
+            new[name] = kept[name]
+        else:
+            member = stored(compiled.infos[name], data=etree.tostring(tree, encoding="UTF-8", standalone=True))
+            compiled.last[name] = (rendered_parts[name], tree, member)
+            new[name] = member
     for name, xml in rendered_notes.items():
         _parse(xml, etree.XMLParser(resolve_entities=False), where)
         new[name] = xml.encode("utf-8")
-    if compiled.core is not None and not properties and written is None:
-        new[compiled.core.name] = compiled.core.data  # nothing to change: the template's own bytes
+    if compiled.core is not None and compiled.core.raw is not None and not properties and written is None:
+        new[compiled.core.name] = compiled.core.raw  # nothing to change: the template's own bytes
     elif compiled.core is not None:
         tree = copy.deepcopy(compiled.core.tree)
         for element, value in properties.items():
@@ -573,7 +694,42 @@ def _assemble(
                 found.text = stamp
         new[compiled.core.name] = etree.tostring(tree, encoding="UTF-8", standalone=True)
 
-    # The text _document_text reads: body, then each section's headers and footers in use.
+    members = []
+    for m in compiled.members:
+        if isinstance(m, zipfile.ZipInfo):
+            part = new[m.filename]
+            m = part if isinstance(part, Stored) else stored(m, data=part)
+        members.append(m)
+    return write_zip(members)
+
+
+_DOC_PR = f"{{{nsmap['wp']}}}docPr"
+# A character reference to a brace (a value's braces are written as &#123; and &#125;; a
+# template may write any form). Searched for apart from the braces themselves: a pattern
+# starting "&#" is found by a fast scan, an alternation with [{}] is not (0.1 ms a letter).
+_BRACE_REFERENCE = re.compile(r"&#(?:0*12[35]|[xX]0*7[bBdD]);")
+
+
+def _has_brace(xml: str) -> bool:
+    """Whether text parsed from this XML could hold a brace."""
+    return "{" in xml or "}" in xml or _BRACE_REFERENCE.search(xml) is not None
+
+
+def _plainly_filled(compiled: _Compiled, body: Any, body_xml: str, rendered_parts: dict[str, str]) -> bool:
+    """Whether the letter passes ``_check_texts`` on sight: no brace anywhere in the rendered
+    XML (so no text can hold a ``{{`` or ``{%``, whatever a parent typed), none in the text of
+    a header or footer without tags, and a paragraph of the body with text in it. Otherwise
+    the full check reads every paragraph's text."""
+    if compiled.static_markers or _has_brace(body_xml):
+        return False
+    if any(_has_brace(xml) for xml in rendered_parts.values()):
+        return False
+    return any(_paragraph_text(p).strip() for p in body.iter(_P))
+
+
+def _letter_texts(compiled: _Compiled, body: Any, part_trees: dict[str, Any]) -> list[str]:
+    """The text _document_text reads: body, then each section's headers and footers in use."""
+    texts = [_paragraph_text(p) for p in body.iter(_P)]
     for section in _sections(body):
         for reference, kind in (
             ("headerReference", "default"),
@@ -587,11 +743,7 @@ def _assemble(
                 texts += _part_texts(part_trees[found])
             elif found is not None:
                 texts += compiled.static_texts.get(found, [])
-    _check_texts(texts, where, prepared)
-
-    return write_zip(
-        [stored(m, data=new[m.filename]) if isinstance(m, zipfile.ZipInfo) else m for m in compiled.members]
-    )
+    return texts
 
 
 def _as_written(data: bytes, expression: str) -> str:
@@ -639,7 +791,7 @@ def _document_text(doc: Any) -> list[str]:
     return texts
 
 
-def _check_output(result: bytes, where: str, context: Any) -> None:
+def _check_output(result: bytes, where: Where, context: Any) -> None:
     """The whole package opened again with python-docx and checked: the slow, independent
     check, kept for tests that compare it with the check ``render_docx`` makes on its XML."""
     try:
@@ -649,12 +801,17 @@ def _check_output(result: bytes, where: str, context: Any) -> None:
     _check_texts(_document_text(doc), where, context)
 
 
-def _check_texts(texts: list[str], where: str, context: Any) -> None:
+def _check_texts(texts: list[str], where: Where, context: Any, strings: list[str] | None = None) -> None:
+    """No empty letter, and no tag left in its text. ``strings``: the context's strings with a
+    brace in them, when ``_prepare`` collected them (else they are read from ``context``)."""
     text = "\n".join(texts)
     if not text.strip():
         raise TemplateError(f"{where} produced an empty document.")
+    if not any(marker in text for marker in _MARKERS):
+        return  # nothing to look into (joined by line breaks, so no marker spans two lines)
     # Braces a parent typed are data; only braces left over from the template are a problem.
-    typed = sorted({s for s in _strings(context) if any(m in s for m in _MARKERS)}, key=len, reverse=True)
+    found = _strings(context) if strings is None else strings
+    typed = sorted({s for s in found if any(m in s for m in _MARKERS)}, key=len, reverse=True)
     for line in texts:
         rest = line
         for value in typed:

@@ -12,6 +12,7 @@ import re
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
@@ -59,22 +60,36 @@ _GREY = RGBColor(0x59, 0x59, 0x59)
 # --- one content control -----------------------------------------------------------------------
 
 
+# Tag names made once: set_control runs for every answer of every pre-filled form.
+_R, _RPR, _T, _BR, _VAL = w("r"), w("rPr"), w("t"), w("br"), w("val")
+_SDT, _SDT_PR, _SDT_CONTENT, _SHOWING_PLACEHOLDER, _DATE, _FULL_DATE = (
+    w("sdt"),
+    w("sdtPr"),
+    w("sdtContent"),
+    w("showingPlcHdr"),
+    w("date"),
+    w("fullDate"),
+)
+_CHECKBOX, _CHECKED_STATE, _CHECKED_VAL = w14("checkbox"), w14("checked"), w14("val")
+_SPACE = "{http://www.w3.org/XML/1998/namespace}space"
+
+
 def _run(text: str, *, style: bool = False, font: str | None = None) -> etree._Element:
-    r = etree.Element(w("r"))
+    r = etree.Element(_R)
     if style or font:
-        rpr = etree.SubElement(r, w("rPr"))
+        rpr = etree.SubElement(r, _RPR)
         if style:
-            etree.SubElement(rpr, w("rStyle"), {w("val"): "PlaceholderText"})
+            etree.SubElement(rpr, w("rStyle"), {_VAL: "PlaceholderText"})
         if font:
             etree.SubElement(rpr, w("rFonts"), {w(a): font for a in ("ascii", "eastAsia", "hAnsi")})
     for i, line in enumerate(text.split("\n")):
         if i:
-            etree.SubElement(r, w("br"))
+            etree.SubElement(r, _BR)
         if line:
-            t = etree.SubElement(r, w("t"))
+            t = etree.SubElement(r, _T)
             t.text = line
             if line != line.strip():
-                t.set("{http://www.w3.org/XML/1998/namespace}space", "preserve")
+                t.set(_SPACE, "preserve")
     return r
 
 
@@ -120,23 +135,26 @@ def control(field: Field, control_id: int) -> etree._Element:
 
 def set_control(sdt: etree._Element, widget: Widget, value: Any, choices: Mapping[str, str] | None = None) -> None:
     """Put a value in a content control as if a person had typed or chosen it."""
-    pr = sdt.find(w("sdtPr"))
-    content = sdt.find(w("sdtContent"))
+    # Properties first and content last, as Word writes a control; looked for otherwise.
+    pr, content = sdt[0] if len(sdt) else None, sdt[-1] if len(sdt) else None
+    if pr is None or pr.tag != _SDT_PR:
+        pr = sdt.find(_SDT_PR)
+    if content is None or content.tag != _SDT_CONTENT:
+        content = sdt.find(_SDT_CONTENT)
     assert pr is not None and content is not None
-    for mark in pr.findall(w("showingPlcHdr")):
+    for mark in pr.findall(_SHOWING_PLACEHOLDER):
         pr.remove(mark)
-    for child in list(content):
-        content.remove(child)
+    del content[:]  # as a slice: no proxy made for each child only to remove it
     if widget is Widget.check:
         checked = bool(value)
-        box = pr.find(w14("checkbox"))
-        if box is not None and (state := box.find(w14("checked"))) is not None:
-            state.set(w14("val"), "1" if checked else "0")
+        box = pr.find(_CHECKBOX)
+        if box is not None and (state := box.find(_CHECKED_STATE)) is not None:
+            state.set(_CHECKED_VAL, "1" if checked else "0")
         content.append(_run(CHECKED if checked else UNCHECKED, font="MS Gothic"))
         return
     if isinstance(value, date):
-        if (d := pr.find(w("date"))) is not None:
-            d.set(w("fullDate"), f"{value:%Y-%m-%d}T00:00:00Z")
+        if (d := pr.find(_DATE)) is not None:
+            d.set(_FULL_DATE, f"{value:%Y-%m-%d}T00:00:00Z")
         text = format_uk_date(value)
     else:
         text = str(value)
@@ -336,41 +354,79 @@ _FILLED_PARTS = re.compile(r"^word/(document|header\d*)\.xml$")
 @dataclass(frozen=True)
 class _Blank:
     """A blank form taken apart once: the parts answers go in, parsed, with the tag of each of
-    their content controls in document order; every other part as its compressed bytes."""
+    their content controls in document order; every part as its compressed bytes."""
 
-    members: tuple[Stored | zipfile.ZipInfo, ...]
+    members: tuple[Stored, ...]
     trees: dict[str, tuple[etree._Element, tuple[str | None, ...]]]
+    infos: dict[str, zipfile.ZipInfo]
+    # A part with few controls (the header with the school's name) as it was last filled, and
+    # with what: the next form with the same answers in it takes the same bytes.
+    last: dict[str, tuple[list[tuple[Any, ...]], Stored]] = dataclass_field(default_factory=dict)
+
+
+# A part with at most this many controls keeps its last filling (comparing the answers costs
+# less than copying, filling, serialising and compressing it again).
+_FEW = 8
 
 
 @lru_cache(maxsize=16)
 def _blank(kind: FormKind, template: str | None, stamp: int) -> _Blank:
     source = _template_bytes(kind, template, stamp)
-    members: list[Stored | zipfile.ZipInfo] = []
+    members: list[Stored] = []
     trees = {}
+    infos = {}
     with zipfile.ZipFile(io.BytesIO(source)) as archive:
         for info in archive.infolist():
+            members.append(raw_member(source, archive, info))
             if _FILLED_PARTS.match(info.filename):
                 root = etree.fromstring(archive.read(info), etree.XMLParser(resolve_entities=False))
-                trees[info.filename] = (root, tuple(_tag(sdt) for sdt in root.iter(w("sdt"))))
-                members.append(info)
-            else:
-                members.append(raw_member(source, archive, info))
-    return _Blank(tuple(members), trees)
+                trees[info.filename] = (root, tuple(_tag(sdt) for sdt in root.iter(_SDT)))
+                infos[info.filename] = info
+    return _Blank(tuple(members), trees, infos)
 
 
-def _fill_package(blank: _Blank, answers: Mapping[str, tuple[Widget, Any, dict[str, str] | None]]) -> bytes:
+Answers = Mapping[str, tuple[Widget, Any, dict[str, str] | None]]
+
+
+def _fill_package(blank: _Blank, answers: Answers) -> bytes:
     """The blank's package with each answer in the control tagged with its path: only the parts
-    with controls are written again, each from a copy of its tree parsed once."""
-    filled: dict[str, bytes] = {}
+    with an answer in them are written again, each from a copy of its tree parsed once."""
+    filled: dict[bytes, Stored] = {}
     for name, (tree, tags) in blank.trees.items():
-        root = copy.deepcopy(tree)
-        for sdt, tag in list(zip(root.iter(w("sdt")), tags, strict=True)):
-            if tag is not None and tag in answers:
-                set_control(sdt, *answers[tag])
-        filled[name] = etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)
-    return write_zip(
-        [stored(m, data=filled[m.filename]) if isinstance(m, zipfile.ZipInfo) else m for m in blank.members]
-    )
+        if len(tags) <= _FEW:
+            used = _used(tags, answers)
+            if not used:
+                continue  # nothing to fill in: the blank's own bytes
+            last = blank.last.get(name)
+            if last is not None and last[0] == used:
+                filled[last[1].name] = last[1]
+                continue
+        elif not any(tag in answers for tag in tags):
+            continue
+        member = stored(blank.infos[name], data=_filled_part(tree, tags, answers))
+        filled[member.name] = member
+        if len(tags) <= _FEW:
+            blank.last[name] = (used, member)
+    return write_zip([filled.get(m.name, m) for m in blank.members])
+
+
+def _used(tags: tuple[str | None, ...], answers: Answers) -> list[tuple[Any, ...]]:
+    """What the answers put in these controls, to compare one form's with the last one's: the
+    value's type too, since True == 1 but a box shows "True" and "1" differently."""
+    found = []
+    for tag in tags:
+        if tag is not None and tag in answers:
+            widget, value, choices = answers[tag]
+            found.append((tag, widget, type(value), value, None if choices is None else list(choices.items())))
+    return found
+
+
+def _filled_part(tree: etree._Element, tags: tuple[str | None, ...], answers: Answers) -> bytes:
+    root = copy.deepcopy(tree)
+    for sdt, tag in list(zip(root.iter(_SDT), tags, strict=True)):
+        if tag is not None and tag in answers:
+            set_control(sdt, *answers[tag])
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)
 
 
 def _known_date(text: str, label: str) -> date:

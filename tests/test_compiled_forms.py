@@ -87,3 +87,32 @@ def case_ticks(data: dict) -> dict[str, bool]:
 
     specs = fields(KINDS["early-discussion"])
     return {p: bool(v) for p, v in flatten(data).items() if p in specs and specs[p].widget is Widget.check}
+
+
+def test_the_header_kept_from_the_last_form_follows_a_change_of_school_name() -> None:
+    """A part with few controls keeps its last filling; a form for another school name must not
+    get it, and the same name again must get the same bytes."""
+    kind = KINDS["review"]
+
+    def header(school: str) -> tuple[bytes, bytes]:
+        data = make_form(kind, school=school, values=values("review"))
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return archive.read("word/header1.xml"), _raw(data)["word/header1.xml"]
+
+    first, first_raw = header("Oakfield Primary School")
+    other, _ = header("Elm Tree Academy")
+    again, again_raw = header("Oakfield Primary School")
+    assert b"Oakfield Primary School" in first and b"Oakfield" not in other and b"Elm Tree Academy" in other
+    assert again == first and again_raw == first_raw
+
+
+def test_a_part_no_answer_goes_in_is_the_blanks_own_bytes() -> None:
+    from senforms.wordform import _template_bytes
+
+    kind = KINDS["early-discussion"]
+    blank = _raw(make_form(kind, school="Oakfield Primary School"))
+    template = _raw(_template_bytes(kind, None, 0))
+    assert blank["word/document.xml"] == template["word/document.xml"]  # copied, not rewritten
+    assert blank["word/header1.xml"] != template["word/header1.xml"]  # the school's name went in
+    model = extract(make_form(kind, school="Oakfield Primary School", values=values("early-discussion")))[0]
+    assert model.pupil.upn == values("early-discussion")["pupil"]["upn"]  # type: ignore[attr-defined]

@@ -509,3 +509,128 @@ def test_a_template_with_a_mistake_fails_every_time_until_corrected(settings: Se
     stat = path.stat()
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
     assert text(render_docx(path, sample_context("review-outcome"))).strip() == "Fixed Ollie"
+
+
+# --- the cheaper paths give the same letters and the same messages -----------------------------------
+
+
+def test_a_broken_school_template_is_named_though_the_name_is_now_worked_out_only_on_error(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = own_template(settings, "review-outcome", "Dear {{ greeting }", "More text")
+    with pytest.raises(TemplateError) as raised:
+        render_docx(path, sample_context("review-outcome"))
+    assert str(raised.value).startswith(f"The template review-outcome.docx (the school's copy, {path}): ")
+    # A relative path is named in full, as before (it is made absolute, no longer resolved).
+    monkeypatch.chdir(path.parent)
+    with pytest.raises(TemplateError, match=re.escape(f"(the school's copy, {path})")):
+        render_docx(Path("review-outcome.docx"), sample_context("review-outcome"))
+
+
+def test_a_problem_with_the_shipped_template_says_it_is_the_copy_that_comes_with_senforms() -> None:
+    context = sample_context("review-outcome")
+    del context["school"]
+    with pytest.raises(TemplateError, match=r"review-outcome\.docx \(the copy that comes with senforms\): the tem"):
+        render_docx(TEMPLATES / "letters" / "review-outcome.docx", context)
+
+
+def test_a_tag_left_as_character_references_is_still_caught_beside_braces_a_parent_typed(settings: Settings) -> None:
+    """The check on the text is skipped only when the rendered XML cannot hold a brace; a value's
+    braces are written as &#123; so that case must read the text, and find the leftover tag."""
+    path = own_template(settings, "review-outcome", "Dear {{ pupil.known_as }}", "{{ '{%' }} left over")
+    context = sample_context("review-outcome")
+    context["pupil"]["known_as"] = "{{ typed by a parent }}"
+    with pytest.raises(TemplateError, match=re.escape('left unfilled in the paragraph "{% left over"')):
+        render_docx(path, context)
+    own_template(settings, "review-outcome", "Dear {{ pupil.known_as }}", "nothing left over")
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    assert "Dear {{ typed by a parent }}" in text(render_docx(path, context))
+
+
+@pytest.mark.parametrize(
+    "value", ["plain", "  padded  ", "a\tb ", "two\r\nlines  \nhere", "nul\x00bell\a", "\u00a0nbsp\u2003", "x\x85", ""]
+)
+def test_values_are_cleaned_as_clean_text_cleans_them(value: str) -> None:
+    from senforms.render import _prepare
+    from senforms.values import clean_text
+
+    typed: list[str] = []
+    prepared = _prepare({"a": value, "b": [value, {"c": value + "{{"}]}, "", typed)
+    assert prepared["a"] == prepared["b"][0] == clean_text(value)
+    assert prepared["b"][1]["c"] == clean_text(value + "{{")
+    assert prepared["b"][1].senforms_path == "b[1]"
+    assert typed == [clean_text(value + "{{")]
+
+
+def test_line_breaks_in_values_are_resolved_exactly_as_the_paragraph_pattern_did() -> None:
+    """``_resolve_listing`` finds paragraphs with str.find; on any text (nested and unclosed
+    paragraphs too) it gives what running docxtpl over each ``_PARAGRAPH`` match gave."""
+    import random
+
+    from senforms import render
+
+    def by_pattern(xml: str) -> str:
+        return render._PARAGRAPH.sub(
+            lambda m: render._DOCXTPL.resolve_listing(m.group(0)) if render._LISTING.search(m.group(0)) else m.group(0),
+            xml,
+        )
+
+    pieces = ["<w:p>", '<w:p w:x="1">', "</w:p>", "<w:r><w:t>", "</w:t></w:r>", "a", "b\nc", "\t", "<w:pPr/>", "<w:p", ">", "\f", "\a"]
+    rng = random.Random(14)
+    for _ in range(3000):
+        xml = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 30)))
+        assert render._resolve_listing(xml) == by_pattern(xml), xml
+
+
+def _grid_and_rows(data: bytes) -> list[tuple[int, list[int]]]:
+    """Each body table: its grid's column count and each row's cell count (spans counted)."""
+    doc = Document(io.BytesIO(data))
+    found = []
+    for table in doc.element.body.iter(qn("w:tbl")):
+        columns = len(table.find(qn("w:tblGrid")).findall(qn("w:gridCol")))
+        rows = []
+        for row in table.iter(qn("w:tr")):
+            spans = [c.find(f"{qn('w:tcPr')}/{qn('w:gridSpan')}") for c in row.findall(qn("w:tc"))]
+            rows.append(sum(1 if s is None else int(s.get(qn("w:val"))) for s in spans))
+        found.append((columns, rows))
+    return found
+
+
+@pytest.mark.parametrize("shape", ["plain", "merged", "cell loop"])
+def test_tables_come_out_with_a_grid_that_fits_their_rows(settings: Settings, shape: str) -> None:
+    """docxtpl's fix_tables runs when a table's rows no longer fit its grid (a {%tc %} loop);
+    a table with merged cells (gridSpan) and no loop is left as it is."""
+    path = own_template(settings, "plan-parent-copy", "Dear {{ pupil.known_as }}")
+    doc = Document(str(path))
+    table = doc.add_table(rows=1, cols=3)
+    table.cell(0, 0).text = "Outcomes"
+    if shape == "merged":
+        table.cell(0, 1).merge(table.cell(0, 2))
+    if shape == "cell loop":  # two outcomes in three columns: the grid must lose one
+        table.cell(0, 0).text = "{%tc for o in form.outcomes %}"
+        table.cell(0, 1).text = "{{ o.description }}"
+        table.cell(0, 2).text = "{%tc endfor %}"
+    doc.save(path)
+    data = render_docx(path, sample_context("plan-parent-copy"))
+    [(columns, rows)] = _grid_and_rows(data)
+    assert columns == max(rows)
+    assert columns == (2 if shape == "cell loop" else 3)
+
+
+def test_a_footer_kept_from_the_last_letter_follows_a_change_in_what_it_shows() -> None:
+    """A header or footer that renders to the same text as last time takes the last one's bytes;
+    one that renders differently is parsed, checked and written again."""
+    path = TEMPLATES / "letters" / "sen-notification.docx"
+
+    def footer(name: str) -> str:
+        context = sample_context("sen-notification")
+        context["pupil"]["full_name"] = name
+        doc = Document(io.BytesIO(render_docx(path, context)))
+        return "\n".join(p.text for p in doc.sections[0].footer.paragraphs)
+
+    first = footer("Ollie Hart")
+    assert "Ollie" in first
+    other = footer("Quillan Hart")
+    assert "Quillan" in other and "Ollie" not in other
+    assert footer("Ollie Hart") == first
