@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from senforms.archive import register
 from senforms.archive import tables as t
@@ -154,7 +154,8 @@ def deliver(
     behind the archive."""
     with archive.session() as session:
         session.execute(update(t.ReceivedForm).where(t.ReceivedForm.id == form_id).values(state=t.ReceivedForm.state))
-        form = session.get(t.ReceivedForm, form_id)
+        # Not the original file's bytes: delivery needs only the form's answers and state.
+        form = session.get(t.ReceivedForm, form_id, options=[defer(t.ReceivedForm.original)])
         assert form is not None
         if form.state == "done":
             return Delivered(_paths(session, outbox, form_id), now=False)

@@ -440,10 +440,15 @@ def save_pupil(session: Session, row: t.Pupil | None, pupil: kinds.Pupil) -> t.P
     row.preferred_name = tidy_name(pupil.preferred_name) if pupil.preferred_name else None
     row.year_group = pupil.year_group.value
     row.class_name = pupil.class_name
-    if pupil.parents:
-        row.parents = _parents(pupil)
+    if pupil.parents and _contact_rows(row.parents) != _contact_rows(wanted := _parents(pupil)):
+        # Replaced only when they changed: most forms name the same parents as the last one.
+        row.parents = wanted
     session.flush()
     return row
+
+
+def _contact_rows(parents: list[t.Parent]) -> list[tuple[object, ...]]:
+    return [(p.position, p.name, p.relation, p.address, p.email, p.phone, p.preferred_contact) for p in parents]
 
 
 def _parents(pupil: kinds.Pupil) -> list[t.Parent]:
