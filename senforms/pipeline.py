@@ -39,7 +39,6 @@ from senforms.archive.register import register_change_csv
 from senforms.archive.roll import rolled_pupil
 from senforms.archive.store import (
     Archive,
-    current_form,
     current_forms,
     find_pupil,
     history,
@@ -129,8 +128,9 @@ def identify(session: Session, form: FormModel, kind: FormKind) -> Identified:
     if pupil is None:
         return Identified(None, None, (), History())
     meeting: date = getattr(form, kind.meeting_date)
-    previous = current_form(session, pupil.id, kind.slug, meeting)
     earlier = current_forms(session, pupil.id)
+    # The form this one corrects: the current one of the same kind for the same meeting.
+    previous = next((row for row, _ in earlier if row.kind == kind.slug and row.meeting_date == meeting), None)
     corrects = previous.id if previous is not None else None
     return Identified(
         pupil.id,

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from alembic import command
@@ -497,14 +497,3 @@ def history(forms: list[tuple[t.ReceivedForm, kinds.FormModel]], *, excluding: i
 
 def log(session: Session, action: str, detail: str, *, upn: str | None = None, form_id: int | None = None) -> None:
     session.add(t.Event(at=now(), upn=upn, form_id=form_id, action=action, detail=detail))
-
-
-def current_form(session: Session, pupil_id: int, kind: str, meeting: date) -> t.ReceivedForm | None:
-    return session.scalar(
-        select(t.ReceivedForm).where(
-            t.ReceivedForm.pupil_id == pupil_id,
-            t.ReceivedForm.kind == kind,
-            t.ReceivedForm.meeting_date == meeting,
-            t.ReceivedForm.superseded_by_id.is_(None),
-        )
-    )
