@@ -360,40 +360,24 @@ def _zip(parts: list[tuple[zipfile.ZipInfo, bytes, int, int]]) -> bytes:
     return out.getvalue()
 
 
-def baselines(inputs: list[tuple[str, str, bytes]], documents: dict[str, list[str]], repeat: int) -> dict[str, Any]:
-    """Floor per kind and docxtpl per letter, in ms."""
-    from docxtpl import DocxTemplate
+def form_floor(slug: str) -> Callable[[], bytes]:
+    """A pre-filled form at its floor, as a callable: the blank's document.xml parsed once, then per
+    form a copy of the tree with a dozen boxes filled, serialised and zipped with the other parts raw."""
     from lxml import etree
 
-    from senforms.documents import sample_context
-    from senforms.forms import read
     from senforms.kinds import KINDS as ALL
-    from senforms.letters import LETTERS
-    from senforms.render import TEMPLATES
-    from senforms.validate import validate
+    from senforms.layout import Widget
     from senforms.wordform import build_template, set_control
     from senforms.wordml import w
 
-    letters_used = sorted({d for ds in documents.values() for d in ds if d in LETTERS})
-    contexts = {name: sample_context(name) for name in letters_used}
-    compiled = {name: FloorLetter(TEMPLATES / "letters" / f"{name}.docx") for name in letters_used}
+    buffer = io.BytesIO()
+    build_template(ALL[slug]).save(buffer)
+    with zipfile.ZipFile(buffer) as archive:
+        members = [(i, archive.read(i)) for i in archive.infolist()]
+    tree = etree.fromstring(dict((i.filename, b) for i, b in members)["word/document.xml"])
+    raw = [(i, zlib.compress(b, 6)[2:-4], zlib.crc32(b), len(b)) for i, b in members]
 
-    # A pre-filled form at its floor: the blank's document.xml parsed once, then per form a copy
-    # of the tree with a dozen boxes filled, serialised and zipped with the other parts raw.
-    blanks: dict[str, tuple[Any, list[Any]]] = {}
-    for slug in KINDS:
-        buffer = io.BytesIO()
-        build_template(ALL[slug]).save(buffer)
-        with zipfile.ZipFile(buffer) as archive:
-            members = [(i, archive.read(i)) for i in archive.infolist()]
-        tree = etree.fromstring(dict((i.filename, b) for i, b in members)["word/document.xml"])
-        raw = [(i, zlib.compress(b, 6)[2:-4], zlib.crc32(b), len(b)) for i, b in members]
-        blanks[slug] = (tree, raw)
-
-    def prefill(slug: str) -> bytes:
-        from senforms.layout import Widget
-
-        tree, raw = blanks[slug]
+    def prefill() -> bytes:
         root = copy.deepcopy(tree)
         for n, sdt in enumerate(root.iter(w("sdt"))):
             if n >= 12:
@@ -407,6 +391,25 @@ def baselines(inputs: list[tuple[str, str, bytes]], documents: dict[str, list[st
             ]
         )
 
+    return prefill
+
+
+def baselines(inputs: list[tuple[str, str, bytes]], documents: dict[str, list[str]], repeat: int) -> dict[str, Any]:
+    """Floor per kind and docxtpl per letter, in ms."""
+    from docxtpl import DocxTemplate
+
+    from senforms.documents import sample_context
+    from senforms.forms import read
+    from senforms.letters import LETTERS
+    from senforms.render import TEMPLATES
+    from senforms.validate import validate
+
+    letters_used = sorted({d for ds in documents.values() for d in ds if d in LETTERS})
+    contexts = {name: sample_context(name) for name in letters_used}
+    compiled = {name: FloorLetter(TEMPLATES / "letters" / f"{name}.docx") for name in letters_used}
+
+    prefills = {slug: form_floor(slug) for slug in KINDS}
+
     one = {kind: next(data for k, _, data in inputs if k == kind) for kind in KINDS}
     out = Path(tempfile.mkdtemp(prefix="senforms-floor-"))
     result: dict[str, Any] = {"floor": {}, "floor_parts": {}}
@@ -418,7 +421,7 @@ def baselines(inputs: list[tuple[str, str, bytes]], documents: dict[str, list[st
 
         def letters(kind: str = kind, docs: list[str] = docs) -> list[bytes]:
             made = [compiled[d].render(contexts[d]) for d in docs if d in compiled]
-            made += [prefill(d[5:]) for d in docs if d.startswith("form:")]
+            made += [prefills[d[5:]]() for d in docs if d.startswith("form:")]
             return made
 
         made = letters()

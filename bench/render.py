@@ -16,53 +16,16 @@ floor and docxtpl measured in the same run.
 from __future__ import annotations
 
 import argparse
-import copy
 import io
 import statistics
 import sys
 import tempfile
-import zipfile
-import zlib
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
-
-def _form_floor(slug: str) -> Any:
-    """bench/pipeline.py's floor for a pre-filled form, as a callable."""
-    from lxml import etree
-
-    from bench.pipeline import _zip
-    from senforms.kinds import KINDS as ALL
-    from senforms.layout import Widget
-    from senforms.wordform import build_template, set_control
-    from senforms.wordml import w
-
-    buffer = io.BytesIO()
-    build_template(ALL[slug]).save(buffer)
-    with zipfile.ZipFile(buffer) as archive:
-        members = [(i, archive.read(i)) for i in archive.infolist()]
-    tree = etree.fromstring(dict((i.filename, b) for i, b in members)["word/document.xml"])
-    raw = [(i, zlib.compress(b, 6)[2:-4], zlib.crc32(b), len(b)) for i, b in members]
-
-    def prefill() -> bytes:
-        root = copy.deepcopy(tree)
-        for n, sdt in enumerate(root.iter(w("sdt"))):
-            if n >= 12:
-                break
-            set_control(sdt, Widget.text, "A value typed in the box")
-        xml = etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)
-        return _zip(
-            [
-                (r[0], zlib.compress(xml, 6)[2:-4], zlib.crc32(xml), len(xml)) if r[0].filename == "word/document.xml" else r
-                for r in raw
-            ]
-        )
-
-    return prefill
 
 
 def main() -> None:
@@ -72,7 +35,7 @@ def main() -> None:
 
     from docxtpl import DocxTemplate
 
-    from bench.pipeline import KINDS, FloorLetter, forms_for
+    from bench.pipeline import KINDS, FloorLetter, form_floor, forms_for
     from bench.pipeline import timed as median_ms
     from senforms.config import Settings
     from senforms.documents import sample_context
@@ -115,7 +78,7 @@ def main() -> None:
     print(f"\n{'pre-filled form':<24} {'ms':>6} {'floor ms':>8} {'x floor':>7}")
     for kind in KINDS:
         form = median_ms(lambda kind=kind: blank_form(settings, kind, values=values[kind]), args.repeat)
-        base = median_ms(_form_floor(kind), args.repeat)
+        base = median_ms(form_floor(kind), args.repeat)
         print(f"{kind:<24} {form:>6.2f} {base:>8.2f} {form / base:>7.2f}")
     print("\nmedian ms per call after one untimed call; floor and docxtpl measured in this run")
 
