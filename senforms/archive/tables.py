@@ -187,8 +187,15 @@ class Document(Base):
     """Every document generated, with its bytes, so any letter can be produced again."""
 
     __tablename__ = "documents"
-    # The register versions still to be written to the outbox (migration 0005_register).
-    __table_args__ = (Index("ix_documents_template_delivered_at", "template", "delivered_at"),)
+    __table_args__ = (
+        # The register versions still to be written to the outbox (migration 0005_register).
+        Index("ix_documents_template_delivered_at", "template", "delivered_at"),
+        # The office's daily list of letters (outbox.letters_to_send, migration 0007): the day's
+        # delivered parent letters found in the index alone. Found through the table, each row
+        # was read through its document's bytes to the columns stored after them, which made
+        # each form of a 2,000-form batch slower than the one before.
+        Index("ix_documents_letters_by_day", "created_at", "audience", "delivered_at", "path"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     pupil_id: Mapped[int | None] = mapped_column(ForeignKey("pupils.id"), index=True)
     # None for a document issued by date (a review record's reminder, a digest, an annual report).
@@ -200,8 +207,7 @@ class Document(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
     content: Mapped[bytes] = mapped_column(LargeBinary)
     corrected: Mapped[bool] = mapped_column(Boolean, default=False)
-    # Indexed for the office's daily list of letters (outbox.letters_to_send).
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
