@@ -112,6 +112,13 @@ def _blank(args: argparse.Namespace) -> int:
                 + "; ".join(f"{char} in {where}" for where, char in bad)
                 + ". Type those values again without it (it often comes from copying out of another program)."
             )
+    output = Path(args.output)
+    if output.exists():
+        # Often a form someone has filled in, named after the pupil as the README suggests.
+        raise SenformsError(
+            f"{output} already exists, and senforms never writes over a file.",
+            advice="Give the new form another name, or move or delete that file first.",
+        )
     settings = _settings(args)
     _warn_unfilled(settings)
     if args.upn:
@@ -119,7 +126,7 @@ def _blank(args: argparse.Namespace) -> int:
     data = blank_form(settings, args.kind, values=values, pdf=args.pdf or str(args.output).lower().endswith(".pdf"))
     from senforms.deliver import write_atomic
 
-    write_atomic(Path(args.output), data, overwrite=True)
+    write_atomic(output, data)
     print(f"Wrote {args.output}")
     return ExitCode.ok
 
@@ -129,7 +136,7 @@ def _with_pupil_from_archive(settings: Settings, upn: str, values: dict[str, Any
     from senforms.archive.roll import form_pupil
     from senforms.archive.store import Archive
     from senforms.reports.record import BadDetailError, find_pupil_row
-    from senforms.values import format_uk_date
+    from senforms.values import format_uk_date, parse_upn
 
     archive = Archive(settings.database_url)
     try:
@@ -141,13 +148,22 @@ def _with_pupil_from_archive(settings: Settings, upn: str, values: dict[str, Any
         archive.close()
     given = values.get("pupil")
     typed: dict[str, Any] = given if isinstance(given, dict) else {}
-    if typed.get("upn") and str(typed["upn"]).replace(" ", "").upper() != pupil["upn"]:
+    differ = _other_child(typed, pupil)
+    if differ:
+        # The values file is about another child: its answers must not go out under this one.
         raise BadDetailError(
-            f"The values file {data_file} is for UPN {typed['upn']}, but --upn asks for {pupil['upn']}.",
-            advice="Give one pupil: leave the pupil out of the values file, or drop --upn.",
+            f"The values file {data_file} is about another pupil than --upn {pupil['upn']}: "
+            + "; ".join(differ)
+            + ".",
+            advice="Give one pupil: use a values file about this pupil (or with no pupil in it), or drop --upn.",
         )
-    if pupil["upn"] != str(upn).replace(" ", "").upper():
+    if pupil["upn"] != parse_upn(upn):
         print(f"UPN {upn} is this pupil's former UPN; the form has their UPN now, {pupil['upn']}.")
+    if values:
+        print(
+            f"The answers from {data_file} are put in as they are: check that every one is about "
+            f"{pupil['legal_forename']} {pupil['legal_surname']} before the form goes out."
+        )
     if left is not None:
         print(
             f"Note: the archive says this pupil left the school on {format_uk_date(left)}"
@@ -155,6 +171,40 @@ def _with_pupil_from_archive(settings: Settings, upn: str, values: dict[str, Any
             + ". Check that the form is for the right child."
         )
     return {**values, "pupil": {**typed, **pupil}}
+
+
+def _other_child(typed: dict[str, Any], pupil: dict[str, Any]) -> list[str]:
+    """How a values file's pupil differs in who they are (UPN, legal name, date of birth) from
+    the archive's pupil; empty when it names nobody or the same child."""
+    from datetime import date
+
+    from pydantic_core import PydanticCustomError
+
+    from senforms.values import parse_uk_date, parse_upn, same_name
+
+    differ = []
+    if typed.get("upn"):
+        try:
+            same = parse_upn(typed["upn"]) == pupil["upn"]
+        except PydanticCustomError:
+            same = False
+        if not same:
+            differ.append(f"it has UPN {typed['upn']}")
+    for key, what in (("legal_forename", "first name"), ("legal_surname", "surname")):
+        if typed.get(key) and not same_name(str(typed[key]), str(pupil[key])):
+            differ.append(f"its {what} is {typed[key]}, not {pupil[key]}")
+    if typed.get("date_of_birth"):
+        raw = str(typed["date_of_birth"])
+        try:
+            born: date | None = date.fromisoformat(raw)
+        except ValueError:
+            try:
+                born = parse_uk_date(raw)
+            except (ValueError, PydanticCustomError):
+                born = None
+        if born != pupil["date_of_birth"]:
+            differ.append(f"its date of birth is {raw}")
+    return differ
 
 
 @command("extract")

@@ -137,6 +137,15 @@ def parse_upn(value: Any) -> str:
     return text
 
 
+def upn_problem(value: Any, exc: PydanticCustomError) -> str:
+    """``parse_upn``'s complaint as one sentence, naming what was typed once."""
+    message = exc.message()
+    typed = str(value).strip()
+    if typed and typed.upper().replace(" ", "") in message.upper().replace(" ", ""):
+        return message + "."  # it begins with what was typed, as typed
+    return f"{typed!r} is not a UPN: {message}."
+
+
 def upn_warnings(upn: str) -> list[str]:
     """Local-authority numbers change over time, so an unknown one is a warning, not an error."""
     if int(upn[1:4]) not in stdnum_upn._la_numbers:

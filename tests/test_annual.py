@@ -182,7 +182,7 @@ def issued_keys(cfg: Settings) -> list[str]:
 def test_the_command_writes_the_reports_now(cfg: Settings, millie: dict, tmp_path: Path, capsys) -> None:
     home = ["--home", str(cfg.home)] + (["--archive", cfg.archive_url] if cfg.archive_url else [])
     out = tmp_path / "early"
-    assert main([*home, "--today", "2026-06-01", "annual-report", "--upn", MILLIE, "-o", str(out)]) == 0
+    assert main([*home, "--today", "2026-06-01", "annual-report", "--upn", MILLIE.lower(), "-o", str(out)]) == 0
     (written,) = list(out.rglob("*.docx"))
     assert written.name == "2026-06-01 Annual report on SEN support.docx"
     assert "This report covers 1 September 2025 to 1 June 2026." in text_of(written.read_bytes())

@@ -250,7 +250,7 @@ def test_plain_messages_and_exit_codes(
     cases = [
         (("pupil", absent), 6, f"No pupil with UPN {absent} is in the archive."),
         (("export", absent, "-o", str(tmp_path / "x.zip")), 6, f"No pupil with UPN {absent} is in the archive."),
-        (("pupil", "hello"), 2, "'hello' is not a UPN"),
+        (("pupil", "hello"), 2, "hello is not a UPN; a UPN is 13 characters"),
         (("pupil", UPN, "--left", "31/02/2026", "--to", "Elm"), 2, "--left: 31/02/2026 is not a real date"),
         (("pupil", UPN, "--passed-on"), 2, "--passed-on needs the pupil to have left"),
         (("pupil", UPN, "--to", "Elm"), 2, "--to goes with --left"),

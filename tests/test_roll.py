@@ -439,6 +439,32 @@ def test_a_blank_form_filled_in_from_the_roll_reaches_the_right_child(
     engine.dispose()
     assert filed == [(ZOE, 1)]
 
+    # Found by a new user: a values file about another child (Amelia's answers, her UPN taken
+    # out) with --upn for Zoë went out as Zoë's form, Amelia's words in Zoë's parents' letter.
+    import json
+
+    amelia = values("early-discussion")
+    del amelia["pupil"]["upn"]
+    other = tmp_path / "amelia.json"
+    other.write_text(json.dumps(amelia), encoding="utf-8")
+    capsys.readouterr()
+    mixed = tmp_path / "mixed.docx"
+    code = main(
+        ["--home", str(cfg.home), *archive, "blank", "early-discussion", "--upn", ZOE, "--data", str(other), "-o", str(mixed)]
+    )
+    err = capsys.readouterr().err
+    assert code != ExitCode.ok and not mixed.exists()
+    assert "about another pupil" in err and "its surname is Hart, not Brontë" in err
+    # A filled form is never written over by a new blank one.
+    before = out.read_bytes()
+    code = main(["--home", str(cfg.home), *archive, "blank", "early-discussion", "--upn", ZOE, "-o", str(out)])
+    assert code != ExitCode.ok and out.read_bytes() == before
+    assert "already exists" in capsys.readouterr().err
+    # A UPN typed with dashes is the same UPN, not a "former" one.
+    dashed = f"{ZOE[:5]}-{ZOE[5:9]}-{ZOE[9:]}"
+    assert main(["--home", str(cfg.home), *archive, "blank", "review", "--upn", dashed, "-o", str(tmp_path / "r.docx")]) == 0
+    assert "former UPN" not in capsys.readouterr().out
+
     # A UPN the archive does not know: a plain message, no file.
     capsys.readouterr()
     missing = tmp_path / "nobody.docx"

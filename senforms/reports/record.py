@@ -27,7 +27,7 @@ from senforms.config import Settings
 from senforms.errors import ArchiveError, ExitCode, SenformsError
 from senforms.kinds import KINDS, EarlyDiscussion, ParentMeeting, Rating, ReviewDecision, ReviewRecord
 from senforms.reports.retention import Retention, retention_of
-from senforms.values import format_uk_date, parse_uk_date, parse_upn
+from senforms.values import format_uk_date, parse_uk_date, parse_upn, upn_problem
 
 #: The name and version of the JSON shape ``senforms pupil UPN --json`` prints. A change that
 #: could break a program reading it (a field removed or renamed) bumps the number.
@@ -217,7 +217,7 @@ def find_pupil_row(session: Session, upn: str) -> t.Pupil:
         wanted = parse_upn(upn)
     except PydanticCustomError as exc:
         raise BadDetailError(
-            f"{str(upn).strip()!r} is not a UPN: {exc.message()}.",
+            upn_problem(upn, exc),
             advice="Check the UPN against the school's records: 13 characters, like H801200001001.",
         ) from None
     row = session.scalar(select(t.Pupil).where(t.Pupil.upn == wanted))
@@ -623,7 +623,11 @@ def record_lines(record: PupilRecord) -> list[str]:
         )
     lines += status_lines(record)
     lines.append("")
-    lines.append(f"History ({len(record.forms)} forms, {len(record.documents)} documents), oldest first:")
+    forms, documents = len(record.forms), len(record.documents)
+    lines.append(
+        f"History ({forms} form{'s' if forms != 1 else ''}, {documents} document{'s' if documents != 1 else ''}), "
+        "oldest first:"
+    )
     for entry in timeline(record):
         lines.append(f"{format_uk_date(entry.on)}  {entry.text}")
         # An answer of several lines (an address, a paragraph of views) stays under its entry.

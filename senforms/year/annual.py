@@ -218,11 +218,17 @@ def annual_reports_on_request(
     result = OnRequest([], [], again=again and folder is None, copies=folder is not None)
     try:
         with archive.reading() as session:
+            if upn is not None:
+                upn = _typed_upn(upn)  # "h801 2000 01001" as the other commands take it
             pupils = _on_support(session, today, upn)
             if upn is not None and not pupils:
                 known = session.scalar(select(t.Pupil.id).where(or_(t.Pupil.upn == upn, t.Pupil.former_upn == upn)))
                 if known is None:
-                    raise NoSuchPupilError(f"There is no pupil with UPN {upn} in the archive.")
+                    raise NoSuchPupilError(
+                        f"There is no pupil with UPN {upn} in the archive.",
+                        advice="Check the UPN against the school's records; 'senforms register' lists the "
+                        "pupils on SEN support.",
+                    )
                 raise NotOnSenSupportError(
                     f"The pupil with UPN {upn} is not on SEN support on {today:%d/%m/%Y}, so there is no annual "
                     "report to write."
@@ -303,3 +309,18 @@ def _archive_copies(
             log(session, "issued", f"{key}: written on request", upn=pupil.upn)
         # On the office's list of the day's letters, as the round's copies are.
         write_letters_lists(session, outbox, [(path, at) for doc, path in kept if doc.audience == Audience.PARENTS.value])
+
+
+def _typed_upn(upn: str) -> str:
+    """A UPN as typed on the command line, in the archive's form; a plain error if it is none."""
+    from pydantic_core import PydanticCustomError
+
+    from senforms.values import parse_upn, upn_problem
+
+    try:
+        return parse_upn(upn)
+    except PydanticCustomError as exc:
+        raise NoSuchPupilError(
+            upn_problem(upn, exc),
+            advice="Check the UPN against the school's records: 13 characters, like H801200001001.",
+        ) from None
