@@ -6,6 +6,7 @@ letters and pre-filled forms the pipeline writes afterwards."""
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Any
 
@@ -384,6 +385,57 @@ def test_prefilled_form_and_letters_carry_the_roll_details(cfg: Settings, pipeli
         data = conn.execute(select(t.ReceivedForm.data)).scalar_one()
     engine.dispose()
     assert '"class_name":"Willow"' in data and "Joanna Hart" in data
+
+
+def test_the_form_fills_what_the_roll_left_empty_for_the_same_person(
+    cfg: Settings, pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """A SIMS roll gives contacts without how each likes to be contacted; the form says e-mail for
+    the mother and letter for the stepfather. The form's answers fill what the roll left empty,
+    matched by name (the roll's "Mrs Joanna Hart" is the form's "Joanna Hart"), not by position
+    (the form lists them the other way round), and never replace what the roll gave."""
+    header = (
+        "UPN,Legal Surname,Legal Forename,Date of Birth,Year,Reg Group,Address,"
+        "Contact 1 Name,Contact 1 Relationship,Contact 1 Email,Contact 1 Parental Responsibility,"
+        "Contact 2 Name,Contact 2 Relationship,Contact 2 Address,Contact 2 Telephone,"
+        "Contact 2 Parental Responsibility\r\n"
+    )
+    row = (
+        f'{AMELIA},Hart,Amelia,14/02/2016,Year 5,5 Oak,"1 Mill Lane, Little Bramford, Norfolk NR14 6QX",'
+        'Mrs Joanna Hart,Mother,joanna.roll@example.org.uk,Yes,'
+        'Mr Łukasz Nowak,Stepfather,"22 Station Road, Norwich NR1 1AA",01603 000000,Yes\r\n'
+    )
+    assert run(cfg, str(write(tmp_path, "roll.csv", (header + row).encode("utf-8-sig")))) == ExitCode.ok
+    form_parents = [
+        {"name": "Łukasz Nowak", "relationship": "Stepfather", "address": "9 Other Street\nNorwich NR2 2BB",
+         "email": "lukasz@example.org.uk", "phone": "07700 900456", "preferred_contact": "letter"},
+        {"name": "Joanna Hart", "relationship": "Mother", "address": "14 Orchard Close\nLittle Bramford\nNorfolk NR14 6QT",
+         "email": "jo.hart@example.org.uk", "phone": "07700 900123", "preferred_contact": "email"},
+    ]  # fmt: skip
+    early = values("early-discussion", pupil={"parents": form_parents})
+    assert pipeline.process_file(drop(tmp_path, "early.docx", filled("early-discussion", early))).status == "processed"
+    engine = create_engine(cfg.database_url)
+    with engine.connect() as conn:
+        kept = conn.execute(
+            select(t.Parent.name, t.Parent.address, t.Parent.email, t.Parent.phone, t.Parent.preferred_contact)
+            .join(t.Pupil, t.Pupil.id == t.Parent.pupil_id)
+            .where(t.Pupil.upn == AMELIA)
+            .order_by(t.Parent.position)
+        ).all()
+    engine.dispose()
+    assert [tuple(r) for r in kept] == [
+        # The roll's address and e-mail stay; the phone the roll lacked and the preference come from the form.
+        ("Mrs Joanna Hart", "1 Mill Lane\nLittle Bramford\nNorfolk NR14 6QX", "joanna.roll@example.org.uk",
+         "07700 900123", "email"),
+        ("Mr Łukasz Nowak", "22 Station Road\nNorwich NR1 1AA", "lukasz@example.org.uk", "01603 000000", "letter"),
+    ]  # fmt: skip
+    (listing,) = (cfg.outbox / "parents").glob("Letters to send *.csv")
+    with listing.open(encoding="utf-8-sig") as f:
+        rows = [r for r in csv.DictReader(f) if r["Letter"].startswith("Formal notification")]
+    assert {r["Recipient"]: (r["Preferred contact"], r["E-mail"]) for r in rows} == {
+        "Mrs Joanna Hart": ("E-mail", "joanna.roll@example.org.uk"),
+        "Mr Łukasz Nowak": ("Letter", "lukasz@example.org.uk"),
+    }
 
 
 def test_a_pupil_the_roll_never_named_keeps_the_form_details(cfg: Settings, pipeline: Pipeline, tmp_path: Path) -> None:

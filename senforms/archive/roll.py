@@ -60,7 +60,7 @@ from sqlalchemy.orm import Session, selectinload
 from senforms import kinds
 from senforms.archive import tables as t
 from senforms.archive.register import write_register
-from senforms.archive.store import Archive, _fix_command, lock_pupil, log, now
+from senforms.archive.store import Archive, _fix_command, lock_pupil, log, now, same_parent
 from senforms.config import Settings
 from senforms.errors import ExitCode, SenformsError
 from senforms.values import (
@@ -797,18 +797,21 @@ def rolled_pupil(row: t.Pupil | None, pupil: kinds.Pupil) -> kinds.Pupil:
         update["preferred_name"] = row.preferred_name
     if row.parents:
         # Contacts a form would not accept (saved by an older senforms, say): the letters go to
-        # the parents the form names rather than nowhere.
+        # the parents the form names rather than nowhere. What the roll left empty for a contact
+        # (how they like to be contacted, most often) is the form's answer for the same person,
+        # as ``save_pupil`` keeps it.
         with contextlib.suppress(ValidationError):
             update["parents"] = [
                 kinds.Parent(
                     name=p.name,
                     relationship=p.relation,
-                    address=p.address,
-                    email=p.email,
-                    phone=p.phone,
-                    preferred_contact=p.preferred_contact,
+                    address=p.address or (given.address if given else None),
+                    email=p.email or (given.email if given else None),
+                    phone=p.phone or (given.phone if given else None),
+                    preferred_contact=p.preferred_contact or (given.preferred_contact if given else None),
                 )
                 for p in row.parents[:MAX_RECIPIENTS]
+                for given in [same_parent(p.name, pupil.parents)]
             ]
     return pupil.model_copy(update=update)
 
