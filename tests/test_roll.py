@@ -7,6 +7,7 @@ letters and pre-filled forms the pipeline writes afterwards."""
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 from typing import Any
 
@@ -242,6 +243,41 @@ def test_a_file_that_is_no_roll_says_which_columns_are_missing() -> None:
         caught.value
     )
     assert "'Name', 'Class'" in str(caught.value)
+
+
+@pytest.mark.parametrize("kind", ["xlsx", "docx", "xls"])
+def test_an_excel_or_word_file_given_as_the_roll_says_save_it_as_csv(
+    cfg: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    """The office gives the register as it keeps it, an Excel workbook (or a Word document), and
+    under any name: senforms says what the file is and how to save it as CSV, never the ZIP's
+    insides as 'column names'."""
+    import docx
+    import openpyxl
+
+    body = io.BytesIO()
+    if kind == "xlsx":
+        book = openpyxl.Workbook()
+        book.active.append(["UPN", "Legal Surname", "Legal Forename", "Date of Birth", "Year"])
+        book.active.append([AMELIA, "Hart", "Amelia", "14/02/2016", "Year 5"])
+        book.save(body)
+    elif kind == "docx":
+        document = docx.Document()
+        document.add_paragraph("UPN,Legal Surname,Legal Forename,Date of Birth,Year")
+        document.save(body)
+    else:  # an Excel 97-2003 workbook starts with the compound file signature
+        body.write(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504) + "Workbook".encode("utf-16-le"))
+    data = body.getvalue()
+    with pytest.raises(RollFileError) as caught:
+        read_roll(data)
+    what = "a Word document" if kind == "docx" else "an Excel workbook"
+    assert f"is {what}, not a CSV file" in caught.value.message
+    # Whatever the file is called, even .csv.
+    assert run(cfg, str(write(tmp_path, "SEND register.csv", data))) == ExitCode.unreadable_file
+    err = capsys.readouterr().err
+    assert f"is {what}, not a CSV file" in err
+    assert 'File > Save As' in err and '"CSV UTF-8 (Comma delimited)"' in err
+    assert "PK" not in err and "Content_Types" not in err and "columns are" not in err
 
 
 # --- into the archive ---------------------------------------------------------------------------
