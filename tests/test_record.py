@@ -326,6 +326,37 @@ def test_retention_dates() -> None:
     assert "HELD (Inquiry)" in passed.sentence()
 
 
+def test_a_new_school_without_passed_on_is_not_said_to_have_the_file(
+    cfg: Settings, pipeline: Pipeline, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The file went to Elm Academy; the leaving is then corrected to Birch School without
+    --passed-on. Nothing may say the file was passed on to Birch School: it never went there."""
+    pipeline.process_file(drop(tmp_path, "early.docx", filled("early-discussion", values("early-discussion"))))
+    assert run(cfg, "pupil", UPN, "--left", "20/07/2026", "--to", "Elm Academy", "--passed-on") == 0
+    capsys.readouterr()
+    assert run(cfg, "pupil", UPN, "--left", "21/07/2026", "--to", "Birch School") == 0
+    out = capsys.readouterr().out
+    assert "left on 21/07/2026 to Birch School" in out
+    assert 'the earlier "file passed on to Elm Academy" no longer applies' in out
+    assert run(cfg, "pupil", UPN) == 0
+    out = capsys.readouterr().out
+    assert "Left on 21/07/2026 to Birch School; the file has not been passed on yet" in out
+    assert "passed on to Birch" not in out
+    assert run(cfg, "--today", "2026-09-01", "retention") == 0
+    out = capsys.readouterr().out
+    assert "No records are due for review on 01/09/2026." in out and "Birch" not in out
+    # The same school again (or no school named) changes nothing about the file.
+    assert run(cfg, "pupil", UPN, "--passed-on") == 0
+    assert "file passed on to Birch School" in capsys.readouterr().out
+    assert run(cfg, "pupil", UPN, "--left", "22/07/2026", "--to", "birch  SCHOOL") == 0
+    assert "no longer applies" not in capsys.readouterr().out
+    assert run(cfg, "pupil", UPN, "--left", "22/07/2026") == 0
+    capsys.readouterr()
+    assert run(cfg, "pupil", UPN, "--json") == 0
+    status = json.loads(capsys.readouterr().out)["status"]
+    assert (status["left_on"], status["left_to"], status["file_passed_on"]) == ("2026-07-22", "birch SCHOOL", True)
+
+
 def test_a_leaving_date_in_the_future_or_before_birth_is_refused(
     cfg: Settings, pipeline: Pipeline, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -6,6 +6,8 @@ letters and pre-filled forms the pipeline writes afterwards."""
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 from typing import Any
 
@@ -243,6 +245,41 @@ def test_a_file_that_is_no_roll_says_which_columns_are_missing() -> None:
     assert "'Name', 'Class'" in str(caught.value)
 
 
+@pytest.mark.parametrize("kind", ["xlsx", "docx", "xls"])
+def test_an_excel_or_word_file_given_as_the_roll_says_save_it_as_csv(
+    cfg: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    """The office gives the register as it keeps it, an Excel workbook (or a Word document), and
+    under any name: senforms says what the file is and how to save it as CSV, never the ZIP's
+    insides as 'column names'."""
+    import docx
+    import openpyxl
+
+    body = io.BytesIO()
+    if kind == "xlsx":
+        book = openpyxl.Workbook()
+        book.active.append(["UPN", "Legal Surname", "Legal Forename", "Date of Birth", "Year"])
+        book.active.append([AMELIA, "Hart", "Amelia", "14/02/2016", "Year 5"])
+        book.save(body)
+    elif kind == "docx":
+        document = docx.Document()
+        document.add_paragraph("UPN,Legal Surname,Legal Forename,Date of Birth,Year")
+        document.save(body)
+    else:  # an Excel 97-2003 workbook starts with the compound file signature
+        body.write(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504) + "Workbook".encode("utf-16-le"))
+    data = body.getvalue()
+    with pytest.raises(RollFileError) as caught:
+        read_roll(data)
+    what = "a Word document" if kind == "docx" else "an Excel workbook"
+    assert f"is {what}, not a CSV file" in caught.value.message
+    # Whatever the file is called, even .csv.
+    assert run(cfg, str(write(tmp_path, "SEND register.csv", data))) == ExitCode.unreadable_file
+    err = capsys.readouterr().err
+    assert f"is {what}, not a CSV file" in err
+    assert 'File > Save As' in err and '"CSV UTF-8 (Comma delimited)"' in err
+    assert "PK" not in err and "Content_Types" not in err and "columns are" not in err
+
+
 # --- into the archive ---------------------------------------------------------------------------
 
 
@@ -384,6 +421,57 @@ def test_prefilled_form_and_letters_carry_the_roll_details(cfg: Settings, pipeli
         data = conn.execute(select(t.ReceivedForm.data)).scalar_one()
     engine.dispose()
     assert '"class_name":"Willow"' in data and "Joanna Hart" in data
+
+
+def test_the_form_fills_what_the_roll_left_empty_for_the_same_person(
+    cfg: Settings, pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """A SIMS roll gives contacts without how each likes to be contacted; the form says e-mail for
+    the mother and letter for the stepfather. The form's answers fill what the roll left empty,
+    matched by name (the roll's "Mrs Joanna Hart" is the form's "Joanna Hart"), not by position
+    (the form lists them the other way round), and never replace what the roll gave."""
+    header = (
+        "UPN,Legal Surname,Legal Forename,Date of Birth,Year,Reg Group,Address,"
+        "Contact 1 Name,Contact 1 Relationship,Contact 1 Email,Contact 1 Parental Responsibility,"
+        "Contact 2 Name,Contact 2 Relationship,Contact 2 Address,Contact 2 Telephone,"
+        "Contact 2 Parental Responsibility\r\n"
+    )
+    row = (
+        f'{AMELIA},Hart,Amelia,14/02/2016,Year 5,5 Oak,"1 Mill Lane, Little Bramford, Norfolk NR14 6QX",'
+        'Mrs Joanna Hart,Mother,joanna.roll@example.org.uk,Yes,'
+        'Mr Łukasz Nowak,Stepfather,"22 Station Road, Norwich NR1 1AA",01603 000000,Yes\r\n'
+    )
+    assert run(cfg, str(write(tmp_path, "roll.csv", (header + row).encode("utf-8-sig")))) == ExitCode.ok
+    form_parents = [
+        {"name": "Łukasz Nowak", "relationship": "Stepfather", "address": "9 Other Street\nNorwich NR2 2BB",
+         "email": "lukasz@example.org.uk", "phone": "07700 900456", "preferred_contact": "letter"},
+        {"name": "Joanna Hart", "relationship": "Mother", "address": "14 Orchard Close\nLittle Bramford\nNorfolk NR14 6QT",
+         "email": "jo.hart@example.org.uk", "phone": "07700 900123", "preferred_contact": "email"},
+    ]  # fmt: skip
+    early = values("early-discussion", pupil={"parents": form_parents})
+    assert pipeline.process_file(drop(tmp_path, "early.docx", filled("early-discussion", early))).status == "processed"
+    engine = create_engine(cfg.database_url)
+    with engine.connect() as conn:
+        kept = conn.execute(
+            select(t.Parent.name, t.Parent.address, t.Parent.email, t.Parent.phone, t.Parent.preferred_contact)
+            .join(t.Pupil, t.Pupil.id == t.Parent.pupil_id)
+            .where(t.Pupil.upn == AMELIA)
+            .order_by(t.Parent.position)
+        ).all()
+    engine.dispose()
+    assert [tuple(r) for r in kept] == [
+        # The roll's address and e-mail stay; the phone the roll lacked and the preference come from the form.
+        ("Mrs Joanna Hart", "1 Mill Lane\nLittle Bramford\nNorfolk NR14 6QX", "joanna.roll@example.org.uk",
+         "07700 900123", "email"),
+        ("Mr Łukasz Nowak", "22 Station Road\nNorwich NR1 1AA", "lukasz@example.org.uk", "01603 000000", "letter"),
+    ]  # fmt: skip
+    (listing,) = (cfg.outbox / "parents").glob("Letters to send *.csv")
+    with listing.open(encoding="utf-8-sig") as f:
+        rows = [r for r in csv.DictReader(f) if r["Letter"].startswith("Formal notification")]
+    assert {r["Recipient"]: (r["Preferred contact"], r["E-mail"]) for r in rows} == {
+        "Mrs Joanna Hart": ("E-mail", "joanna.roll@example.org.uk"),
+        "Mr Łukasz Nowak": ("Letter", "lukasz@example.org.uk"),
+    }
 
 
 def test_a_pupil_the_roll_never_named_keeps_the_form_details(cfg: Settings, pipeline: Pipeline, tmp_path: Path) -> None:

@@ -47,6 +47,7 @@ import contextlib
 import csv
 import io
 import re
+import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -60,7 +61,7 @@ from sqlalchemy.orm import Session, selectinload
 from senforms import kinds
 from senforms.archive import tables as t
 from senforms.archive.register import write_register
-from senforms.archive.store import Archive, _fix_command, lock_pupil, log, now
+from senforms.archive.store import Archive, _fix_command, lock_pupil, log, now, same_parent
 from senforms.config import Settings
 from senforms.errors import ExitCode, SenformsError
 from senforms.values import (
@@ -282,10 +283,45 @@ class Roll:
     unused: list[str] = field(default_factory=list)
 
 
+_SAVE_AS_CSV = (
+    'Open it in Excel, choose File > Save As and the type "CSV UTF-8 (Comma delimited)", '
+    "then import the .csv file that makes."
+)
+
+
+def _office_file(data: bytes) -> str | None:
+    """What an Office file given as the roll is ("an Excel workbook"), by its first bytes rather
+    than its name (a workbook renamed .csv is still a workbook); None for anything else."""
+    if data.startswith(b"\xd0\xcf\x11\xe0"):
+        # Excel 97-2003 (.xls), or Word 97-2003 (.doc), which names its main stream "WordDocument".
+        return "a Word document" if "WordDocument".encode("utf-16-le") in data else "an Excel workbook"
+    if data.startswith(b"PK\x03\x04"):
+        # A ZIP package: .xlsx and .docx (and OpenDocument files) are ZIP files of XML.
+        try:
+            names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+        except (zipfile.BadZipFile, ValueError, OSError):
+            names = []
+        if any(n.startswith("word/") for n in names):
+            return "a Word document"
+        if any(n.startswith("xl/") for n in names):
+            return "an Excel workbook"
+        return "an Excel or Word file (or another packed file)"
+    return None
+
+
 def decode(data: bytes) -> tuple[str, str]:
     """The text of a CSV file and the encoding it was in: UTF-8 with or without a BOM (Arbor,
     Bromcom, Excel's "CSV UTF-8"), UTF-16 with a BOM (Excel's "Unicode text"), else Windows-1252
-    (SIMS and Excel's plain "CSV" on a Windows computer in England)."""
+    (SIMS and Excel's plain "CSV" on a Windows computer in England). Raises ``RollFileError`` for
+    an Excel or Word file, whose bytes would otherwise read as junk "column names"."""
+    if (what := _office_file(data)) is not None:
+        advice = _SAVE_AS_CSV
+        if what == "a Word document":
+            advice = (
+                "Export the roll from the school's information system as a CSV file; or, if the list is a table "
+                "in this document, copy the table into Excel. " + _SAVE_AS_CSV
+            )
+        raise RollFileError(f"The roll file is {what}, not a CSV file: senforms reads the roll as CSV.", advice=advice)
     if data.startswith(b"\xef\xbb\xbf"):
         return data[3:].decode("utf-8", errors="replace"), "UTF-8"
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
@@ -797,18 +833,21 @@ def rolled_pupil(row: t.Pupil | None, pupil: kinds.Pupil) -> kinds.Pupil:
         update["preferred_name"] = row.preferred_name
     if row.parents:
         # Contacts a form would not accept (saved by an older senforms, say): the letters go to
-        # the parents the form names rather than nowhere.
+        # the parents the form names rather than nowhere. What the roll left empty for a contact
+        # (how they like to be contacted, most often) is the form's answer for the same person,
+        # as ``save_pupil`` keeps it.
         with contextlib.suppress(ValidationError):
             update["parents"] = [
                 kinds.Parent(
                     name=p.name,
                     relationship=p.relation,
-                    address=p.address,
-                    email=p.email,
-                    phone=p.phone,
-                    preferred_contact=p.preferred_contact,
+                    address=p.address or (given.address if given else None),
+                    email=p.email or (given.email if given else None),
+                    phone=p.phone or (given.phone if given else None),
+                    preferred_contact=p.preferred_contact or (given.preferred_contact if given else None),
                 )
                 for p in row.parents[:MAX_RECIPIENTS]
+                for given in [same_parent(p.name, pupil.parents)]
             ]
     return pupil.model_copy(update=update)
 

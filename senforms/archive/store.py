@@ -12,7 +12,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,6 +42,7 @@ from senforms.values import (
     format_uk_date,
     is_temporary_upn,
     name_difference,
+    name_key,
     same_name,
     tidy_name,
     upn_difference,
@@ -435,6 +436,20 @@ def save_pupil(session: Session, row: t.Pupil | None, pupil: kinds.Pupil) -> t.P
         row.class_name = row.class_name or pupil.class_name
         if not row.parents:
             row.parents = _parents(pupil)
+        else:
+            # The roll rarely says how a parent likes to be contacted (SIMS has no such column),
+            # and may lack an e-mail or phone: the form's answer for the same person fills it.
+            # Only what the roll left empty, and only for the same person, never by position.
+            for contact in row.parents:
+                given = same_parent(contact.name, pupil.parents)
+                if given is None:
+                    continue
+                contact.preferred_contact = contact.preferred_contact or (
+                    given.preferred_contact.value if given.preferred_contact else None
+                )
+                contact.email = contact.email or given.email
+                contact.phone = contact.phone or given.phone
+                contact.address = contact.address or given.address
         session.flush()
         return row
     row.preferred_name = tidy_name(pupil.preferred_name) if pupil.preferred_name else None
@@ -445,6 +460,28 @@ def save_pupil(session: Session, row: t.Pupil | None, pupil: kinds.Pupil) -> t.P
         row.parents = wanted
     session.flush()
     return row
+
+
+#: Titles a school roll puts before a contact's name ("Mrs Rachel Hart") that a form often leaves off.
+_TITLES = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "rev", "sir", "lady"})
+
+
+def _person_key(name: str | None) -> str:
+    words = name_key(name).replace(".", " ").split()
+    if len(words) > 1 and words[0] in _TITLES:
+        words = words[1:]
+    return " ".join(words)
+
+
+def same_parent(name: str | None, parents: Sequence[kinds.Parent]) -> kinds.Parent | None:
+    """The form's parent who is the person ``name`` (a contact from the roll): the same name as
+    ``same_name`` compares them, with or without a title before it. None when no one matches, or
+    when two do (never a guess)."""
+    key = _person_key(name)
+    if not key:
+        return None
+    found = [p for p in parents if _person_key(p.name) == key]
+    return found[0] if len(found) == 1 else None
 
 
 def _contact_rows(parents: list[t.Parent]) -> list[tuple[object, ...]]:

@@ -27,7 +27,7 @@ from senforms.config import Settings
 from senforms.errors import ArchiveError, ExitCode, SenformsError
 from senforms.kinds import KINDS, EarlyDiscussion, ParentMeeting, Rating, ReviewDecision, ReviewRecord
 from senforms.reports.retention import Retention, retention_of
-from senforms.values import format_uk_date, parse_uk_date, parse_upn, upn_problem
+from senforms.values import format_uk_date, parse_uk_date, parse_upn, same_name, upn_problem
 
 #: The name and version of the JSON shape ``senforms pupil UPN --json`` prints. A change that
 #: could break a program reading it (a field removed or renamed) bumps the number.
@@ -683,6 +683,7 @@ def record_leaving(
     ``today`` (when given) or before the pupil's date of birth raises ``LeavingDateError``."""
     pupil = find_pupil_row(session, upn)
     said: list[str] = []
+    dropped = ""
     if left_on is not None:
         pupil.left_on = _possible_leaving_date(
             left_on if isinstance(left_on, date) else _date("--left", left_on), pupil.date_of_birth, today
@@ -693,9 +694,19 @@ def record_leaving(
                 raise BadDetailError(
                     "--to cannot be blank.", advice='Give the name of the next school, like --to "Elm Academy".'
                 )
+            if pupil.file_passed_on and not passed_on and not same_name(name, pupil.left_to):
+                # The file went to the school recorded then, not to this one: left marked as
+                # passed on, the record and the retention list would say it went here.
+                dropped = (
+                    f'the earlier "file passed on to {pupil.left_to}" no longer applies; '
+                    f"add --passed-on once {name} has the file"
+                )
+                pupil.file_passed_on = False
             pupil.left_to = name
         where = f" to {pupil.left_to}" if pupil.left_to else ""
         said.append(f"left on {format_uk_date(pupil.left_on)}{where}")
+        if dropped:
+            said.append(dropped)
     elif left_to is not None:
         raise BadDetailError(
             "--to goes with --left.",
