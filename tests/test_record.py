@@ -13,7 +13,7 @@ import os
 import re
 import stat
 import zipfile
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +114,8 @@ def test_the_record_as_json(cfg: Settings, pipeline: Pipeline, tmp_path: Path, c
     audiences = {d["audience"] for d in record["documents"]}
     assert audiences == {"parents", "senco", "staff"}
     assert all(d["delivered_at"] and d["path"] for d in record["documents"])
+    # Times carry their offset, as the README says, on SQLite (which drops it) as on PostgreSQL.
+    assert all(datetime.fromisoformat(d["delivered_at"]).utcoffset() is not None for d in record["documents"])
     assert [m["kind"] for m in record["meetings"]] == ["early-discussion", "support-plan", "review"]
     history = [e["on"] for e in record["history"]]
     assert history == sorted(history)
