@@ -31,6 +31,7 @@ from senforms.config import load_settings
 from senforms.deliver import STAGING
 from senforms.home import init_home
 from senforms.intake import ignored
+from senforms.intake.scan import CLAIM_DIR
 from senforms.kinds import KINDS
 from senforms.values import upn_check_letter
 from senforms.wordform import make_form
@@ -113,6 +114,19 @@ def drop_all(inbox: Path, files: list[tuple[str, bytes]], rng: random.Random) ->
         time.sleep(rng.choice((0, 0, 0, 0.01, 0.05)))
 
 
+def wait_for_a_claimed_file(inbox: Path, *, seconds: float) -> None:
+    """Return as soon as a watcher has a file in hand (claimed, not yet filed), or after ``seconds``."""
+    claims = inbox / CLAIM_DIR
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if any(p.is_file() and p.name != ".lock" for p in claims.rglob("*")):
+                return
+        except OSError:  # a claim folder removed while looked through
+            pass
+        time.sleep(0.002)
+
+
 def left_in_inbox(inbox: Path) -> list[Path]:
     return [
         p
@@ -140,6 +154,10 @@ def test_killed_again_and_again_loses_and_doubles_nothing(tmp_path: Path, droppe
     try:
         while kills < KILLS:
             time.sleep(rng.uniform(1.0, 4.0))
+            # At a random moment while a form is in hand: a form now takes tens of milliseconds
+            # against a settling time of 0.2 s, so a kill at any moment mostly found the watcher
+            # between files and the crash path went untried (seen once in CI).
+            wait_for_a_claimed_file(settings.inbox, seconds=5)
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
             kills += 1
@@ -149,7 +167,12 @@ def test_killed_again_and_again_loses_and_doubles_nothing(tmp_path: Path, droppe
         while left_in_inbox(settings.inbox) and time.monotonic() < deadline:
             time.sleep(0.5)
         assert not left_in_inbox(settings.inbox), f"stranded: {left_in_inbox(settings.inbox)}"
-        # A clean stop: SIGTERM finishes the file in hand and exits 0.
+        # The last watcher started after the last kill: once it is watching (a stop asked for
+        # while Python is still starting is the operating system's default, not senforms'),
+        # a clean stop: SIGTERM finishes the file in hand and exits 0.
+        while log.read_text(encoding="utf-8", errors="replace").count("Watching ") <= KILLS:
+            assert time.monotonic() < deadline + 60, "the last watcher did not start"
+            time.sleep(0.1)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0
     finally:
