@@ -196,12 +196,9 @@ def _other_child(typed: dict[str, Any], pupil: dict[str, Any]) -> list[str]:
     if typed.get("date_of_birth"):
         raw = str(typed["date_of_birth"])
         try:
-            born: date | None = date.fromisoformat(raw)
-        except ValueError:
-            try:
-                born = parse_uk_date(raw)
-            except (ValueError, PydanticCustomError):
-                born = None
+            born: date | None = parse_uk_date(raw)  # as a form's date: 14/02/2016 or 2016-02-14
+        except PydanticCustomError:
+            born = None
         if born != pupil["date_of_birth"]:
             differ.append(f"its date of birth is {raw}")
     return differ

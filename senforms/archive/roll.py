@@ -61,7 +61,7 @@ from sqlalchemy.orm import Session, selectinload
 from senforms import kinds
 from senforms.archive import tables as t
 from senforms.archive.register import write_register
-from senforms.archive.store import Archive, _fix_command, lock_pupil, log, now, same_parent
+from senforms.archive.store import Archive, _fix_command, contact_filled, lock_pupil, log, now
 from senforms.config import Settings
 from senforms.errors import ExitCode, SenformsError
 from senforms.values import (
@@ -838,16 +838,8 @@ def rolled_pupil(row: t.Pupil | None, pupil: kinds.Pupil) -> kinds.Pupil:
         # as ``save_pupil`` keeps it.
         with contextlib.suppress(ValidationError):
             update["parents"] = [
-                kinds.Parent(
-                    name=p.name,
-                    relationship=p.relation,
-                    address=p.address or (given.address if given else None),
-                    email=p.email or (given.email if given else None),
-                    phone=p.phone or (given.phone if given else None),
-                    preferred_contact=p.preferred_contact or (given.preferred_contact if given else None),
-                )
+                kinds.Parent(name=p.name, relationship=p.relation, **contact_filled(p, pupil.parents))
                 for p in row.parents[:MAX_RECIPIENTS]
-                for given in [same_parent(p.name, pupil.parents)]
             ]
     return pupil.model_copy(update=update)
 

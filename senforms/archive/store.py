@@ -441,15 +441,8 @@ def save_pupil(session: Session, row: t.Pupil | None, pupil: kinds.Pupil) -> t.P
             # and may lack an e-mail or phone: the form's answer for the same person fills it.
             # Only what the roll left empty, and only for the same person, never by position.
             for contact in row.parents:
-                given = same_parent(contact.name, pupil.parents)
-                if given is None:
-                    continue
-                contact.preferred_contact = contact.preferred_contact or (
-                    given.preferred_contact.value if given.preferred_contact else None
-                )
-                contact.email = contact.email or given.email
-                contact.phone = contact.phone or given.phone
-                contact.address = contact.address or given.address
+                for key, value in contact_filled(contact, pupil.parents).items():
+                    setattr(contact, key, value)
         session.flush()
         return row
     row.preferred_name = tidy_name(pupil.preferred_name) if pupil.preferred_name else None
@@ -486,6 +479,21 @@ def same_parent(name: str | None, parents: Sequence[kinds.Parent]) -> kinds.Pare
 
 def _contact_rows(parents: list[t.Parent]) -> list[tuple[object, ...]]:
     return [(p.position, p.name, p.relation, p.address, p.email, p.phone, p.preferred_contact) for p in parents]
+
+
+def contact_filled(contact: t.Parent, form_parents: Sequence[kinds.Parent]) -> dict[str, str | None]:
+    """A roll contact's address, e-mail, phone and preferred contact, with what the roll left
+    empty taken from the form's parent who is the same person (``same_parent``). What the roll
+    gave is never replaced. One rule for the archive (``save_pupil``) and for the letters written
+    before it is saved (``roll.rolled_pupil``)."""
+    given = same_parent(contact.name, form_parents)
+    return {
+        "address": contact.address or (given.address if given else None),
+        "email": contact.email or (given.email if given else None),
+        "phone": contact.phone or (given.phone if given else None),
+        "preferred_contact": contact.preferred_contact
+        or (given.preferred_contact.value if given and given.preferred_contact else None),
+    }
 
 
 def _parents(pupil: kinds.Pupil) -> list[t.Parent]:
