@@ -14,13 +14,13 @@ import hashlib
 import io
 import re
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session, defer
+from sqlalchemy import case, insert, select, update
+from sqlalchemy.orm import Session
 
 from senforms.archive import register
 from senforms.archive import tables as t
@@ -46,8 +46,19 @@ def plan_delivery(
     corrected: bool,
     today: date,
 ) -> None:
-    """Choose each document's place in the outbox and file it in the archive, undelivered."""
-    plan_documents(session, outbox, pupil, rendered, form_id=form.id, corrected=corrected, today=today)
+    """Choose each document's place in the outbox and file it in the archive, undelivered. In
+    one statement: delivery reads the rows back by the form's id, so their ids are not needed
+    here, and the ORM would insert them one by one on SQLite to learn each id."""
+    placed = _placed(session, outbox, pupil, rendered, today=today)
+    if placed:
+        at = now()
+        session.execute(
+            insert(t.table(t.Document)),
+            [
+                _document_values(doc, path, pupil_id=_owner(doc, pupil.id), form_id=form.id, corrected=corrected, created_at=at)
+                for doc, path in placed
+            ],
+        )
 
 
 def plan_documents(
@@ -64,6 +75,25 @@ def plan_documents(
     a form's documents (``form_id``), or documents issued by date (``form_id`` None, from the
     daily round). A pupil's go in ``<audience>/<pupil's folder>/``; a school-wide document
     (``pupil`` None, the SENCO's digest) straight in ``<audience>/``. Returns the new rows."""
+    rows = []
+    for doc, path in _placed(session, outbox, pupil, rendered, today=today):
+        pupil_id = pupil.id if pupil is not None else None
+        row = document_row(doc, path, pupil_id=_owner(doc, pupil_id), form_id=form_id, corrected=corrected)
+        session.add(row)
+        rows.append(row)
+    return rows
+
+
+def _owner(doc: Rendered, pupil_id: int | None) -> int | None:
+    """The pupil a document is filed under: none for a register version, which is the school's."""
+    return None if doc.template == "register" else pupil_id
+
+
+def _placed(
+    session: Session, outbox: Path, pupil: t.Pupil | None, rendered: Iterable[Rendered], *, today: date
+) -> list[tuple[Rendered, str]]:
+    """Each document with its place in the outbox (outbox-relative): a free name in the pupil's
+    folder, never one the archive or the outbox already has."""
     folder = pupil_folder(pupil.legal_surname, pupil.legal_forename, pupil.upn) if pupil is not None else None
     pupil_id = pupil.id if pupil is not None else None
     taken = set(
@@ -73,7 +103,7 @@ def plan_documents(
             )
         ).all()
     )
-    rows = []
+    placed = []
     for doc in rendered:
         if doc.template == "register":
             path = register.REGISTER_PATH
@@ -85,12 +115,8 @@ def plan_documents(
                 n += 1
                 path = f"{base} ({n}){doc.suffix}"
             taken.add(path)
-        row = document_row(
-            doc, path, pupil_id=None if doc.template == "register" else pupil_id, form_id=form_id, corrected=corrected
-        )
-        session.add(row)
-        rows.append(row)
-    return rows
+        placed.append((doc, path))
+    return placed
 
 
 def document_row(
@@ -103,19 +129,37 @@ def document_row(
     delivered_at: datetime | None = None,
 ) -> t.Document:
     """The archive's copy of one document at its place in the outbox (``path``, outbox-relative)."""
+    at = delivered_at or now()
     return t.Document(
-        pupil_id=pupil_id,
-        form_id=form_id,
-        audience=doc.audience,
-        title=doc.title,
-        template=doc.template,
-        path=path,
-        content_hash=sha256(doc.content),
-        content=doc.content,
-        corrected=corrected,
-        created_at=delivered_at or now(),
-        delivered_at=delivered_at,
+        **_document_values(
+            doc, path, pupil_id=pupil_id, form_id=form_id, corrected=corrected, created_at=at, delivered_at=delivered_at
+        )
     )
+
+
+def _document_values(
+    doc: Rendered,
+    path: str,
+    *,
+    pupil_id: int | None,
+    form_id: int | None,
+    corrected: bool,
+    created_at: datetime,
+    delivered_at: datetime | None = None,
+) -> dict[str, object]:
+    return {
+        "pupil_id": pupil_id,
+        "form_id": form_id,
+        "audience": doc.audience,
+        "title": doc.title,
+        "template": doc.template,
+        "path": path,
+        "content_hash": sha256(doc.content),
+        "content": doc.content,
+        "corrected": corrected,
+        "created_at": created_at,
+        "delivered_at": delivered_at,
+    }
 
 
 @dataclass(frozen=True)
@@ -125,6 +169,9 @@ class Delivered:
     # The form changed the register and the outbox's register was left for ``write_register``
     # (``register_now=False``): its version stays undelivered in the archive until then.
     register_pending: bool = False
+    # The parent letters this call wrote (outbox path, when filed), for the office's list of
+    # letters to send (``write_letters_lists``), which the caller brings up to date after.
+    letters: list[tuple[str, datetime]] = field(default_factory=list)
 
 
 def deliver(
@@ -151,45 +198,55 @@ def deliver(
     written again). With ``register_now=False`` it is left for the caller to write once for a
     batch of forms (``write_register``): the form's register version stays undelivered in the
     archive, which is what tells a later run, even after a crash, that the outbox's register is
-    behind the archive."""
+    behind the archive.
+
+    The office's list of letters to send is not written here: a list the office has open in
+    Excel (which Windows will not let anyone replace) must not hold up the letters themselves.
+    The letters written are returned for the caller to list (``write_letters_lists``); one left
+    off by a crash is put back by ``recent_letters`` at the next start."""
     with archive.session() as session:
         session.execute(update(t.ReceivedForm).where(t.ReceivedForm.id == form_id).values(state=t.ReceivedForm.state))
-        # Not the original file's bytes: delivery needs only the form's answers and state.
-        form = session.get(t.ReceivedForm, form_id, options=[defer(t.ReceivedForm.original)])
-        assert form is not None
-        if form.state == "done":
-            return Delivered(_paths(session, outbox, form_id), now=False)
-        pending = session.execute(
+        # What delivery needs of the form, in one statement: not its answers, not its original bytes.
+        state, upn = session.execute(
+            select(t.ReceivedForm.state, t.Pupil.upn)
+            .join(t.Pupil, t.Pupil.id == t.ReceivedForm.pupil_id)
+            .where(t.ReceivedForm.id == form_id)
+        ).one()
+        # Every document of the form, with the bytes only of those still to be written.
+        documents = session.execute(
             select(
                 t.Document.id,
                 t.Document.path,
-                t.Document.content,
+                case((t.Document.delivered_at.is_(None), t.Document.content), else_=None).label("content"),
                 t.Document.content_hash,
                 t.Document.template,
                 t.Document.audience,
                 t.Document.created_at,
+                t.Document.delivered_at,
             )
-            .where(t.Document.form_id == form_id, t.Document.delivered_at.is_(None))
+            .where(t.Document.form_id == form_id)
             .order_by(t.Document.id)
         ).all()
+        if state == "done":
+            return Delivered(_outbox_paths(outbox, [d.path for d in documents]), now=False)
+        pending = [d for d in documents if d.delivered_at is None]
         registers = [d.id for d in pending if d.template == "register"]
-        delivered: dict[int, str] = {}
         if registers and register_now:
             # The register is the one living file in the outbox: rewritten from the archive as
             # it is now (never from a stored copy, so finishing an old form's delivery cannot
             # bring back an older register). This marks every register version delivered.
             write_register(session, outbox, today or date.today())
-        delivered |= write_documents(outbox, [d for d in pending if d.template != "register"], checkpoint)
+        delivered = write_documents(outbox, [d for d in pending if d.template != "register"], checkpoint)
         mark_delivered(session, pending, delivered)
-        # The office's list of the day's letters to parents, rewritten whole from the archive.
-        write_letters_lists(session, outbox, [(d.path, d.created_at) for d in pending if d.audience == Audience.PARENTS.value])
-        form.state = "done"
-        upn = session.scalar(select(t.Pupil.upn).where(t.Pupil.id == form.pupil_id))
+        session.execute(update(t.ReceivedForm).where(t.ReceivedForm.id == form_id).values(state="done"))
         written = len(delivered) + (len(registers) if register_now else 0)
         log(session, "delivered", f"{written} documents to the outbox", upn=upn, form_id=form_id)
         checkpoint("marked")
         return Delivered(
-            _paths(session, outbox, form_id), now=True, register_pending=bool(registers) and not register_now
+            _outbox_paths(outbox, [delivered.get(d.id, d.path) for d in documents]),
+            now=True,
+            register_pending=bool(registers) and not register_now,
+            letters=[(delivered[d.id], d.created_at) for d in pending if d.audience == Audience.PARENTS.value and d.id in delivered],
         )
 
 
@@ -312,8 +369,9 @@ def letters_to_send(
 
 def write_letters_lists(session: Session, outbox: Path, letters: Iterable[tuple[str, datetime]]) -> None:
     """Bring the office's list of letters to send up to date for each day the parent letters just
-    delivered are dated. ``letters``: (outbox-relative path, when it was filed) of each. Used by a
-    form's delivery and by the daily round (the annual report goes to every family at once).
+    delivered are dated. ``letters``: (outbox-relative path, when it was filed) of each. Used
+    after a form's delivery (``Pipeline``: once a batch), by the daily round (the annual report
+    goes to every family at once) and at start (``recent_letters``).
 
     The day's first delivery (or one after the list was deleted) builds the list whole from the
     archive; later ones add their own letters' rows to it, skipping any already listed (a
@@ -324,6 +382,11 @@ def write_letters_lists(session: Session, outbox: Path, letters: Iterable[tuple[
     for path, filed in letters:
         if m := _DAY.search("/" + path):
             days.setdefault(m.group(1), []).append((path, filed))
+    if days:
+        # The list is read, added to and replaced: two watchers doing that at once would each
+        # drop the other's rows. The lock of the outbox's living files (the register's) makes
+        # them take turns.
+        register.lock_register(session)
     for day, these in sorted(days.items()):
         target = outbox / letters_to_send_path(day)
         around = (min(f for _, f in these), max(f for _, f in these))
@@ -364,6 +427,21 @@ def _delivered_paths(session: Session, day: str, around: tuple[datetime, datetim
             )
         )
     )
+
+
+def recent_letters(session: Session, *, within: timedelta = _FILED_WITHIN) -> list[tuple[str, datetime]]:
+    """The parent letters delivered in the last ``within`` (outbox path, when filed): what the
+    lists of those days must hold. Given to ``write_letters_lists`` at start, it puts back any
+    letter a crash left off its list (killed after the delivery, before the list was written);
+    a list that already holds them all is read and left alone."""
+    rows = session.execute(
+        select(t.Document.path, t.Document.created_at).where(
+            t.Document.created_at >= now() - within,
+            t.Document.audience == Audience.PARENTS.value,
+            t.Document.delivered_at.is_not(None),
+        )
+    ).all()
+    return [(row.path, row.created_at) for row in rows]
 
 
 class Pending(Protocol):
@@ -407,11 +485,11 @@ def mark_delivered(session: Session, pending: Iterable[Pending], delivered: dict
             session.execute(update(t.Document).where(t.Document.id == doc.id).values(path=delivered[doc.id]))
 
 
-def _paths(session: Session, outbox: Path, form_id: int) -> list[Path]:
-    rows = session.scalars(select(t.Document.path).where(t.Document.form_id == form_id).order_by(t.Document.id))
-    paths = []
-    for path in rows:
-        paths.append(outbox / path)
+def _outbox_paths(outbox: Path, paths: Iterable[str]) -> list[Path]:
+    """A form's documents in the outbox, in the order they were filed."""
+    found = []
+    for path in paths:
+        found.append(outbox / path)
         if path == register.REGISTER_PATH:  # the register's living copy is written in both formats
-            paths.append(outbox / register.REGISTER_XLSX_PATH)
-    return paths
+            found.append(outbox / register.REGISTER_XLSX_PATH)
+    return found

@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 from sqlalchemy import select
@@ -65,7 +65,7 @@ from senforms.errors import (
 from senforms.history import History
 from senforms.kinds import EarlyDiscussion, FormKind, FormModel, Pupil, ReviewRecord, SupportPlan, kind_of
 from senforms.letters import Audience
-from senforms.outbox import Delivered, deliver, plan_delivery, sha256
+from senforms.outbox import Delivered, deliver, plan_delivery, recent_letters, sha256, write_letters_lists
 from senforms.read import RawForm
 from senforms.reports import charts, evidence
 from senforms.validate import validate
@@ -109,6 +109,8 @@ class Identified:
     # The form's pupil with the school roll's current details (year group, class, preferred name,
     # contacts), for what is written from the form; None when the roll has never named the pupil.
     roll: Pupil | None = None
+    # The latest meeting among the current forms: a form dated before it was typed up late.
+    latest: date | None = None
 
     def as_written(self, form: FormModel) -> FormModel:
         """The form as the documents written from it see it: with the roll's details of the
@@ -140,6 +142,7 @@ def identify(session: Session, form: FormModel, kind: FormKind) -> Identified:
         previous=next((m for r, m in earlier if r.id == corrects), None),
         previous_done=previous is None or previous.state == "done",
         roll=rolled_pupil(pupil, form.pupil) if pupil.roll_updated_at is not None else None,  # type: ignore[attr-defined]
+        latest=max((row.meeting_date for row, _ in earlier), default=None),
     )
 
 
@@ -311,7 +314,9 @@ def file(
     log(session, "received", f"{kind.slug} of {meeting} (read by {received.method})", upn=pupil.upn, form_id=filed.id)
     # A form later than all the pupil's others only adds to their record; a correction, or an
     # earlier meeting's form typed up late, changes what followed it, so the record is rebuilt.
-    register_changed = None if seen.corrects is not None else extend_record(session, pupil, filed, form)
+    # ``seen.latest`` stands: the pupil's current forms are the ones ``identify`` saw (checked above).
+    late = seen.latest is not None and seen.latest > meeting
+    register_changed = None if seen.corrects is not None or late else extend_record(session, pupil, filed, form, late=False)
     if register_changed is None:
         register_changed = rebuild_record(session, pupil, current_forms(session, pupil.id))
     if decided.flags:
@@ -348,13 +353,14 @@ def file(
 class Pipeline:
     """The steps for one form at a time, with the archive open.
 
-    ``register_every``: None (the default) writes the outbox's SEND register as each form that
-    changes it is delivered, as a single ``process_file`` caller expects. A number of seconds
-    makes the register the batch's business instead: each form leaves it pending, and
-    ``write_register`` writes it once (``process_files`` at the end of its batch; the watcher
-    when the inbox goes quiet, and at most every ``register_every`` seconds while forms keep
-    coming). The per-form cost then does not grow with the school; the register costs one
-    column query and two files per batch."""
+    ``register_every``: None (the default) writes the outbox's living files, the SEND register
+    and the office's list of letters to send, as each form is delivered, as a single
+    ``process_file`` caller expects. A number of seconds makes them the batch's business
+    instead: each form leaves them pending, and ``catch_up`` writes them once (``process_files``
+    at the end of its batch; the watcher when the inbox goes quiet, and at most every
+    ``register_every`` seconds while forms keep coming). The per-form cost then does not grow
+    with the school or with the day: the register costs one column query and two files per
+    batch, the list one read and one write."""
 
     def __init__(
         self,
@@ -369,6 +375,8 @@ class Pipeline:
         self.today = today or settings.today
         self.register_every = register_every
         self.register_pending = False
+        # Parent letters delivered and not yet on the office's list (outbox path, when filed).
+        self.letters_pending: list[tuple[str, datetime]] = []
         self._register_written = time.monotonic()
         self.pdf = PdfLetters(settings)
         # Plain sentences for whoever starts senforms (the watcher and `process` print them).
@@ -379,10 +387,10 @@ class Pipeline:
 
     def close(self) -> None:
         try:
-            if self.register_pending:
+            if self.behind:
                 with contextlib.suppress(SenformsError, OSError):
-                    # Left pending if it fails: the next run writes it (``write_register``).
-                    self.write_register()
+                    # Left pending if it fails: the next run writes them (``finish_pending``).
+                    self.catch_up()
         finally:
             self.pdf.close()
             self.archive.close()
@@ -407,9 +415,40 @@ class Pipeline:
         self._register_written = time.monotonic()
         return needed
 
+    def write_letters(self) -> bool:
+        """Add the parent letters delivered since the last call to the office's list of letters
+        to send (``outbox.write_letters_lists``). A list that cannot be written (the office has
+        it open in Excel, which Windows will not let anyone replace; the share is away) is only
+        behind: the letters are in the outbox, the failure is logged, and they are listed at the
+        next try. Returns whether the list is up to date."""
+        if not self.letters_pending:
+            return True
+        try:
+            with self.archive.session() as session:
+                write_letters_lists(session, self.settings.outbox, self.letters_pending)
+        except (OSError, SenformsError) as exc:
+            reason = _os_reason(exc) if isinstance(exc, OSError) else exc.message
+            logger.warning("The list of letters to send could not be brought up to date yet (%s); tried again later.", reason)
+            return False
+        self.letters_pending = []
+        return True
+
+    @property
+    def behind(self) -> bool:
+        """The outbox's living files (register, letters list) wait for ``catch_up``."""
+        return self.register_pending or bool(self.letters_pending)
+
+    def catch_up(self) -> None:
+        """Bring the outbox's living files this pipeline left behind up to date: the office's list
+        of letters to send, then the SEND register. Raises ``DeliveryPendingError`` if the
+        register cannot be written."""
+        self.write_letters()
+        if self.register_pending:
+            self.write_register()
+
     def register_due(self) -> bool:
-        """A register left pending by this pipeline for ``register_every`` seconds or more."""
-        if not self.register_pending or self.register_every is None:
+        """Living files left pending by this pipeline for ``register_every`` seconds or more."""
+        if not self.behind or self.register_every is None:
             return False
         return time.monotonic() - self._register_written >= self.register_every
 
@@ -529,10 +568,12 @@ class Pipeline:
         except OSError as exc:
             logger.warning("Form %d (UPN %s) filed; its documents are waiting for the outbox: %s", form_id, upn, exc)
             raise DeliveryPendingError(_os_reason(exc), upn=upn) from exc
-        if done.register_pending:
-            self.register_pending = True
-            if self.register_due():
-                self.write_register()
+        self.letters_pending += done.letters
+        self.register_pending = self.register_pending or done.register_pending
+        if self.register_every is None:
+            self.write_letters()  # the register was written by the delivery itself
+        elif self.register_due():
+            self.catch_up()
         return done
 
     def finish_pending(self) -> list[Processed]:
@@ -558,7 +599,11 @@ class Pipeline:
             if done.now:
                 logger.info("Finished delivering %s for UPN %s: %d documents", row.kind, row.upn, len(done.paths))
                 finished.append(Processed(row.kind, row.upn, "processed", done.paths))
-        # A register left pending by a run that stopped (or crashed) before writing it.
+        # Letters a run that stopped (or crashed) delivered without listing them, and a register
+        # it left pending.
+        with contextlib.suppress(SenformsError), self.archive.reading() as session:
+            self.letters_pending += recent_letters(session)
+        self.write_letters()
         try:
             self.write_register()
         except DeliveryPendingError as exc:
@@ -706,8 +751,9 @@ def process_files(paths: Iterable[Path], settings: Settings, *, notify: Callable
         later = [path for path in ordered if not _once(pipeline, path, settings, report, notify, first=True)]
         for path in later:
             _once(pipeline, path, settings, report, notify, first=False)
+        pipeline.write_letters()
         try:
-            pipeline.write_register()
+            pipeline.write_register()  # also one a run before this one left pending
         except (DeliveryPendingError, ArchiveUnavailableError) as exc:
             notify(f"The SEND register in the outbox was not brought up to date: {exc.message}")
     # The report lists files in the order they were given, as the command line printed them before.

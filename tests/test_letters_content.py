@@ -563,6 +563,76 @@ def test_the_days_list_holds_every_letter_once_as_forms_arrive(settings: Setting
     assert sorted(listed()) == letters and len(letters) == len(set(letters)) == 10
 
 
+def test_a_letters_list_open_in_excel_holds_up_no_letter(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Windows will not let anyone replace a file Excel has open. The office often has the day's
+    "Letters to send" list open while forms keep coming: that must not stop the letters. The
+    form is filed and its letters written; the list is only behind, and catches up, with every
+    letter once, at the next delivery after Excel lets go."""
+    import os
+
+    from sqlalchemy import select
+
+    from senforms.archive import tables as t
+    from tests.pipeline_helpers import pupil_upn
+
+    listing = settings.outbox / "parents" / "Letters to send 2025-10-09.csv"
+    real_replace = os.replace
+    excel_open = True
+
+    def replace(src: Any, dst: Any) -> None:
+        if excel_open and Path(dst) == listing:
+            raise PermissionError(13, "The process cannot access the file because it is being used by another process")
+        real_replace(src, dst)
+
+    def listed() -> list[str]:
+        with listing.open(encoding="utf-8-sig") as f:
+            return [r["File"] for r in csv.DictReader(f)]
+
+    def letters() -> list[str]:
+        return sorted(p.relative_to(settings.outbox).as_posix() for p in (settings.outbox / "parents").rglob("*.docx"))
+
+    with Pipeline(settings, today=lambda: date(2025, 10, 9)) as pipeline:
+        first = values("early-discussion", pupil={"upn": pupil_upn(410), "legal_surname": "Excela"})
+        pipeline.process_file(drop(tmp_path, "first.docx", filled("early-discussion", first)))
+        assert sorted(listed()) == letters()
+        monkeypatch.setattr(os, "replace", replace)
+        second = values("early-discussion", pupil={"upn": pupil_upn(411), "legal_surname": "Excelb"})
+        done = pipeline.process_file(drop(tmp_path, "second.docx", filled("early-discussion", second)))
+        assert done.status == "processed" and len(letters()) == 4  # both forms' letters are out
+        with pipeline.archive.reading() as session:
+            assert set(session.scalars(select(t.ReceivedForm.state))) == {"done"}
+        assert len(listed()) == 2  # the list, still open, is behind
+        excel_open = False
+        third = values("early-discussion", pupil={"upn": pupil_upn(412), "legal_surname": "Excelc"})
+        pipeline.process_file(drop(tmp_path, "third.docx", filled("early-discussion", third)))
+    assert sorted(listed()) == letters() and len(letters()) == 6
+
+
+def test_letters_a_crash_left_off_the_list_are_listed_at_the_next_start(settings: Settings, tmp_path: Path) -> None:
+    """In a batch the list is written once, at the end (or when the inbox goes quiet). A watcher
+    killed after delivering a form's letters but before listing them leaves them off; the next
+    start (``finish_pending``, run by the watcher and by ``senforms process``) puts them on."""
+    from senforms.pipeline import REGISTER_EVERY_S
+    from tests.pipeline_helpers import pupil_upn
+
+    listing = settings.outbox / "parents" / "Letters to send 2025-10-09.csv"
+    with Pipeline(settings, today=lambda: date(2025, 10, 9), register_every=REGISTER_EVERY_S) as first:
+        for serial in range(2):
+            early = values("early-discussion", pupil={"upn": pupil_upn(420 + serial), "legal_surname": f"Crash{serial}"})
+            first.process_file(drop(tmp_path, f"early{serial}.docx", filled("early-discussion", early)))
+        assert first.letters_pending and not listing.exists()  # a batch lists its letters at its end
+        first.letters_pending = []  # as if the process were killed here
+    assert not listing.exists()
+    with Pipeline(settings, today=lambda: date(2025, 10, 9), register_every=REGISTER_EVERY_S) as second:
+        second.finish_pending()
+    with listing.open(encoding="utf-8-sig") as f:
+        files = sorted(r["File"] for r in csv.DictReader(f))
+    out = sorted(p.relative_to(settings.outbox).as_posix() for p in (settings.outbox / "parents").rglob("*.docx"))
+    assert files == out and len(out) == 4
+
+
 # --- 7. each letter's properties: its own title and the day it was written ------------------------
 
 

@@ -8,6 +8,7 @@ note; no record, no document and no outbox file may appear twice.
 from __future__ import annotations
 
 import copy
+import csv
 import functools
 import hashlib
 import os
@@ -223,5 +224,13 @@ def test_killed_again_and_again_loses_and_doubles_nothing(tmp_path: Path, droppe
     # XLSX beside its CSV, and the office's list of the day's letters to parents.
     living = {p for p in outbox if p == "senco/SEND register.xlsx" or p.startswith("parents/Letters to send ")}
     assert outbox - living == delivered
+    # The office's lists name every letter to parents once, although a kill may have landed
+    # after a delivery and before its letters were listed (the next start lists them).
+    listed: list[str] = []
+    for listing in (settings.outbox / "parents").glob("Letters to send *.csv"):
+        with listing.open(encoding="utf-8-sig", newline="") as f:
+            listed += [row["File"] for row in csv.DictReader(f)]
+    to_parents = {path for path in delivered if path.startswith("parents/")}
+    assert sorted(listed) == sorted(to_parents) and to_parents
     notes = [p for p in settings.problems.iterdir() if p.suffix == ".txt"]
     assert len(notes) >= len(bad)

@@ -38,28 +38,21 @@ def rebuild_record(session: Session, pupil: t.Pupil, forms: list[tuple[t.Receive
     return _status_key(session, pupil.id) != before
 
 
-def extend_record(session: Session, pupil: t.Pupil, row: t.ReceivedForm, form: FormModel) -> bool | None:
+def extend_record(
+    session: Session, pupil: t.Pupil, row: t.ReceivedForm, form: FormModel, *, late: bool | None = None
+) -> bool | None:
     """Add one new form to the pupil's record without rebuilding it: the usual case, a form
     later than every current form of the pupil's and correcting none. The record is then what a
     rebuild would make (the rebuild applies the same ``_apply`` to each form in this order, so
     the rows already there are its first steps); for a pupil five years in, that is a few rows
     written instead of every cycle deleted and made again. Returns whether the SEN register
     changed, or None when the form is not last (an earlier meeting's form typed up late): the
-    caller then rebuilds the record whole."""
-    later = session.scalar(
-        select(t.ReceivedForm.id)
-        .where(
-            t.ReceivedForm.pupil_id == pupil.id,
-            t.ReceivedForm.superseded_by_id.is_(None),
-            t.ReceivedForm.id != row.id,
-            or_(
-                t.ReceivedForm.meeting_date > row.meeting_date,
-                and_(t.ReceivedForm.meeting_date == row.meeting_date, t.ReceivedForm.id > row.id),
-            ),
-        )
-        .limit(1)
-    )
-    if later is not None:
+    caller then rebuilds the record whole. ``late``: whether the form is dated before another
+    current form, when the caller knows (the pipeline does, from its look at the pupil's forms
+    under the same lock); looked up when None."""
+    if late is None:
+        late = _any_later(session, pupil.id, row)
+    if late:
         return None
     before_row = _open_status(session, pupil.id)
     before = _key(before_row)
@@ -76,6 +69,25 @@ def extend_record(session: Session, pupil: t.Pupil, row: t.ReceivedForm, form: F
     status = _apply(session, pupil.id, row, form, before_row, cycles)
     session.flush()
     return _key(status) != before
+
+
+def _any_later(session: Session, pupil_id: int, row: t.ReceivedForm) -> bool:
+    """Whether another current form of the pupil's comes after ``row`` (a later meeting, or the
+    same meeting filed after it)."""
+    later = session.scalar(
+        select(t.ReceivedForm.id)
+        .where(
+            t.ReceivedForm.pupil_id == pupil_id,
+            t.ReceivedForm.superseded_by_id.is_(None),
+            t.ReceivedForm.id != row.id,
+            or_(
+                t.ReceivedForm.meeting_date > row.meeting_date,
+                and_(t.ReceivedForm.meeting_date == row.meeting_date, t.ReceivedForm.id > row.id),
+            ),
+        )
+        .limit(1)
+    )
+    return later is not None
 
 
 def _apply(

@@ -24,6 +24,7 @@ from sqlalchemy import (
     MetaData,
     Numeric,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -40,6 +41,14 @@ NAMING = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+
+
+def table(model: type[Base]) -> Table:
+    """A model's table, for a plain INSERT of rows nothing reads back in the same transaction
+    (the ORM inserts rows one by one on SQLite to learn each new id)."""
+    found = model.__table__
+    assert isinstance(found, Table)
+    return found
 
 
 class Pupil(Base):

@@ -83,10 +83,10 @@ class PipelineProcessor:
         return sorted(paths, key=lambda p: cycle_order(p, self.settings))
 
     def idle(self) -> None:
-        """No file for a moment: bring the outbox's register up to date if a form changed it."""
-        if self.pipeline.register_pending:
+        """No file for a moment: bring the outbox's register and list of letters up to date."""
+        if self.pipeline.behind:
             try:
-                self.pipeline.write_register()
+                self.pipeline.catch_up()
             except SenformsError as exc:  # tried again at the next quiet moment
                 log.warning("The SEND register could not be written yet: %s", exc.message)
 
