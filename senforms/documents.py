@@ -119,23 +119,29 @@ def render_documents(
     out: list[Rendered] = []
     warnings: list[str] = []
     pdf_forms = settings.document_format == "pdf"
+    # The letter context depends on the form, not on the letter: built once for all of a form's
+    # letters (it was built again for each). render_docx never changes it: each letter fills its
+    # templates from its own cleaned copy (render._prepare), so no letter can change another's.
+    context: dict[str, Any] | None = None
     for doc in decided.documents:
         if isinstance(doc, rules.Prefilled):
             content = forms.blank_form(settings, doc.kind, values=doc.values, pdf=pdf_forms)
             out.append(Rendered(doc.audience, doc.title, f"form:{doc.kind}", content, ".pdf" if pdf_forms else ".docx"))
             continue
-        context = letter_context(
-            settings,
-            form,
-            history=past.with_form(form),
-            flags=decided.flags,
-            corrected=corrected,
-            today=today,
-            correction=correction,
-        )
+        if context is None:
+            context = letter_context(
+                settings,
+                form,
+                history=past.with_form(form),
+                flags=decided.flags,
+                corrected=corrected,
+                today=today,
+                correction=correction,
+            )
+        template = letter_template(settings, doc.name)  # looked for once, not for each household's copy
         for copy, title in _household_copies(context, doc):
             title += " (corrected)" if corrected else ""
-            content = render_docx(letter_template(settings, doc.name), copy, title=title, written=today)
+            content = render_docx(template, copy, title=title, written=today)
             out.append(Rendered(doc.audience, title, doc.name, content, ".docx"))
     pdf.convert([r for r in out if r.suffix == ".docx"], warnings)
     return out, warnings

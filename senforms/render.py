@@ -263,6 +263,9 @@ class _Compiled:
     # read only) and its compressed bytes. The school's details come out the same in every
     # letter; the same text parses to the same tree, so it is parsed and written once.
     last: dict[str, tuple[str, Any, Stored]] = field(default_factory=dict)
+    # The core properties part as written for each title and date (and any property with tags,
+    # as rendered) lately asked for.
+    core_last: dict[tuple[tuple[tuple[str, str], ...], date | None], Stored] = field(default_factory=dict)
 
 
 @dataclass
@@ -678,6 +681,10 @@ def _assemble(
         new[name] = xml.encode("utf-8")
     if compiled.core is not None and compiled.core.raw is not None and not properties and written is None:
         new[compiled.core.name] = compiled.core.raw  # nothing to change: the template's own bytes
+    elif compiled.core is not None and (found := compiled.core_last.get((tuple(properties.items()), written))):
+        # The same title and date as a letter before it (a form's letters are written the same
+        # day, each kind of letter with its own title): the same properties, the same bytes.
+        new[compiled.core.name] = found
     elif compiled.core is not None:
         tree = copy.deepcopy(compiled.core.tree)
         for element, value in properties.items():
@@ -692,7 +699,11 @@ def _assemble(
                 found = _property(tree, element)
                 found.set(_XSI_TYPE, "dcterms:W3CDTF")
                 found.text = stamp
-        new[compiled.core.name] = etree.tostring(tree, encoding="UTF-8", standalone=True)
+        member = stored(compiled.infos[compiled.core.name], data=etree.tostring(tree, encoding="UTF-8", standalone=True))
+        if len(compiled.core_last) >= 64:  # a title per letter and household, one day at a time: stay bounded
+            compiled.core_last.clear()
+        compiled.core_last[(tuple(properties.items()), written)] = member
+        new[compiled.core.name] = member
 
     members = []
     for m in compiled.members:
