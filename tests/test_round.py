@@ -17,7 +17,8 @@ from pathlib import Path
 
 import docx
 import pytest
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import create_engine, event, func, select
+from sqlalchemy.orm import Session
 
 from senforms import outbox as outbox_module
 from senforms.archive import tables as t
@@ -364,14 +365,27 @@ def test_two_rounds_at_once_issue_once(cfg: Settings, caplog: pytest.LogCaptureF
     results: list[list[str]] = []
     caplog.set_level("INFO", logger="senforms")
 
+    # Both rounds must be past the "already issued?" look before either writes its row: without
+    # this, the first could file and commit before the second looked (a loaded machine often
+    # did), and the unique key, the guard under test, was never reached.
+    looked = threading.Barrier(2, timeout=30)
+
+    def both_looked(session: Session, *_: object) -> None:
+        if any(isinstance(obj, t.Issued) and obj.key == "digest:race" for obj in session.new):
+            looked.wait()
+
     def one() -> None:
         results.append(run_round(cfg, producers=[racing]).issued)
 
-    threads = [threading.Thread(target=one) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    event.listen(Session, "before_flush", both_looked)
+    try:
+        threads = [threading.Thread(target=one) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        event.remove(Session, "before_flush", both_looked)
     assert sorted(results) == [[], ["digest:race"]]
     # The loser got past the "already issued?" look and was stopped by the unique key.
     assert "another round issued it a moment ago" in caplog.text

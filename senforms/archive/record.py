@@ -9,8 +9,8 @@ corrects.
 
 from __future__ import annotations
 
-from sqlalchemy import and_, delete, or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
+from sqlalchemy.orm import Session
 
 from senforms import rules
 from senforms.archive import tables as t
@@ -59,10 +59,7 @@ def extend_record(
     cycles: dict[int, t.Cycle] = {}
     if isinstance(form, SupportPlan | ReviewRecord):
         found = session.scalar(
-            select(t.Cycle)
-            .where(t.Cycle.pupil_id == pupil.id, t.Cycle.number == form.cycle)
-            # A review rates the plan's outcomes: loaded in three statements, not one per outcome.
-            .options(selectinload(t.Cycle.outcomes).selectinload(t.Outcome.ratings), selectinload(t.Cycle.provision))
+            select(t.Cycle).where(t.Cycle.pupil_id == pupil.id, t.Cycle.number == form.cycle)
         )
         if found is not None:
             cycles[form.cycle] = found
@@ -99,15 +96,21 @@ def _apply(
     cycles: dict[int, t.Cycle],
 ) -> t.SenStatus | None:
     """One form's step in the record: its meeting, any change of SEN status, and its cycle's plan
-    or review. Returns the pupil's SEN status after it."""
+    or review. Returns the pupil's SEN status after it.
+
+    The rows nothing reads back as objects (the meeting, outcomes, provision, ratings) are
+    written with plain INSERTs, a list at a time: the ORM writes such rows one statement each
+    on SQLite, to learn ids no one here uses."""
     current = (
         None
         if status is None
         else rules.Status(status.provision, status.primary_need, status.secondary_need, status.start_date)
     )
     # Every form of the cycle records a meeting with the parents (6.65).
-    session.add(
-        t.Meeting(pupil_id=pupil_id, form_id=row.id, kind=row.kind, held_on=getattr(form, KINDS[row.kind].meeting_date))
+    session.execute(
+        insert(t.table(t.Meeting)).values(
+            pupil_id=pupil_id, form_id=row.id, kind=row.kind, held_on=getattr(form, KINDS[row.kind].meeting_date)
+        )
     )
     change = rules.register_status(form, current)
     if change is not None:
@@ -123,51 +126,110 @@ def _apply(
         )
         session.add(status)
     if isinstance(form, SupportPlan):
-        cycle = cycles.setdefault(form.cycle, t.Cycle(pupil_id=pupil_id, number=form.cycle))
+        cycle = _cycle(session, pupil_id, form.cycle, cycles)
+        replaces = cycle.id is not None  # a second plan for a cycle already on record
         cycle.plan_form_id, cycle.plan_date, cycle.review_due = row.id, form.plan_date, form.review_date
-        cycle.outcomes = [
-            t.Outcome(position=i, description=o.description, success_criteria=o.success_criteria)
-            for i, o in enumerate(form.outcomes)
-        ]
-        cycle.provision = [
-            t.Provision(
-                position=i,
-                what=p.what,
-                who=p.who,
-                group_size=p.group_size,
-                frequency=p.frequency,
-                start_date=p.start_date,
-                weekly_cost=p.weekly_cost,
-            )
-            for i, p in enumerate(form.provision)
-        ]
-        session.add(cycle)
+        session.flush()  # the cycle's id, for its outcomes and provision
+        _plan(session, cycle.id, form, replaces=replaces)
     elif isinstance(form, ReviewRecord):
-        cycle = cycles.setdefault(form.cycle, t.Cycle(pupil_id=pupil_id, number=form.cycle))
+        cycle = _cycle(session, pupil_id, form.cycle, cycles)
         cycle.review_form_id, cycle.reviewed_on, cycle.decision = row.id, form.review_date, form.decision.value
-        _rate(cycle, form, row.id)
-        session.add(cycle)
+        session.flush()
+        _rate(session, cycle.id, form, row.id)
     return status
 
 
-def _rate(cycle: t.Cycle, review: ReviewRecord, form_id: int) -> None:
-    outcomes = {fold_outcome(o.description): o for o in cycle.outcomes}
-    for item in review.outcomes:
-        outcome = outcomes.get(fold_outcome(item.description))
-        if outcome is None:
-            # Rated at review but not on the plan (the plan was not sent to senforms).
-            outcome = t.Outcome(position=len(cycle.outcomes), description=item.description)
-            cycle.outcomes.append(outcome)
-            outcomes[fold_outcome(item.description)] = outcome
-        outcome.ratings.append(
-            t.OutcomeRating(
-                review_form_id=form_id, reviewed_on=review.review_date, rating=item.rating.value, evidence=item.evidence
-            )
+def _cycle(session: Session, pupil_id: int, number: int, cycles: dict[int, t.Cycle]) -> t.Cycle:
+    """The pupil's cycle ``number``, as already on record or new."""
+    cycle = cycles.get(number)
+    if cycle is None:
+        cycle = cycles[number] = t.Cycle(pupil_id=pupil_id, number=number)
+        session.add(cycle)
+    return cycle
+
+
+def _plan(session: Session, cycle_id: int, plan: SupportPlan, *, replaces: bool) -> None:
+    """The plan's outcomes and provision; with ``replaces``, in place of those an earlier plan
+    for the same cycle set (and the ratings of those outcomes)."""
+    if replaces:
+        outcomes, ratings, provision = t.table(t.Outcome), t.table(t.OutcomeRating), t.table(t.Provision)
+        earlier = select(outcomes.c.id).where(outcomes.c.cycle_id == cycle_id).scalar_subquery()
+        session.execute(delete(ratings).where(ratings.c.outcome_id.in_(earlier)))
+        session.execute(delete(outcomes).where(outcomes.c.cycle_id == cycle_id))
+        session.execute(delete(provision).where(provision.c.cycle_id == cycle_id))
+    if plan.outcomes:
+        session.execute(
+            insert(t.table(t.Outcome)),
+            [
+                {"cycle_id": cycle_id, "position": i, "description": o.description, "success_criteria": o.success_criteria}
+                for i, o in enumerate(plan.outcomes)
+            ],
         )
-    provision = {fold_outcome(p.what): p for p in cycle.provision}
-    for impact in review.provision:
-        if (row := provision.get(fold_outcome(impact.what))) is not None:
-            row.impact = impact.impact
+    if plan.provision:
+        session.execute(
+            insert(t.table(t.Provision)),
+            [
+                {
+                    "cycle_id": cycle_id,
+                    "position": i,
+                    "what": p.what,
+                    "who": p.who,
+                    "group_size": p.group_size,
+                    "frequency": p.frequency,
+                    "start_date": p.start_date,
+                    "weekly_cost": p.weekly_cost,
+                    "impact": None,
+                }
+                for i, p in enumerate(plan.provision)
+            ],
+        )
+
+
+def _rate(session: Session, cycle_id: int, review: ReviewRecord, form_id: int) -> None:
+    """The review's rating of each outcome, and the impact of each piece of provision, matched to
+    the plan's by their words (``fold_outcome``)."""
+    planned = session.execute(
+        select(t.Outcome.id, t.Outcome.description).where(t.Outcome.cycle_id == cycle_id).order_by(t.Outcome.position)
+    ).all()
+    outcomes = {fold_outcome(o.description): o.id for o in planned}
+    count = len(planned)
+    ratings = []
+    for item in review.outcomes:
+        outcome_id = outcomes.get(fold_outcome(item.description))
+        if outcome_id is None:
+            # Rated at review but not on the plan (the plan was not sent to senforms).
+            outcome_id = session.execute(
+                insert(t.table(t.Outcome))
+                .values(cycle_id=cycle_id, position=count, description=item.description)
+                .returning(t.Outcome.id)
+            ).scalar_one()
+            count += 1
+            outcomes[fold_outcome(item.description)] = outcome_id
+        ratings.append(
+            {
+                "outcome_id": outcome_id,
+                "review_form_id": form_id,
+                "reviewed_on": review.review_date,
+                "rating": item.rating.value,
+                "evidence": item.evidence,
+            }
+        )
+    if ratings:
+        session.execute(insert(t.table(t.OutcomeRating)), ratings)
+    provision = {
+        fold_outcome(p.what): p.id
+        for p in session.execute(
+            select(t.Provision.id, t.Provision.what).where(t.Provision.cycle_id == cycle_id).order_by(t.Provision.position)
+        )
+    }
+    impacts = [
+        {"row": row_id, "impact": impact.impact}
+        for impact in review.provision
+        if (row_id := provision.get(fold_outcome(impact.what))) is not None
+    ]
+    if impacts:
+        table = t.table(t.Provision)
+        session.execute(update(table).where(table.c.id == bindparam("row")).values(impact=bindparam("impact")), impacts)
 
 
 def _open_status(session: Session, pupil_id: int) -> t.SenStatus | None:
