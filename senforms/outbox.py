@@ -205,7 +205,8 @@ def deliver(
     The letters written are returned for the caller to list (``write_letters_lists``); one left
     off by a crash is put back by ``recent_letters`` at the next start."""
     with archive.session() as session:
-        session.execute(update(t.ReceivedForm).where(t.ReceivedForm.id == form_id).values(state=t.ReceivedForm.state))
+        forms = t.table(t.ReceivedForm)  # plain UPDATEs: no ORM objects of these rows are held here
+        session.execute(update(forms).where(forms.c.id == form_id).values(state=forms.c.state))
         # What delivery needs of the form, in one statement: not its answers, not its original bytes.
         state, upn = session.execute(
             select(t.ReceivedForm.state, t.Pupil.upn)
@@ -238,7 +239,7 @@ def deliver(
             write_register(session, outbox, today or date.today())
         delivered = write_documents(outbox, [d for d in pending if d.template != "register"], checkpoint)
         mark_delivered(session, pending, delivered)
-        session.execute(update(t.ReceivedForm).where(t.ReceivedForm.id == form_id).values(state="done"))
+        session.execute(update(forms).where(forms.c.id == form_id).values(state="done"))
         written = len(delivered) + (len(registers) if register_now else 0)
         log(session, "delivered", f"{written} documents to the outbox", upn=upn, form_id=form_id)
         checkpoint("marked")
@@ -478,11 +479,12 @@ def write_documents(outbox: Path, pending: Iterable[Pending], checkpoint: Callab
 def mark_delivered(session: Session, pending: Iterable[Pending], delivered: dict[int, str]) -> None:
     """Mark written documents delivered. One statement for all; only a document written under
     another name than planned (a file of that name appeared meanwhile) needs its own."""
+    documents = t.table(t.Document)
     if delivered:
-        session.execute(update(t.Document).where(t.Document.id.in_(list(delivered))).values(delivered_at=now()))
+        session.execute(update(documents).where(documents.c.id.in_(list(delivered))).values(delivered_at=now()))
     for doc in pending:
         if delivered.get(doc.id, doc.path) != doc.path:
-            session.execute(update(t.Document).where(t.Document.id == doc.id).values(path=delivered[doc.id]))
+            session.execute(update(documents).where(documents.c.id == doc.id).values(path=delivered[doc.id]))
 
 
 def _outbox_paths(outbox: Path, paths: Iterable[str]) -> list[Path]:

@@ -98,10 +98,15 @@ def test_a_record_added_to_form_by_form_is_the_record_a_rebuild_makes(
         next_review_date="2026-07-14",
     )
     review2["outcomes"] = [dict(o, rating="achieved") for o in review2["outcomes"]]
+    revised = values("support-plan", pupil=pupil, plan_date="2025-11-05")
+    revised["outcomes"] = revised["outcomes"][:2]
     # In date order, each form adds to the record; then the awkward ones.
     steps: list[tuple[str, dict[str, Any], bool]] = [
         ("early-discussion", values("early-discussion", pupil=pupil), False),
         ("support-plan", values("support-plan", pupil=pupil), False),
+        # A second plan for cycle 1 the next day, with one outcome fewer: it replaces the first
+        # plan's outcomes and provision; the review then rates an outcome no longer on the plan.
+        ("support-plan", revised, False),
         ("parent-meeting", values("parent-meeting", pupil=pupil), False),
         ("review", review1, False),
         ("support-plan", plan2, False),
@@ -121,6 +126,11 @@ def test_a_record_added_to_form_by_form_is_the_record_a_rebuild_makes(
         records.append(_same_as_a_rebuild(pipeline, upn))
     # The record did change along the way (the comparison is not of empty records).
     assert records[0]["open"] and len(records[-1]["cycles"]) == 2
-    assert records[5]["meetings"] != records[6]["meetings"]
+    assert records[6]["meetings"] != records[7]["meetings"]
     assert [c[6] for c in records[-1]["cycles"]] == ["revise", "continue"]
-    assert records[3]["status"] != records[4]["status"]  # cycle 2's plan changed the primary need
+    # The revised plan's two outcomes, then the one its review rated although the plan had dropped it.
+    cycle1 = records[4]["cycles"][0]
+    kept = [o["description"] for o in revised["outcomes"]]
+    assert [o[:2] for o in cycle1[7]] == [(0, kept[0]), (1, kept[1]), (2, review1["outcomes"][2]["description"])]
+    assert all(len(o[3]) == 1 for o in cycle1[7]) and cycle1[2] is not None
+    assert records[4]["status"] != records[5]["status"]  # cycle 2's plan changed the primary need

@@ -198,11 +198,12 @@ def _rate(session: Session, cycle_id: int, review: ReviewRecord, form_id: int) -
         outcome_id = outcomes.get(fold_outcome(item.description))
         if outcome_id is None:
             # Rated at review but not on the plan (the plan was not sent to senforms).
-            outcome_id = session.execute(
-                insert(t.table(t.Outcome))
-                .values(cycle_id=cycle_id, position=count, description=item.description)
-                .returning(t.Outcome.id)
-            ).scalar_one()
+            # Its id from the driver (lastrowid where SQLite is too old for RETURNING).
+            added = session.connection().execute(
+                insert(t.table(t.Outcome)).values(cycle_id=cycle_id, position=count, description=item.description)
+            )
+            assert added.inserted_primary_key is not None
+            outcome_id = added.inserted_primary_key[0]
             count += 1
             outcomes[fold_outcome(item.description)] = outcome_id
         ratings.append(

@@ -353,7 +353,8 @@ def lock_register(session: Session) -> None:
     advisory lock. Whoever holds it reads the archive after taking it, so the register written
     last is always the newest: two watchers never put an older register over a newer one."""
     if session.get_bind().dialect.name == "sqlite":
-        session.execute(update(t.Document).where(t.Document.id == -1).values(id=t.Document.id))
+        documents = t.table(t.Document)
+        session.execute(update(documents).where(documents.c.id == -1).values(id=documents.c.id))
     elif session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(7311)"))
 

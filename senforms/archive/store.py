@@ -222,7 +222,8 @@ def lock_pupil(session: Session, pupil_id: int | None) -> None:
     if session.get_bind().dialect.name == "sqlite":
         # SQLite locks the whole database for writing; a write as the transaction's first
         # statement takes that lock now, before anything is read (even when no row matches).
-        session.execute(update(t.Pupil).where(t.Pupil.id == (pupil_id or -1)).values(id=t.Pupil.id))
+        pupils = t.table(t.Pupil)  # a plain UPDATE: the ORM would look for the row among its objects
+        session.execute(update(pupils).where(pupils.c.id == (pupil_id or -1)).values(id=pupils.c.id))
     elif pupil_id is not None:
         session.execute(select(t.Pupil.id).where(t.Pupil.id == pupil_id).with_for_update())
     else:
