@@ -254,7 +254,7 @@ def _shown(value: Any) -> str:
 
 @command("process")
 def _process(args: argparse.Namespace) -> int:
-    from senforms.pipeline import process_files
+    from senforms.pipeline import made, process_files
 
     settings = _settings(args, need_home=True)
     paths: list[Path] = []
@@ -270,7 +270,7 @@ def _process(args: argparse.Namespace) -> int:
     _warn_unfilled(settings)
     report = process_files(paths, settings, notify=lambda line: print(line, file=sys.stderr))
     for path, done in report.processed:
-        print(f"{path.name}: {done.status} ({done.kind}, UPN {done.upn}, {count(len(done.documents), 'document')})")
+        print(f"{path.name}: {done.status} ({done.kind}, UPN {done.upn}, {made(done.documents)})")
         for warning in done.warnings:
             print(f"  Warning: {warning}")
     for path, target, error in report.set_aside:

@@ -58,7 +58,7 @@ def test_process_warns_about_placeholders_and_names_them(home: Path, capsys: pyt
     assert code == ExitCode.ok, err
     assert 'still has "(fill in)" for school.address' in err and "signatory.name" in err
     assert "school.name" not in err  # the fixture filled that one in
-    assert "early.docx: processed" in out and "documents)" in out
+    assert "early.docx: processed" in out and "documents, and the SEND register updated)" in out
 
 
 def test_a_mistyped_file_name_is_a_plain_message(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -209,3 +209,24 @@ def test_messages_agree_in_number_and_article() -> None:
     assert article("SEN support plan") == "a SEN support plan" and article("EHC plan") == "an EHC plan"
     assert article("UPN") == "a UPN" and article("Review record") == "a Review record"
     assert article("one-page profile") == "a one-page profile" and article("hour") == "an hour"
+
+
+def test_process_counts_what_the_form_made_and_names_the_register_apart(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The SEND register (CSV and XLSX) is the school's one living file, not two of the form's
+    documents: office staff count the letters and forms made for the form they dropped in."""
+    early = drop(home, "early.docx", filled("early-discussion", values("early-discussion")))
+    code, out, err = run(capsys, "--home", str(home), "process", str(early))
+    assert code == ExitCode.ok, err
+    files = [p for p in (home / "outbox").rglob("*") if p.is_file()]
+    assert sorted(p.name for p in files if p.stem == "SEND register") == ["SEND register.csv", "SEND register.xlsx"]
+    made = [p for p in files if p.suffix == ".docx"]  # the letters and the pre-filled plan
+    assert len(made) == 3
+    upn = values("early-discussion")["pupil"]["upn"]
+    assert f"early.docx: processed (early-discussion, UPN {upn}, 3 documents, and the SEND register updated)" in out
+
+    # The same form again makes nothing: said in words, not "0 documents".
+    code, out, err = run(capsys, "--home", str(home), "process", str(early))
+    assert code == ExitCode.ok, err
+    assert f"early.docx: already processed (early-discussion, UPN {upn}, no documents)" in out

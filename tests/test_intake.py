@@ -669,6 +669,31 @@ def test_the_real_pipeline_hands_its_warnings_to_the_watcher(fast: Settings) -> 
     assert processor(Path("x.docx"), "x.docx")["warnings"] == ["LibreOffice failed"]
 
 
+def test_the_watcher_counts_what_a_form_made_as_senforms_process_does(fast: Settings, forms: list[bytes]) -> None:
+    """The SEND register (CSV and XLSX) is named, not counted as two of the form's documents."""
+    from senforms.intake.worker import PipelineProcessor
+
+    outbox = fast.outbox
+
+    class Done:
+        kind, upn, status, warnings = "early-discussion", "A1", "processed", []
+        documents = [
+            outbox / "parents/A/letter.docx",
+            outbox / "senco/SEND register.csv",
+            outbox / "senco/SEND register.xlsx",
+        ]
+
+    processor = PipelineProcessor.__new__(PipelineProcessor)
+    processor.pipeline = type("P", (), {"process_file": lambda self, path, name: Done()})()
+    assert processor(Path("x.docx"), "x.docx")["made"] == "1 document, and the SEND register updated"
+
+    fast.inbox.mkdir(parents=True, exist_ok=True)
+    (fast.inbox / "one.docx").write_bytes(forms[0])
+    run_once(fast)  # FakePipeline: one document, no "made" of its own
+    logged = (fast.home / "senforms.log").read_text(encoding="utf-8")
+    assert ": 1 document." in logged and "document(s)" not in logged
+
+
 class BrokenAtStart:
     """A processor whose set-up fails the way a missing module or bad setting would."""
 

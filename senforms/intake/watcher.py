@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from senforms.config import Settings, load_settings, settings_fingerprint
 from senforms.deliver import set_aside
-from senforms.errors import ExitCode, SenformsError
+from senforms.errors import ExitCode, SenformsError, count
 from senforms.intake.claims import Claims
 from senforms.intake.filesystems import check_layout, network_filesystem
 from senforms.intake.scan import READY, Events, Scanner
@@ -385,12 +385,12 @@ class Watcher:
             self._done(claimed)
             upn = result.get("upn", "?")
             log.info(
-                "%s %s for UPN %s (%s): %d document(s).",
+                "%s %s for UPN %s (%s): %s.",
                 str(result.get("status", "processed")).capitalize(),
                 result.get("kind", "form"),
                 upn,
                 ref(claimed),
-                len(result.get("documents", [])),
+                result.get("made") or count(len(result.get("documents", [])), "document"),
             )
             for warning in result.get("warnings", []):
                 log.warning("UPN %s: %s", upn, warning)
