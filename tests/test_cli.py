@@ -230,3 +230,22 @@ def test_process_counts_what_the_form_made_and_names_the_register_apart(
     code, out, err = run(capsys, "--home", str(home), "process", str(early))
     assert code == ExitCode.ok, err
     assert f"early.docx: already processed (early-discussion, UPN {upn}, no documents)" in out
+
+
+def test_status_counts_forms_done_by_senforms_process_from_the_archive(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """"Done today" is what the archive received today, whoever processed it, as of --today."""
+    from datetime import date, timedelta
+
+    run(capsys, "--home", str(home), "status")
+    assert not (home / "senforms.db").exists()  # asking the status never creates an archive
+
+    early = drop(home, "early.docx", filled("early-discussion", values("early-discussion")))
+    assert run(capsys, "--home", str(home), "process", str(early))[0] == ExitCode.ok
+    code, out, _ = run(capsys, "--home", str(home), "status")
+    assert code == ExitCode.ok and "Done today: 1" in out.splitlines()
+
+    tomorrow = (date.today() + timedelta(days=1)).isoformat()
+    code, out, _ = run(capsys, "--home", str(home), "--today", tomorrow, "status")
+    assert code == ExitCode.ok and "Done today: 0" in out.splitlines()

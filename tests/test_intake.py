@@ -485,7 +485,10 @@ def test_status_file_and_status_lines(fast: Settings, forms: list[bytes]) -> Non
     fast.inbox.mkdir(parents=True, exist_ok=True)
     (fast.inbox / "one.docx").write_bytes(forms[0])
     (fast.inbox / "two.docx").write_bytes(b"")
-    run_once(fast)
+    # No daily round, so no archive: the watcher's own count is what "Done today" has to go on
+    # (FakePipeline files nothing in an archive).
+    run_once(fast, daily_round=False)
+    assert not (fast.home / "senforms.db").exists()
     text = (fast.outbox / STATUS_NAME).read_text(encoding="utf-8")
     assert "Done today: 1" in text and "Set aside today: 1" in text
     (fast.inbox / "three.docx").write_bytes(forms[1])
@@ -494,6 +497,24 @@ def test_status_file_and_status_lines(fast: Settings, forms: list[bytes]) -> Non
     assert "Done today: 1" in lines
     state = json.loads((fast.home / ".senforms-watch.json").read_text(encoding="utf-8"))
     assert state["done"] == 1
+
+
+def test_the_status_file_counts_forms_done_by_senforms_process_too(fast: Settings) -> None:
+    """"Done today" comes from the archive: forms processed by ``senforms process`` count, not
+    only those the watcher took, and the watcher's state file need not know them."""
+    from senforms.intake.status import StatusFile, Today
+    from senforms.pipeline import process_files
+    from tests.pipeline_helpers import drop, filled, values
+
+    form = drop(fast.home / "elsewhere", "early.docx", filled("early-discussion", values("early-discussion")))
+    assert len(process_files([form], fast).processed) == 1
+    status = StatusFile(fast)
+    try:
+        status.write(Today(), [], running=True, force=True)
+    finally:
+        getattr(status, "close", lambda: None)()  # the archive it keeps open for the count
+    text = (fast.outbox / STATUS_NAME).read_text(encoding="utf-8")
+    assert "Done today: 1" in text.splitlines()
 
 
 class ArchiveDownPipeline(FakePipeline):

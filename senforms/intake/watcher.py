@@ -256,6 +256,7 @@ class Watcher:
             self._round_archive.close()
             self._round_archive = None
         self._write_status(force=True)
+        self._status.close()
         self.claims.close()
         log.info("Watcher stopped: %d processed, %d set aside.", self.summary.processed, self.summary.set_aside)
 
