@@ -756,7 +756,7 @@ def _once(
             report.processed.append((path, filed))
             return True
         try:
-            target = set_aside(path, settings.problems, exc.note())
+            target = set_aside(path, settings.problems, exc.note(), on=settings.today())
         except FileNotFoundError:
             notify(f"{path.name}: taken by another senforms run meanwhile; see its report.")
             return True

@@ -442,7 +442,7 @@ class Watcher:
         note = error.note() if error is not None else UNEXPECTED_NOTE
         name = ref(path)
         try:
-            set_aside(path, self.settings.problems, note)
+            set_aside(path, self.settings.problems, note, on=self.settings.today())
         except FileNotFoundError:
             return  # another watcher took it, or someone removed it
         except OSError as exc:
