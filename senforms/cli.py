@@ -693,17 +693,31 @@ def annual_report_notes(done: Any) -> list[str]:
     days = sorted({a.on for a in done.already})
     on = ", ".join(f"{d:%d/%m/%Y}" for d in days)
     n = len(done.already)
-    which = f"UPN {done.already[0].upn}'s annual report was" if n == 1 else f"{n} annual reports were"
+
+    def who(a: Any) -> str:  # staff know pupils by name; the UPN tells two of a name apart
+        return f"{a.name} (UPN {a.upn})" if getattr(a, "name", "") else f"UPN {a.upn}"
+
+    which = f"The annual report for {who(done.already[0])} was" if n == 1 else f"{n} annual reports were"
     said = f"{which} already issued this school year (on {on})"
     if done.copies:
-        return [f"{said}; the files in the folder are copies for the school, and nothing was sent or recorded."]
-    if done.again:
-        return [f"{said}; {'it was' if n == 1 else 'they were'} written again into the outbox, as --again asked."]
-    return [
-        f"{said}, so {'it was' if n == 1 else 'they were'} not written again.",
-        "To send parents a second copy, run the command again with --again; for a copy for the school only, "
-        "use -o FOLDER.",
-    ]
+        lines = [f"{said}; the files in the folder are copies for the school, and nothing was sent or recorded."]
+    elif done.again:
+        lines = [f"{said}; {'it was' if n == 1 else 'they were'} written again into the outbox, as --again asked."]
+    else:
+        lines = [
+            f"{said}, so {'it was' if n == 1 else 'they were'} not written again.",
+            "To send parents a second copy, run the command again with --again; for a copy for the school only, "
+            "use -o FOLDER.",
+        ]
+    if n > 1:
+        named = [who(a) for a in done.already[:ALREADY_NAMED]]
+        more = f", and {n - ALREADY_NAMED} more" if n > ALREADY_NAMED else ""
+        lines.insert(1, f"  Already issued: {', '.join(named)}{more}.")
+    return lines
+
+
+#: How many pupils the annual-report command names one by one as already issued.
+ALREADY_NAMED = 20
 
 
 def _pupil_record(args: argparse.Namespace) -> int:
