@@ -12,7 +12,7 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from senforms.errors import ExitCode, NotAHomeError, SenformsError, count
 
@@ -85,6 +85,34 @@ def _bad_text(value: Any, where: str = "") -> Iterator[tuple[str, str]]:
                 break
 
 
+def _check_contacts(values: dict[str, Any], data_file: str) -> None:
+    """Each parent's preferred contact in a values file is one of the form's choices (as
+    'extract --json' prints it, or as the form shows it): otherwise the form would carry a value
+    its dropdown does not have, and the filled form would be refused when it came back."""
+    from senforms.kinds import ContactBy
+
+    pupil = values.get("pupil")
+    parents = pupil.get("parents") if isinstance(pupil, dict) else None
+    if not isinstance(parents, list):
+        return
+    wrong = []
+    for number, parent in enumerate(parents, start=1):
+        given = parent.get("preferred_contact") if isinstance(parent, dict) else None
+        if given is None or (isinstance(given, str) and not given.strip()):
+            continue
+        try:
+            cast(Any, ContactBy)(str(given))  # by value or label, as validation reads the form
+        except ValueError:
+            wrong.append(f"'{given}' for parent or carer {number}")
+    if wrong:
+        allowed = [c.label for c in ContactBy]
+        raise SenformsError(
+            f"The values file {data_file} gives a preferred contact the form does not offer: " + "; ".join(wrong) + ".",
+            advice=f"Use one of {', '.join(allowed[:-1])} or {allowed[-1]} in the values file (or leave it out), "
+            "then run the command again.",
+        )
+
+
 @command("blank")
 def _blank(args: argparse.Namespace) -> int:
     from senforms.forms import blank_form
@@ -112,6 +140,7 @@ def _blank(args: argparse.Namespace) -> int:
                 + "; ".join(f"{char} in {where}" for where, char in bad)
                 + ". Type those values again without it (it often comes from copying out of another program)."
             )
+        _check_contacts(values, args.data)
     output = Path(args.output)
     if output.exists():
         # Often a form someone has filled in, named after the pupil as the README suggests.

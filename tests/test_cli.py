@@ -249,3 +249,27 @@ def test_status_counts_forms_done_by_senforms_process_from_the_archive(
     tomorrow = (date.today() + timedelta(days=1)).isoformat()
     code, out, _ = run(capsys, "--home", str(home), "--today", tomorrow, "status")
     assert code == ExitCode.ok and "Done today: 0" in out.splitlines()
+
+
+def test_a_preferred_contact_in_data_that_the_form_does_not_offer_names_the_choices(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = values("early-discussion")
+    data["pupil"]["parents"][1]["preferred_contact"] = "text message"
+    path = home / "known.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    code, _, err = run(
+        capsys, "--home", str(home), "blank", "early-discussion", "-o", str(home / "p.docx"), "--data", str(path)
+    )
+    assert code == ExitCode.bad_args
+    assert "gives a preferred contact the form does not offer: 'text message' for parent or carer 2." in err
+    assert "What to do: Use one of Letter, E-mail or Phone" in err
+    assert not (home / "p.docx").exists()
+
+    # The form's own words are fine too, in any case: "E-mail" as the dropdown shows it.
+    data["pupil"]["parents"][1]["preferred_contact"] = "e-mail"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    code, _, err = run(
+        capsys, "--home", str(home), "blank", "early-discussion", "-o", str(home / "p.docx"), "--data", str(path)
+    )
+    assert code == ExitCode.ok, err
