@@ -12,7 +12,7 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from senforms.errors import ExitCode, NotAHomeError, SenformsError, count
 
@@ -85,6 +85,34 @@ def _bad_text(value: Any, where: str = "") -> Iterator[tuple[str, str]]:
                 break
 
 
+def _check_contacts(values: dict[str, Any], data_file: str) -> None:
+    """Each parent's preferred contact in a values file is one of the form's choices (as
+    'extract --json' prints it, or as the form shows it): otherwise the form would carry a value
+    its dropdown does not have, and the filled form would be refused when it came back."""
+    from senforms.kinds import ContactBy
+
+    pupil = values.get("pupil")
+    parents = pupil.get("parents") if isinstance(pupil, dict) else None
+    if not isinstance(parents, list):
+        return
+    wrong = []
+    for number, parent in enumerate(parents, start=1):
+        given = parent.get("preferred_contact") if isinstance(parent, dict) else None
+        if given is None or (isinstance(given, str) and not given.strip()):
+            continue
+        try:
+            cast(Any, ContactBy)(str(given))  # by value or label, as validation reads the form
+        except ValueError:
+            wrong.append(f"'{given}' for parent or carer {number}")
+    if wrong:
+        allowed = [c.label for c in ContactBy]
+        raise SenformsError(
+            f"The values file {data_file} gives a preferred contact the form does not offer: " + "; ".join(wrong) + ".",
+            advice=f"Use one of {', '.join(allowed[:-1])} or {allowed[-1]} in the values file (or leave it out), "
+            "then run the command again.",
+        )
+
+
 @command("blank")
 def _blank(args: argparse.Namespace) -> int:
     from senforms.forms import blank_form
@@ -112,6 +140,7 @@ def _blank(args: argparse.Namespace) -> int:
                 + "; ".join(f"{char} in {where}" for where, char in bad)
                 + ". Type those values again without it (it often comes from copying out of another program)."
             )
+        _check_contacts(values, args.data)
     output = Path(args.output)
     if output.exists():
         # Often a form someone has filled in, named after the pupil as the README suggests.
@@ -254,7 +283,7 @@ def _shown(value: Any) -> str:
 
 @command("process")
 def _process(args: argparse.Namespace) -> int:
-    from senforms.pipeline import process_files
+    from senforms.pipeline import made, process_files
 
     settings = _settings(args, need_home=True)
     paths: list[Path] = []
@@ -270,7 +299,7 @@ def _process(args: argparse.Namespace) -> int:
     _warn_unfilled(settings)
     report = process_files(paths, settings, notify=lambda line: print(line, file=sys.stderr))
     for path, done in report.processed:
-        print(f"{path.name}: {done.status} ({done.kind}, UPN {done.upn}, {count(len(done.documents), 'document')})")
+        print(f"{path.name}: {done.status} ({done.kind}, UPN {done.upn}, {made(done.documents)})")
         for warning in done.warnings:
             print(f"  Warning: {warning}")
     for path, target, error in report.set_aside:
@@ -693,17 +722,31 @@ def annual_report_notes(done: Any) -> list[str]:
     days = sorted({a.on for a in done.already})
     on = ", ".join(f"{d:%d/%m/%Y}" for d in days)
     n = len(done.already)
-    which = f"UPN {done.already[0].upn}'s annual report was" if n == 1 else f"{n} annual reports were"
+
+    def who(a: Any) -> str:  # staff know pupils by name; the UPN tells two of a name apart
+        return f"{a.name} (UPN {a.upn})" if getattr(a, "name", "") else f"UPN {a.upn}"
+
+    which = f"The annual report for {who(done.already[0])} was" if n == 1 else f"{n} annual reports were"
     said = f"{which} already issued this school year (on {on})"
     if done.copies:
-        return [f"{said}; the files in the folder are copies for the school, and nothing was sent or recorded."]
-    if done.again:
-        return [f"{said}; {'it was' if n == 1 else 'they were'} written again into the outbox, as --again asked."]
-    return [
-        f"{said}, so {'it was' if n == 1 else 'they were'} not written again.",
-        "To send parents a second copy, run the command again with --again; for a copy for the school only, "
-        "use -o FOLDER.",
-    ]
+        lines = [f"{said}; the files in the folder are copies for the school, and nothing was sent or recorded."]
+    elif done.again:
+        lines = [f"{said}; {'it was' if n == 1 else 'they were'} written again into the outbox, as --again asked."]
+    else:
+        lines = [
+            f"{said}, so {'it was' if n == 1 else 'they were'} not written again.",
+            "To send parents a second copy, run the command again with --again; for a copy for the school only, "
+            "use -o FOLDER.",
+        ]
+    if n > 1:
+        named = [who(a) for a in done.already[:ALREADY_NAMED]]
+        more = f", and {n - ALREADY_NAMED} more" if n > ALREADY_NAMED else ""
+        lines.insert(1, f"  Already issued: {', '.join(named)}{more}.")
+    return lines
+
+
+#: How many pupils the annual-report command names one by one as already issued.
+ALREADY_NAMED = 20
 
 
 def _pupil_record(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ import re
 import secrets
 import time
 import unicodedata
+from datetime import date
 from pathlib import Path
 
 _UNSAFE = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]+')
@@ -172,13 +173,23 @@ def write_atomic(
             tmp.unlink()
 
 
-def set_aside(source: Path, problems: Path, note: str) -> Path:
+#: The note's last line when ``set_aside`` is given the day: what the weekly digest dates it by.
+SET_ASIDE_ON = "Set aside on {:%d/%m/%Y}."
+SET_ASIDE_ON_RE = re.compile(r"^Set aside on (\d{2}/\d{2}/\d{4})\.$", re.MULTILINE)
+
+
+def set_aside(source: Path, problems: Path, note: str, *, on: date | None = None) -> Path:
     """Move a file that could not be processed into ``problems/`` with a note beside it.
 
     The file is moved, never deleted or changed; if a file of that name is already set aside, the
     new one gets a free name. The note (``<file>.txt``) is written first, so that a crash between
     the two steps leaves a note without its file, never a file without a note.
+
+    ``on`` (``settings.today()``) ends the note with the day it was set aside, so the weekly
+    digest dates it as senforms saw the day (``--today``), not by the note's file time.
     """
+    if on is not None:
+        note = note.rstrip() + "\n\n" + SET_ASIDE_ON.format(on)
     problems.mkdir(parents=True, exist_ok=True)
     name = Path(safe_file_name(source.name))
     target = problems / name

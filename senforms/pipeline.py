@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 from senforms import forms, layout, rules
 from senforms.archive import tables as t
 from senforms.archive.record import extend_record, rebuild_record
-from senforms.archive.register import register_change_csv
+from senforms.archive.register import REGISTER_PATH, REGISTER_XLSX_PATH, register_change_csv
 from senforms.archive.roll import rolled_pupil
 from senforms.archive.store import (
     Archive,
@@ -83,6 +83,22 @@ class Processed:
     status: str  # "processed", "already processed" or "corrected"
     documents: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+
+
+def made(documents: Iterable[Path | str]) -> str:
+    """What a form produced, as office staff count it: "5 documents, and the SEND register
+    updated". The register (CSV and XLSX) is the outbox's one living file for the whole school,
+    not a letter or form made for this one, so it is named rather than counted."""
+    register = {REGISTER_PATH, REGISTER_XLSX_PATH}
+    produced, register_updated = 0, False
+    for doc in documents:
+        path = Path(doc).as_posix()
+        if any(path == r or path.endswith("/" + r) for r in register):
+            register_updated = True
+        else:
+            produced += 1
+    said = "no documents" if produced == 0 else f"{produced} document" + ("" if produced == 1 else "s")
+    return said + (", and the SEND register updated" if register_updated else "")
 
 
 # --- the steps ---------------------------------------------------------------------------------
@@ -786,7 +802,7 @@ def _once(
             report.processed.append((path, filed))
             return True
         try:
-            target = set_aside(path, settings.problems, exc.note())
+            target = set_aside(path, settings.problems, exc.note(), on=settings.today())
         except FileNotFoundError:
             notify(f"{path.name}: taken by another senforms run meanwhile; see its report.")
             return True

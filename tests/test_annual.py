@@ -223,7 +223,9 @@ def test_run_by_hand_after_the_round_writes_only_the_missing_reports(
     # A second pupil joins SEN support after the round ran.
     other = pupil_upn(2)
     with Pipeline(cfg, today=lambda: date(2026, 2, 10)) as pipeline:
-        take_through_the_cycle(pipeline, tmp_path / "other", pupil={"upn": other, "legal_forename": "Noah"})
+        take_through_the_cycle(
+            pipeline, tmp_path / "other", pupil={"upn": other, "legal_forename": "Noah", "preferred_name": "Noah"}
+        )
     capsys.readouterr()
 
     assert main([*home, "--today", "2026-07-16", "annual-report"]) == 0
@@ -232,7 +234,9 @@ def test_run_by_hand_after_the_round_writes_only_the_missing_reports(
     assert mine == ["2026-07-15 Annual report on SEN support.docx"]  # no "(2)", no second copy
     (theirs,) = parents.rglob(f"*({other})/*Annual report*")
     assert f"Wrote {theirs}" in out
-    assert f"UPN {MILLIE}'s annual report was already issued this school year (on 15/07/2026)" in out
+    assert (
+        f"The annual report for Millie Hart (UPN {MILLIE}) was already issued this school year (on 15/07/2026)"
+    ) in out
     assert "not written again" in out and "--again" in out
     assert issued_keys(cfg) == sorted(["annual-report:2025:" + MILLIE, "annual-report:2025:" + other])
 
@@ -241,6 +245,7 @@ def test_run_by_hand_after_the_round_writes_only_the_missing_reports(
     out = capsys.readouterr().out
     assert "Wrote" not in out and "No pupil is on SEN support" not in out
     assert "2 annual reports were already issued this school year (on 15/07/2026, 16/07/2026)" in out
+    assert f"  Already issued: Millie Hart (UPN {MILLIE}), Noah Hart (UPN {other})." in out.splitlines()
     assert len(list(parents.rglob("*Annual report*.docx"))) == 2
 
     # -o: copies for the school, for every pupil, recording nothing.

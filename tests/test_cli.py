@@ -58,7 +58,7 @@ def test_process_warns_about_placeholders_and_names_them(home: Path, capsys: pyt
     assert code == ExitCode.ok, err
     assert 'still has "(fill in)" for school.address' in err and "signatory.name" in err
     assert "school.name" not in err  # the fixture filled that one in
-    assert "early.docx: processed" in out and "documents)" in out
+    assert "early.docx: processed" in out and "documents, and the SEND register updated)" in out
 
 
 def test_a_mistyped_file_name_is_a_plain_message(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -209,3 +209,67 @@ def test_messages_agree_in_number_and_article() -> None:
     assert article("SEN support plan") == "a SEN support plan" and article("EHC plan") == "an EHC plan"
     assert article("UPN") == "a UPN" and article("Review record") == "a Review record"
     assert article("one-page profile") == "a one-page profile" and article("hour") == "an hour"
+
+
+def test_process_counts_what_the_form_made_and_names_the_register_apart(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The SEND register (CSV and XLSX) is the school's one living file, not two of the form's
+    documents: office staff count the letters and forms made for the form they dropped in."""
+    early = drop(home, "early.docx", filled("early-discussion", values("early-discussion")))
+    code, out, err = run(capsys, "--home", str(home), "process", str(early))
+    assert code == ExitCode.ok, err
+    files = [p for p in (home / "outbox").rglob("*") if p.is_file()]
+    assert sorted(p.name for p in files if p.stem == "SEND register") == ["SEND register.csv", "SEND register.xlsx"]
+    made = [p for p in files if p.suffix == ".docx"]  # the letters and the pre-filled plan
+    assert len(made) == 3
+    upn = values("early-discussion")["pupil"]["upn"]
+    assert f"early.docx: processed (early-discussion, UPN {upn}, 3 documents, and the SEND register updated)" in out
+
+    # The same form again makes nothing: said in words, not "0 documents".
+    code, out, err = run(capsys, "--home", str(home), "process", str(early))
+    assert code == ExitCode.ok, err
+    assert f"early.docx: already processed (early-discussion, UPN {upn}, no documents)" in out
+
+
+def test_status_counts_forms_done_by_senforms_process_from_the_archive(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """"Done today" is what the archive received today, whoever processed it, as of --today."""
+    from datetime import date, timedelta
+
+    run(capsys, "--home", str(home), "status")
+    assert not (home / "senforms.db").exists()  # asking the status never creates an archive
+
+    early = drop(home, "early.docx", filled("early-discussion", values("early-discussion")))
+    assert run(capsys, "--home", str(home), "process", str(early))[0] == ExitCode.ok
+    code, out, _ = run(capsys, "--home", str(home), "status")
+    assert code == ExitCode.ok and "Done today: 1" in out.splitlines()
+
+    tomorrow = (date.today() + timedelta(days=1)).isoformat()
+    code, out, _ = run(capsys, "--home", str(home), "--today", tomorrow, "status")
+    assert code == ExitCode.ok and "Done today: 0" in out.splitlines()
+
+
+def test_a_preferred_contact_in_data_that_the_form_does_not_offer_names_the_choices(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = values("early-discussion")
+    data["pupil"]["parents"][1]["preferred_contact"] = "text message"
+    path = home / "known.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    code, _, err = run(
+        capsys, "--home", str(home), "blank", "early-discussion", "-o", str(home / "p.docx"), "--data", str(path)
+    )
+    assert code == ExitCode.bad_args
+    assert "gives a preferred contact the form does not offer: 'text message' for parent or carer 2." in err
+    assert "What to do: Use one of Letter, E-mail or Phone" in err
+    assert not (home / "p.docx").exists()
+
+    # The form's own words are fine too, in any case: "E-mail" as the dropdown shows it.
+    data["pupil"]["parents"][1]["preferred_contact"] = "e-mail"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    code, _, err = run(
+        capsys, "--home", str(home), "blank", "early-discussion", "-o", str(home / "p.docx"), "--data", str(path)
+    )
+    assert code == ExitCode.ok, err

@@ -485,7 +485,10 @@ def test_status_file_and_status_lines(fast: Settings, forms: list[bytes]) -> Non
     fast.inbox.mkdir(parents=True, exist_ok=True)
     (fast.inbox / "one.docx").write_bytes(forms[0])
     (fast.inbox / "two.docx").write_bytes(b"")
-    run_once(fast)
+    # No daily round, so no archive: the watcher's own count is what "Done today" has to go on
+    # (FakePipeline files nothing in an archive).
+    run_once(fast, daily_round=False)
+    assert not (fast.home / "senforms.db").exists()
     text = (fast.outbox / STATUS_NAME).read_text(encoding="utf-8")
     assert "Done today: 1" in text and "Set aside today: 1" in text
     (fast.inbox / "three.docx").write_bytes(forms[1])
@@ -494,6 +497,24 @@ def test_status_file_and_status_lines(fast: Settings, forms: list[bytes]) -> Non
     assert "Done today: 1" in lines
     state = json.loads((fast.home / ".senforms-watch.json").read_text(encoding="utf-8"))
     assert state["done"] == 1
+
+
+def test_the_status_file_counts_forms_done_by_senforms_process_too(fast: Settings) -> None:
+    """"Done today" comes from the archive: forms processed by ``senforms process`` count, not
+    only those the watcher took, and the watcher's state file need not know them."""
+    from senforms.intake.status import StatusFile, Today
+    from senforms.pipeline import process_files
+    from tests.pipeline_helpers import drop, filled, values
+
+    form = drop(fast.home / "elsewhere", "early.docx", filled("early-discussion", values("early-discussion")))
+    assert len(process_files([form], fast).processed) == 1
+    status = StatusFile(fast)
+    try:
+        status.write(Today(), [], running=True, force=True)
+    finally:
+        getattr(status, "close", lambda: None)()  # the archive it keeps open for the count
+    text = (fast.outbox / STATUS_NAME).read_text(encoding="utf-8")
+    assert "Done today: 1" in text.splitlines()
 
 
 class ArchiveDownPipeline(FakePipeline):
@@ -667,6 +688,31 @@ def test_the_real_pipeline_hands_its_warnings_to_the_watcher(fast: Settings) -> 
     processor = PipelineProcessor.__new__(PipelineProcessor)
     processor.pipeline = type("P", (), {"process_file": lambda self, path, name: Done()})()
     assert processor(Path("x.docx"), "x.docx")["warnings"] == ["LibreOffice failed"]
+
+
+def test_the_watcher_counts_what_a_form_made_as_senforms_process_does(fast: Settings, forms: list[bytes]) -> None:
+    """The SEND register (CSV and XLSX) is named, not counted as two of the form's documents."""
+    from senforms.intake.worker import PipelineProcessor
+
+    outbox = fast.outbox
+
+    class Done:
+        kind, upn, status, warnings = "early-discussion", "A1", "processed", []
+        documents = [
+            outbox / "parents/A/letter.docx",
+            outbox / "senco/SEND register.csv",
+            outbox / "senco/SEND register.xlsx",
+        ]
+
+    processor = PipelineProcessor.__new__(PipelineProcessor)
+    processor.pipeline = type("P", (), {"process_file": lambda self, path, name: Done()})()
+    assert processor(Path("x.docx"), "x.docx")["made"] == "1 document, and the SEND register updated"
+
+    fast.inbox.mkdir(parents=True, exist_ok=True)
+    (fast.inbox / "one.docx").write_bytes(forms[0])
+    run_once(fast)  # FakePipeline: one document, no "made" of its own
+    logged = (fast.home / "senforms.log").read_text(encoding="utf-8")
+    assert ": 1 document." in logged and "document(s)" not in logged
 
 
 class BrokenAtStart:

@@ -580,3 +580,27 @@ def test_due_and_the_digest_leave_out_pupils_who_have_left(
     meetings_part = rest.split("Parents met fewer than three times", 1)[1].split("Forms set aside this week", 1)[0]
     assert f"{UPN} | Millie Hart" in due_part and OTHER not in due_part
     assert f"{UPN} | Millie Hart | 4 | 2 |" in meetings_part and OTHER not in meetings_part
+
+
+def test_the_digest_dates_set_aside_forms_by_the_day_senforms_worked_as(cfg: Settings, tmp_path: Path) -> None:
+    """``senforms --today DATE`` gives the digest a school would see that week: a form set aside
+    as of Wednesday 6 March 2030 is in that week's digest, whatever the note's file time says,
+    and not in a digest written as of a day before it was set aside."""
+    from senforms.pipeline import process_files
+    from senforms.year.digest import set_aside_since
+
+    wednesday = date(2030, 3, 6)
+    bad = drop(tmp_path, "scan.docx", b"this is not a Word document")
+    report = process_files([bad], on(cfg, wednesday))
+    [(_, target, _)] = report.set_aside
+    note = target.with_name(target.name + ".txt").read_text(encoding="utf-8")
+    assert note.rstrip().endswith("Set aside on 06/03/2030.")
+    # The day it was set aside, not the file's time (today, years before 2030).
+    [aside] = set_aside_since(cfg.problems, date(2030, 3, 4), date(2030, 3, 10))
+    assert (aside.name, aside.on) == ("scan.docx", wednesday)
+    assert set_aside_since(cfg.problems, date(2030, 3, 4), date(2030, 3, 5)) == []  # not yet set aside then
+
+    run_round(on(cfg, date(2030, 3, 7)))
+    [digest] = [d for d in digests(cfg) if "2030-W10" in d.name]
+    aside_part = docx_text(digest).split("Forms set aside this week", 1)[1]
+    assert "scan.docx | 6 March 2030 | " in aside_part

@@ -102,7 +102,8 @@ class ReceivedForm(Base):
     version: Mapped[int] = mapped_column(Integer)
     meeting_date: Mapped[date] = mapped_column(Date)
     original_name: Mapped[str] = mapped_column(Text)
-    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Indexed for the status's count of forms received today (migration 0008_limits2).
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     original: Mapped[bytes] = mapped_column(LargeBinary)
     data: Mapped[str] = mapped_column(Text)  # the validated model as JSON
     read_by: Mapped[str] = mapped_column(String(20))  # tags, labels or pdf

@@ -10,14 +10,18 @@ import logging.handlers
 import os
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from senforms.config import Settings
 from senforms.deliver import staging, write_atomic
 from senforms.intake.claims import CLAIM_DIR, running_watchers
 from senforms.intake.scan import IN_LIBREOFFICE, IN_WORD, STILL_COPYING, waiting_now
+
+if TYPE_CHECKING:
+    from senforms.archive.store import Archive
 
 STATUS_NAME = "senforms status.txt"
 STATE_NAME = ".senforms-watch.json"
@@ -155,11 +159,49 @@ def count_problems(settings: Settings) -> int:
     return sum(1 for n in names if not (n.endswith(".txt") and n.removesuffix(".txt") in present))
 
 
-def status_lines(settings: Settings, *, today: Today | None = None, running: bool | None = None) -> list[str]:
+def _archive_exists(url: str) -> bool:
+    """False for an SQLite archive not created yet: opening it would create it."""
+    return not url.startswith("sqlite:///") or Path(url.removeprefix("sqlite:///")).exists()
+
+
+def received_on(settings: Settings, day: date, archive: Archive | None = None) -> int | None:
+    """How many forms the archive received on ``day`` (the school's local day), whoever
+    processed them: the watcher or ``senforms process``. None when the archive cannot say: it
+    does not exist yet (a status must not create one) or it cannot be reached. One count on the
+    index of ``received_at`` (migration 0008_limits2)."""
+    from sqlalchemy import func, select
+
+    from senforms.archive import tables as t
+    from senforms.archive.store import Archive
+    from senforms.errors import SenformsError
+
+    url = settings.database_url
+    if not _archive_exists(url):
+        return None
+    # Stored in UTC (SQLite keeps it without its offset), so the local day's bounds are too.
+    start = datetime.combine(day, clock.min).astimezone().astimezone(UTC)
+    end = datetime.combine(day + timedelta(days=1), clock.min).astimezone().astimezone(UTC)
+    query = select(func.count()).where(t.ReceivedForm.received_at >= start, t.ReceivedForm.received_at < end)
+    own = archive is None
+    try:
+        if archive is None:
+            archive = Archive(url)
+        with archive.reading() as session:
+            return int(session.execute(query).scalar_one())
+    except SenformsError:
+        return None
+    finally:
+        if own and archive is not None:
+            archive.close()
+
+
+def status_lines(
+    settings: Settings, *, today: Today | None = None, running: bool | None = None, archive: Archive | None = None
+) -> list[str]:
     """The status shown in ``outbox/senforms status.txt`` and by ``senforms status``.
 
-    The watcher passes its own ``today`` (with what it waits on and why); ``senforms status``
-    reads the watcher's state file and looks at the inbox itself.
+    The watcher passes its own ``today`` (with what it waits on and why) and its archive;
+    ``senforms status`` reads the watcher's state file and looks at the inbox itself.
     """
     if running is None:
         running = running_watchers(settings.inbox) > 0
@@ -188,8 +230,11 @@ def status_lines(settings: Settings, *, today: Today | None = None, running: boo
     if len(waiting) > WAITING_LISTED:
         lines.append(f"  and {len(waiting) - WAITING_LISTED} more")
     problems = count_problems(settings)
+    # Forms handled by senforms process count too: the archive knows them all. The watcher's own
+    # count stands in only when the archive cannot be asked (none yet, or out of reach).
+    done = None if today.outage else received_on(settings, settings.today(), archive)
     lines += [
-        f"Done today: {today.done}",
+        f"Done today: {today.done if done is None else done}",
         f"Set aside today: {today.set_aside}" + (" (see the problems folder)" if today.set_aside else ""),
         f"In the problems folder: {problems}" + (" (each has a note beside it saying what to do)" if problems else ""),
     ]
@@ -222,6 +267,9 @@ class StatusFile:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        #: Kept open for "Done today" (``received_on``): opened on first use, again if the
+        #: settings name another archive.
+        self._archive: Archive | None = None
         self._written = 0.0
         self._last: Any = None
         #: A change not yet written (held back by the once-a-second limit).
@@ -252,11 +300,35 @@ class StatusFile:
         try:
             state = json.dumps(today.to_json()).encode("utf-8")
             write_atomic(self.settings.home / STATE_NAME, state, overwrite=True)
-            text = "\n".join(status_lines(self.settings, today=today, running=running))
+            text = "\n".join(status_lines(self.settings, today=today, running=running, archive=self._archive_now()))
             outbox = self.settings.outbox
             write_atomic(outbox / STATUS_NAME, (text + "\n").encode("utf-8"), overwrite=True, stage=staging(outbox))
         except OSError as exc:
             logging.getLogger("senforms.intake").warning("Cannot write the status file: %s", exc)
+
+
+    def _archive_now(self) -> Archive | None:
+        """The archive to count today's forms in, if it exists and can be opened (else None:
+        the watcher's own count stands in)."""
+        from senforms.archive.store import Archive
+        from senforms.errors import SenformsError
+
+        url = self.settings.database_url
+        if self._archive is not None and self._archive.url != url:
+            self.close()
+        if self._archive is None:
+            if not _archive_exists(url):
+                return None
+            try:
+                self._archive = Archive(url)
+            except SenformsError:
+                return None
+        return self._archive
+
+    def close(self) -> None:
+        if self._archive is not None:
+            self._archive.close()
+            self._archive = None
 
 
 def describe(settings: Settings, mode: str, reason: str, poll_seconds: float) -> list[str]:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from senforms.config import Settings, load_settings, settings_fingerprint
 from senforms.deliver import set_aside
-from senforms.errors import ExitCode, SenformsError
+from senforms.errors import ExitCode, SenformsError, count
 from senforms.intake.claims import Claims
 from senforms.intake.filesystems import check_layout, network_filesystem
 from senforms.intake.scan import READY, Events, Scanner
@@ -256,6 +256,7 @@ class Watcher:
             self._round_archive.close()
             self._round_archive = None
         self._write_status(force=True)
+        self._status.close()
         self.claims.close()
         log.info("Watcher stopped: %d processed, %d set aside.", self.summary.processed, self.summary.set_aside)
 
@@ -385,12 +386,12 @@ class Watcher:
             self._done(claimed)
             upn = result.get("upn", "?")
             log.info(
-                "%s %s for UPN %s (%s): %d document(s).",
+                "%s %s for UPN %s (%s): %s.",
                 str(result.get("status", "processed")).capitalize(),
                 result.get("kind", "form"),
                 upn,
                 ref(claimed),
-                len(result.get("documents", [])),
+                result.get("made") or count(len(result.get("documents", [])), "document"),
             )
             for warning in result.get("warnings", []):
                 log.warning("UPN %s: %s", upn, warning)
@@ -441,7 +442,7 @@ class Watcher:
         note = error.note() if error is not None else UNEXPECTED_NOTE
         name = ref(path)
         try:
-            set_aside(path, self.settings.problems, note)
+            set_aside(path, self.settings.problems, note, on=self.settings.today())
         except FileNotFoundError:
             return  # another watcher took it, or someone removed it
         except OSError as exc:

@@ -95,11 +95,16 @@ class PipelineProcessor:
 
 
 def _summary(done: Any) -> dict[str, Any]:
+    from senforms.pipeline import made  # loaded already: the worker runs the pipeline
+
     return {
         "kind": str(done.kind),
         "upn": str(done.upn),
         "status": str(done.status),
         "documents": [str(p) for p in done.documents],
+        # What the form produced as "senforms process" says it ("5 documents, and the SEND
+        # register updated"): the register is the school's, not one of this form's documents.
+        "made": made(done.documents),
         # What "senforms process" would print (letters left as Word files, and so on).
         "warnings": [str(w) for w in getattr(done, "warnings", [])],
     }

@@ -77,12 +77,26 @@ class _OnSupport:
     upn: str
     legal_surname: str
     legal_forename: str
+    preferred_name: str | None = None
+    preferred_surname: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The name the school calls the pupil by, for messages to staff (never for the log)."""
+        return f"{self.preferred_name or self.legal_forename} {self.preferred_surname or self.legal_surname}"
 
 
 def _on_support(session: Session, day: date, upn: str | None = None) -> list[_OnSupport]:
     """Pupils on SEN support (census provision K) on ``day`` who have not left the school by then."""
     query = (
-        select(t.Pupil.id, t.Pupil.upn, t.Pupil.legal_surname, t.Pupil.legal_forename)
+        select(
+            t.Pupil.id,
+            t.Pupil.upn,
+            t.Pupil.legal_surname,
+            t.Pupil.legal_forename,
+            t.Pupil.preferred_name,
+            t.Pupil.preferred_surname,
+        )
         .join(t.SenStatus, t.SenStatus.pupil_id == t.Pupil.id)
         .where(
             t.SenStatus.provision == "K",
@@ -177,6 +191,7 @@ class AlreadyIssued:
 
     upn: str
     on: date  # the day it was issued for: the report day for the round, the day asked for by hand
+    name: str = ""  # for the message to the user; the log names pupils by UPN only
 
 
 @dataclass
@@ -243,7 +258,7 @@ def annual_reports_on_request(
         for pupil in pupils:
             on = issued.get(prefix + pupil.upn)
             if on is not None:
-                result.already.append(AlreadyIssued(pupil.upn, on))
+                result.already.append(AlreadyIssued(pupil.upn, on, pupil.name))
                 if folder is None and not again:
                     continue
             documents = _render(archive, settings, pupil.pupil_id, since=since, today=today)

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from senforms.archive import tables as t
 from senforms.archive.store import Archive
 from senforms.config import Settings
+from senforms.deliver import SET_ASIDE_ON_RE
 from senforms.documents import Due, Rendered
 from senforms.letters import Audience
 from senforms.year.reviews import OpenReview, due_list
@@ -90,9 +91,12 @@ class SetAside:
     why: str
 
 
-def set_aside_since(problems: Path, since: date) -> list[SetAside]:
-    """Files the watcher set aside since ``since``, from the notes beside them in ``problems/``
-    (``deliver.set_aside`` writes ``<file>.txt``: what is wrong, then "What to do")."""
+def set_aside_since(problems: Path, since: date, until: date | None = None) -> list[SetAside]:
+    """Files set aside from ``since`` to ``until`` (both included), from the notes beside them
+    in ``problems/`` (``deliver.set_aside`` writes ``<file>.txt``: what is wrong, then "What to
+    do", then the day it was set aside). A note that names its day (``SET_ASIDE_ON``) is dated
+    by it, which is ``settings.today()`` when it was set aside, so ``--today`` sees the week a
+    school would; an older note without it, by its file time."""
     out = []
     try:
         notes = sorted(problems.glob("*.txt"))
@@ -100,11 +104,16 @@ def set_aside_since(problems: Path, since: date) -> list[SetAside]:
         return []
     for note in notes:
         try:
-            on = datetime.fromtimestamp(note.stat().st_mtime).date()
-            if on < since:
-                continue
             text = note.read_text(encoding="utf-8", errors="replace")
-        except OSError:
+            stamped = SET_ASIDE_ON_RE.findall(text)
+            on = (
+                datetime.strptime(stamped[-1], "%d/%m/%Y").date()
+                if stamped
+                else datetime.fromtimestamp(note.stat().st_mtime).date()
+            )
+        except (OSError, ValueError):
+            continue
+        if on < since or (until is not None and on > until):
             continue
         why = text.split("\n\n")[0].strip()
         why = why if len(why) <= 300 else why[:297].rstrip() + "..."
@@ -124,7 +133,7 @@ class Digest:
 def gather(session: Session, settings: Settings, today: date) -> Digest:
     upcoming, overdue = due_list(session, today, weeks=4)
     monday = today - timedelta(days=today.weekday())
-    return Digest(today, upcoming, overdue, few_meetings(session, today), set_aside_since(settings.problems, monday))
+    return Digest(today, upcoming, overdue, few_meetings(session, today), set_aside_since(settings.problems, monday, today))
 
 
 def _uk(d: date) -> str:
