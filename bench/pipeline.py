@@ -8,7 +8,8 @@ Baselines, measured in this process just before the pipeline runs:
   validate), render each of its letters from a template compiled once (the body's Jinja
   template rendered, compressed, and zipped with the template's other parts copied raw), fill
   its pre-filled form into a copy of the blank's parsed document.xml, write each document to a
-  file. The archive's SQL is not in the floor (the issue puts it at about 2.3 ms a form).
+  new file (not synced to disk, as the pipeline's documents and archive commits are). The
+  archive's SQL is not in the floor (the issue puts it at about 2.3 ms a form).
 - docxtpl: a fresh ``DocxTemplate`` render and save of one letter (the mean over the letters the
   pipeline writes), which is what a letter cost before templates were compiled once.
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import copy
 import io
+import itertools
 import json
 import os
 import statistics
@@ -412,6 +414,7 @@ def baselines(inputs: list[tuple[str, str, bytes]], documents: dict[str, list[st
 
     one = {kind: next(data for k, _, data in inputs if k == kind) for kind in KINDS}
     out = Path(tempfile.mkdtemp(prefix="senforms-floor-"))
+    serial = itertools.count()
     result: dict[str, Any] = {"floor": {}, "floor_parts": {}}
     for kind in KINDS:
         docs = documents[kind]
@@ -427,8 +430,10 @@ def baselines(inputs: list[tuple[str, str, bytes]], documents: dict[str, list[st
         made = letters()
 
         def write(made: list[bytes] = made) -> None:
-            for n, data in enumerate(made):
-                (out / f"{n}.docx").write_bytes(data)
+            # Each to a new file, as a form's documents always are: on some disks (this machine's
+            # among them) creating a file costs far more than writing one over again.
+            for data in made:
+                (out / f"{next(serial)}.docx").write_bytes(data)
 
         parts = {"read": timed(read_validate, repeat), "render": timed(letters, repeat), "write": timed(write, repeat)}
         result["floor_parts"][kind] = parts

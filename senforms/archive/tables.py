@@ -102,7 +102,7 @@ class ReceivedForm(Base):
     version: Mapped[int] = mapped_column(Integer)
     meeting_date: Mapped[date] = mapped_column(Date)
     original_name: Mapped[str] = mapped_column(Text)
-    # Indexed for the status's count of forms received today (migration 0008_limits2).
+    # Indexed for the status's count of forms received today (migration 0008_received_by_day).
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     original: Mapped[bytes] = mapped_column(LargeBinary)
     data: Mapped[str] = mapped_column(Text)  # the validated model as JSON

@@ -168,7 +168,7 @@ def received_on(settings: Settings, day: date, archive: Archive | None = None) -
     """How many forms the archive received on ``day`` (the school's local day), whoever
     processed them: the watcher or ``senforms process``. None when the archive cannot say: it
     does not exist yet (a status must not create one) or it cannot be reached. One count on the
-    index of ``received_at`` (migration 0008_limits2)."""
+    index of ``received_at`` (migration 0008_received_by_day)."""
     from sqlalchemy import func, select
 
     from senforms.archive import tables as t

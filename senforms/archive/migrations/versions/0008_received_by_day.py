@@ -1,6 +1,6 @@
 """forms received on a day counted from an index
 
-Revision ID: 0008_limits2
+Revision ID: 0008_received_by_day
 Revises: 0007_letters_by_day
 Create Date: 2026-11-24 01:30:00
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0008_limits2"
+revision = "0008_received_by_day"
 down_revision = "0007_letters_by_day"
 branch_labels = None
 depends_on = None
