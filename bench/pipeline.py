@@ -430,8 +430,8 @@ def baselines(inputs: list[tuple[str, str, bytes]], documents: dict[str, list[st
         made = letters()
 
         def write(made: list[bytes] = made) -> None:
-            # Each to a new file, as a form's documents always are: on some disks (this machine's
-            # among them) creating a file costs far more than writing one over again.
+            # Each to a new file, as a form's documents always are (a file written over again
+            # skips the file system's work of creating one).
             for data in made:
                 (out / f"{next(serial)}.docx").write_bytes(data)
 

@@ -45,11 +45,12 @@ def plan_delivery(
     *,
     corrected: bool,
     today: date,
+    new_pupil: bool = False,
 ) -> None:
     """Choose each document's place in the outbox and file it in the archive, undelivered. In
     one statement: delivery reads the rows back by the form's id, so their ids are not needed
     here, and the ORM would insert them one by one on SQLite to learn each id."""
-    placed = _placed(session, outbox, pupil, rendered, today=today)
+    placed = _placed(session, outbox, pupil, rendered, today=today, filed_before=not new_pupil)
     if placed:
         at = now()
         session.execute(
@@ -90,13 +91,20 @@ def _owner(doc: Rendered, pupil_id: int | None) -> int | None:
 
 
 def _placed(
-    session: Session, outbox: Path, pupil: t.Pupil | None, rendered: Iterable[Rendered], *, today: date
+    session: Session,
+    outbox: Path,
+    pupil: t.Pupil | None,
+    rendered: Iterable[Rendered],
+    *,
+    today: date,
+    filed_before: bool = True,
 ) -> list[tuple[Rendered, str]]:
     """Each document with its place in the outbox (outbox-relative): a free name in the pupil's
-    folder, never one the archive or the outbox already has."""
+    folder, never one the archive or the outbox already has. ``filed_before`` False: a pupil
+    created in this transaction, who has no documents in the archive to look up."""
     folder = pupil_folder(pupil.legal_surname, pupil.legal_forename, pupil.upn) if pupil is not None else None
     pupil_id = pupil.id if pupil is not None else None
-    taken = set(
+    taken = set() if not filed_before else set(
         session.scalars(
             select(t.Document.path).where(
                 t.Document.pupil_id == pupil_id if pupil_id is not None else t.Document.pupil_id.is_(None)

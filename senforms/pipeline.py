@@ -359,7 +359,16 @@ def file(
         # The outbox's living copy is written whole from the archive when the form is delivered.
         change = register_change_csv(session, pupil.id)
         documents.append(Rendered(Audience.SENCO, "SEND register", "register", change, ".csv"))
-    plan_delivery(session, settings.outbox, filed, pupil, documents, corrected=seen.corrects is not None, today=today)
+    plan_delivery(
+        session,
+        settings.outbox,
+        filed,
+        pupil,
+        documents,
+        corrected=seen.corrects is not None,
+        today=today,
+        new_pupil=seen.pupil_id is None,
+    )
     return filed.id
 
 

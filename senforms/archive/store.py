@@ -21,11 +21,11 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, event, insert, select, text, update
+from sqlalchemy import create_engine, event, insert, or_, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlalchemy.orm import Session, defer, sessionmaker
+from sqlalchemy.orm import Session, defer, joinedload, sessionmaker
 
 from senforms import kinds
 from senforms.archive import tables as t
@@ -275,9 +275,21 @@ def find_pupil(session: Session, pupil: kinds.Pupil, kind: str) -> t.Pupil | Non
     difference is named as a likely typo, never taken for another child nor quietly accepted.
     A temporary UPN gives way to a permanent one only when the form names the temporary UPN as
     the pupil's former UPN, or through ``senforms pupil fix``."""
-    row = session.scalar(select(t.Pupil).where(t.Pupil.upn == pupil.upn))
+    # With the parents: the letters and the record both need them (one statement, not two).
+    row = session.scalars(
+        select(t.Pupil).options(joinedload(t.Pupil.parents)).where(t.Pupil.upn == pupil.upn)
+    ).unique().first()
+    # No pupil with this UPN: one look for a pupil who had it before, or who may be this child
+    # under another UPN (the same date of birth).
+    others = (
+        []
+        if row is not None
+        else session.scalars(
+            select(t.Pupil).where(or_(t.Pupil.former_upn == pupil.upn, t.Pupil.date_of_birth == pupil.date_of_birth))
+        ).all()
+    )
     if row is None:
-        row = session.scalar(select(t.Pupil).where(t.Pupil.former_upn == pupil.upn))
+        row = next((other for other in others if other.former_upn == pupil.upn), None)
     if row is not None:
         _check_details(session, row, pupil)
         if kind != "early-discussion" and row.roll_updated_at is not None and not _has_forms(session, row.id):
@@ -288,11 +300,7 @@ def find_pupil(session: Session, pupil: kinds.Pupil, kind: str) -> t.Pupil | Non
                 advice="Drop in the pupil's early discussion note first, then this form again.",
             )
         return row
-    alike = [
-        other
-        for other in session.scalars(select(t.Pupil).where(t.Pupil.date_of_birth == pupil.date_of_birth)).all()
-        if _likely_same_person(other, pupil)
-    ]
+    alike = [other for other in others if _likely_same_person(other, pupil)]
     # Forms have no "former UPN" answer yet; when one is added, this is what it means.
     former = getattr(pupil, "former_upn", None)
     for other in alike:
@@ -444,7 +452,7 @@ def save_pupil(session: Session, row: t.Pupil | None, pupil: kinds.Pupil) -> t.P
             for contact in row.parents:
                 for key, value in contact_filled(contact, pupil.parents).items():
                     setattr(contact, key, value)
-        session.flush()
+        _flush_new(session, row)
         return row
     row.preferred_name = tidy_name(pupil.preferred_name) if pupil.preferred_name else None
     row.year_group = pupil.year_group.value
@@ -452,8 +460,15 @@ def save_pupil(session: Session, row: t.Pupil | None, pupil: kinds.Pupil) -> t.P
     if pupil.parents and _contact_rows(row.parents) != _contact_rows(wanted := _parents(pupil)):
         # Replaced only when they changed: most forms name the same parents as the last one.
         row.parents = wanted
-    session.flush()
+    _flush_new(session, row)
     return row
+
+
+def _flush_new(session: Session, row: t.Pupil) -> None:
+    """A new pupil is written at once, for its id; changes to one already on record are written
+    with the form that comes next (one flush, not two)."""
+    if row.id is None:
+        session.flush()
 
 
 #: Titles a school roll puts before a contact's name ("Mrs Rachel Hart") that a form often leaves off.
