@@ -211,8 +211,12 @@ def deliver(
     The office's list of letters to send is not written here: a list the office has open in
     Excel (which Windows will not let anyone replace) must not hold up the letters themselves.
     The letters written are returned for the caller to list (``write_letters_lists``); one left
-    off by a crash is put back by ``recent_letters`` at the next start."""
-    with archive.session() as session:
+    off by a crash is put back by ``recent_letters`` at the next start.
+
+    The delivery's commit does not wait for the disk (``durable=False``): each document is
+    synced before it is put in place, and a delivery a power cut undoes is done again from the
+    filed form, finding its documents already there by their hash."""
+    with archive.session(durable=False) as session:
         forms = t.table(t.ReceivedForm)  # plain UPDATEs: no ORM objects of these rows are held here
         session.execute(update(forms).where(forms.c.id == form_id).values(state=forms.c.state))
         # What delivery needs of the form, in one statement: not its answers, not its original bytes.

@@ -17,6 +17,7 @@ from senforms.config import load_settings
 from senforms.deliver import STAGING, staging
 from senforms.pipeline import Pipeline
 from tests.pipeline_helpers import filled, values
+from tests.test_pipeline import archive_url, cfg, pipeline  # noqa: F401  (fixtures: SQLite and PostgreSQL)
 
 TODAY = date(2026, 11, 22)
 
@@ -26,7 +27,7 @@ class Crash(BaseException):
 
 
 def run(home: Path, data: bytes, crash_at: tuple[str, int] | None = None) -> None:
-    with Pipeline(load_settings(home), today=lambda: TODAY) as pipeline:
+    with Pipeline(load_settings(home), today=lambda: TODAY) as running:
         seen: Counter[str] = Counter()
 
         def checkpoint(step: str) -> None:
@@ -34,8 +35,8 @@ def run(home: Path, data: bytes, crash_at: tuple[str, int] | None = None) -> Non
             if crash_at == (step, seen[step]):
                 raise Crash(step)
 
-        pipeline.checkpoint = checkpoint
-        pipeline.process_bytes(data, name="early.docx")
+        running.checkpoint = checkpoint
+        running.process_bytes(data, name="early.docx")
 
 
 def state(home: Path) -> tuple[list[str], dict[str, int]]:
@@ -119,3 +120,39 @@ def test_remains_of_a_cut_off_write_are_cleared_and_never_among_documents(home: 
     assert not old.exists() and fresh.exists()
     pupil_folders = [p for p in (home / "outbox").rglob("*") if p.is_file() and STAGING not in p.parts]
     assert pupil_folders and not [p for p in pupil_folders if p.name.endswith(".part")]
+
+
+def test_only_the_delivery_commits_without_waiting_for_the_disk(
+    pipeline: Pipeline,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A form's delivery is done again from the filed form after a power cut (its documents are
+    found by their hash), so its commit need not wait for the disk; the filing's commit, and every
+    other, must. The setting is per connection on SQLite: a pooled connection a delivery used is
+    synced again before anyone else has it."""
+    from sqlalchemy import text
+
+    import senforms.archive.store as store
+
+    def synced(session: object) -> str:
+        dialect = session.get_bind().dialect.name  # type: ignore[attr-defined]
+        query = "PRAGMA synchronous" if dialect == "sqlite" else "SHOW synchronous_commit"
+        return str(session.execute(text(query)).scalar_one())  # type: ignore[attr-defined]
+
+    seen: list[str] = []
+    real = store._not_synced
+
+    def spy(session: object) -> None:
+        real(session)  # type: ignore[arg-type]
+        seen.append(synced(session))
+
+    monkeypatch.setattr(store, "_not_synced", spy)
+    done = pipeline.process_bytes(filled("early-discussion", values("early-discussion")), name="early.docx")
+    assert done.status == "processed" and done.documents
+    assert seen in (["1"], ["off"])  # one delivery, its commit not synced (SQLite NORMAL, PostgreSQL off)
+    for _ in range(3):  # whichever pooled connection comes next is synced again
+        with pipeline.archive.session() as session:
+            assert synced(session) in ("2", "on")  # SQLite FULL, PostgreSQL on
+        with pipeline.archive.reading() as session:
+            assert synced(session) in ("2", "on")

@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -89,10 +90,19 @@ class Archive:
             command.upgrade(config, "head")
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """One transaction: committed when the block ends, rolled back on any exception."""
+    def session(self, *, durable: bool = True) -> Iterator[Session]:
+        """One transaction: committed when the block ends, rolled back on any exception.
+
+        ``durable=False``: for a transaction that is safe to lose in a power cut because it is
+        done again from what a durable one kept (a form's delivery, done again from the filed
+        form, recognises the documents already written by their hash). Its commit does not wait
+        for the disk: on SQLite ``synchronous=NORMAL`` for that one commit (in WAL mode the
+        database stays whole; the next durable commit syncs it with its own), on PostgreSQL
+        ``synchronous_commit`` off for the transaction. Every other commit is synced."""
         session = self._sessions()
         try:
+            if not durable:
+                _not_synced(session)
             yield session
             session.commit()
         except SQLAlchemyError as exc:
@@ -167,6 +177,9 @@ def _engine(url: str) -> Engine:
             cursor.execute("PRAGMA synchronous=FULL")
             cursor.close()
 
+        # A connection a transaction left unsynced is made synced again before anyone else has it.
+        event.listen(engine, "checkin", _synced_again)
+        event.listen(engine, "checkout", lambda dbapi, record, _proxy: _synced_again(dbapi, record))
         return engine
     if url.startswith("postgresql"):
         # A hung or frozen server must become an outage within a bounded time, never hold a form
@@ -182,6 +195,25 @@ def _engine(url: str) -> Engine:
             },
         )
     return create_engine(url, pool_pre_ping=True)
+
+
+def _not_synced(session: Session) -> None:
+    """This transaction's commit does not wait for the disk (see ``Archive.session``)."""
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        # Per connection: set back to FULL when the connection goes back to the pool
+        # (``_synced_again``), so no other transaction ever commits without it.
+        connection.info["not synced"] = True
+        connection.exec_driver_sql("PRAGMA synchronous=NORMAL")
+    elif connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")  # ends with the transaction
+
+
+def _synced_again(dbapi_connection: sqlite3.Connection | None, record: Any) -> None:
+    if record.info.pop("not synced", False) and dbapi_connection is not None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.close()
 
 
 def _write_ahead_log(cursor: sqlite3.Cursor) -> None:
