@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -255,14 +255,22 @@ class _Changed(Exception):
     """Another watcher changed this pupil's record between identify and file."""
 
 
+# Built once, as every form runs them: building a statement costs SQLAlchemy more than running it.
+_FORMS, _PUPILS = t.table(t.ReceivedForm), t.table(t.Pupil)
+_CURRENT_IDS = (
+    select(_FORMS.c.id)
+    .where(_FORMS.c.pupil_id == bindparam("pupil_id"), _FORMS.c.superseded_by_id.is_(None))
+    .order_by(_FORMS.c.meeting_date, _FORMS.c.id)
+)
+_BY_HASH = (
+    select(_FORMS.c.id, _FORMS.c.kind, _FORMS.c.state, _PUPILS.c.upn)
+    .join(_PUPILS, _PUPILS.c.id == _FORMS.c.pupil_id)
+    .where(_FORMS.c.content_hash == bindparam("digest"))
+)
+
+
 def _current_ids(session: Session, pupil_id: int) -> tuple[int, ...]:
-    return tuple(
-        session.scalars(
-            select(t.ReceivedForm.id)
-            .where(t.ReceivedForm.pupil_id == pupil_id, t.ReceivedForm.superseded_by_id.is_(None))
-            .order_by(t.ReceivedForm.meeting_date, t.ReceivedForm.id)
-        ).all()
-    )
+    return tuple(session.scalars(_CURRENT_IDS, {"pupil_id": pupil_id}).all())
 
 
 @dataclass(frozen=True)
@@ -651,11 +659,7 @@ class Pipeline:
     def _known(self, digest: str) -> Processed | None:
         """A form already received: finish its delivery if a crash interrupted it."""
         with self.archive.reading() as session:
-            row = session.execute(
-                select(t.ReceivedForm.id, t.ReceivedForm.kind, t.ReceivedForm.state, t.Pupil.upn)
-                .join(t.Pupil, t.Pupil.id == t.ReceivedForm.pupil_id)
-                .where(t.ReceivedForm.content_hash == digest)
-            ).first()
+            row = session.execute(_BY_HASH, {"digest": digest}).first()
         if row is None:
             return None
         if row.state == "done":

@@ -17,6 +17,19 @@ from senforms.archive import tables as t
 from senforms.kinds import KINDS, FormModel, ReviewRecord, SupportPlan
 from senforms.values import fold_outcome
 
+# Statements every form runs, built once: building one costs SQLAlchemy more than running it.
+_OPEN_STATUS = (
+    select(t.SenStatus)
+    .where(t.SenStatus.pupil_id == bindparam("pupil_id"), t.SenStatus.end_date.is_(None))
+    .order_by(t.SenStatus.id.desc())
+    .limit(1)
+)
+_CYCLE = select(t.Cycle).where(t.Cycle.pupil_id == bindparam("pupil_id"), t.Cycle.number == bindparam("number"))
+_INSERT_MEETING = insert(t.table(t.Meeting))
+_INSERT_OUTCOMES = insert(t.table(t.Outcome))
+_INSERT_PROVISION = insert(t.table(t.Provision))
+_INSERT_RATINGS = insert(t.table(t.OutcomeRating))
+
 
 def rebuild_record(session: Session, pupil: t.Pupil, forms: list[tuple[t.ReceivedForm, FormModel]]) -> bool:
     """Rebuild the pupil's SEN status, cycles, outcomes and provision from their current forms,
@@ -58,9 +71,7 @@ def extend_record(
     before = _key(before_row)
     cycles: dict[int, t.Cycle] = {}
     if isinstance(form, SupportPlan | ReviewRecord):
-        found = session.scalar(
-            select(t.Cycle).where(t.Cycle.pupil_id == pupil.id, t.Cycle.number == form.cycle)
-        )
+        found = session.scalar(_CYCLE, {"pupil_id": pupil.id, "number": form.cycle})
         if found is not None:
             cycles[form.cycle] = found
     status = _apply(session, pupil.id, row, form, before_row, cycles)
@@ -108,9 +119,8 @@ def _apply(
     )
     # Every form of the cycle records a meeting with the parents (6.65).
     session.execute(
-        insert(t.table(t.Meeting)).values(
-            pupil_id=pupil_id, form_id=row.id, kind=row.kind, held_on=getattr(form, KINDS[row.kind].meeting_date)
-        )
+        _INSERT_MEETING,
+        {"pupil_id": pupil_id, "form_id": row.id, "kind": row.kind, "held_on": getattr(form, KINDS[row.kind].meeting_date)},
     )
     change = rules.register_status(form, current)
     if change is not None:
@@ -159,7 +169,7 @@ def _plan(session: Session, cycle_id: int, plan: SupportPlan, *, replaces: bool)
         session.execute(delete(provision).where(provision.c.cycle_id == cycle_id))
     if plan.outcomes:
         session.execute(
-            insert(t.table(t.Outcome)),
+            _INSERT_OUTCOMES,
             [
                 {"cycle_id": cycle_id, "position": i, "description": o.description, "success_criteria": o.success_criteria}
                 for i, o in enumerate(plan.outcomes)
@@ -167,7 +177,7 @@ def _plan(session: Session, cycle_id: int, plan: SupportPlan, *, replaces: bool)
         )
     if plan.provision:
         session.execute(
-            insert(t.table(t.Provision)),
+            _INSERT_PROVISION,
             [
                 {
                     "cycle_id": cycle_id,
@@ -216,7 +226,7 @@ def _rate(session: Session, cycle_id: int, review: ReviewRecord, form_id: int) -
             }
         )
     if ratings:
-        session.execute(insert(t.table(t.OutcomeRating)), ratings)
+        session.execute(_INSERT_RATINGS, ratings)
     provision = {
         fold_outcome(p.what): p.id
         for p in session.execute(
@@ -235,12 +245,7 @@ def _rate(session: Session, cycle_id: int, review: ReviewRecord, form_id: int) -
 
 def _open_status(session: Session, pupil_id: int) -> t.SenStatus | None:
     """The pupil's SEN status now: the last one made, the only one without an end date."""
-    return session.scalar(
-        select(t.SenStatus)
-        .where(t.SenStatus.pupil_id == pupil_id, t.SenStatus.end_date.is_(None))
-        .order_by(t.SenStatus.id.desc())
-        .limit(1)
-    )
+    return session.scalar(_OPEN_STATUS, {"pupil_id": pupil_id})
 
 
 def _key(row: t.SenStatus | None) -> tuple[str, str | None, str | None] | None:
