@@ -201,6 +201,23 @@ def form_context(form: BaseModel) -> dict[str, Any]:
     return shown
 
 
+#: Dates a letter gives as still to come ("We will agree a support plan with you at our next
+#: meeting on ...", "Our next review is on ...").
+_TO_COME = ("next_meeting_date", "next_review_date")
+
+
+def still_to_come(shown: dict[str, Any], form: BaseModel, today: date) -> dict[str, Any]:
+    """The form's answers for a letter written ``today``, less any date "to come" that has already
+    passed: a form typed up weeks after its meeting must not tell parents that a meeting already
+    gone by is still ahead. The letter then leaves that sentence out (its templates say these dates
+    only ``{% if %}`` they are given); the archive keeps the form as it was written."""
+    for key in _TO_COME:
+        when = getattr(form, key, None)
+        if isinstance(when, date) and when < today and key in shown:
+            shown[key] = ""
+    return shown
+
+
 def strengths(history: History) -> str:
     """The pupil's strengths as the latest early discussion wrote them: the staff briefing starts
     with them, so staff meet the child before the difficulty. Empty when there is none on record."""
@@ -251,7 +268,7 @@ def letter_context(
         "greeting": greeting(pupil),
         "recipients": households,
         "address_block": address_block(households),
-        "form": form_context(form),
+        "form": still_to_come(form_context(form), form, today),
         "strengths": strengths(history),
         "review": review_context(form),
         "flags": [{"description": f.description, "ratings": list(f.ratings), "new": f.new} for f in flags],

@@ -633,6 +633,28 @@ def test_letters_a_crash_left_off_the_list_are_listed_at_the_next_start(settings
     assert files == out and len(out) == 4
 
 
+@pytest.mark.parametrize(
+    ("written", "promised"),
+    [(date(2025, 10, 9), True), (date(2025, 11, 4), True), (date(2025, 11, 20), False)],
+)
+def test_a_meeting_gone_by_is_not_promised_in_a_letter_written_after_it(
+    settings: Settings, tmp_path: Path, written: date, promised: bool
+) -> None:
+    """The early discussion of 7 October set the next meeting for 4 November. Filed on 9 October,
+    the notification and the note tell parents the plan will be agreed then. Typed up late and
+    filed on 20 November, the letters must not say a meeting already gone by is still to come:
+    the sentence is left out, and the rest of the letter stands."""
+    early = values("early-discussion")
+    assert early["next_meeting_date"] == "2025-11-04"
+    with Pipeline(settings, today=lambda: written) as pipeline:
+        pipeline.process_file(drop(tmp_path, "early.docx", filled("early-discussion", early)))
+    (notification,) = _notifications(settings.outbox).values()
+    (note,) = [text_of(p.read_bytes()) for p in settings.outbox.glob("parents/*/*Note of our early discussion*")]
+    assert ("at our next meeting on 4 November 2025" in notification) is promised
+    assert ("Our next meeting: 4 November 2025" in note) is promised
+    assert "We will agree a support plan with you" in notification  # the letter is otherwise whole
+
+
 # --- 7. each letter's properties: its own title and the day it was written ------------------------
 
 
