@@ -340,8 +340,9 @@ def file(
     # earlier meeting's form typed up late, changes what followed it, so the record is rebuilt.
     # ``seen.latest`` stands: the pupil's current forms are the ones ``identify`` saw (checked above).
     late = seen.latest is not None and seen.latest > meeting
-    register_changed = None if seen.corrects is not None or late else extend_record(session, pupil, filed, form, late=False)
-    if register_changed is None:
+    if seen.corrects is None and not late:
+        register_changed = extend_record(session, pupil, filed, form)
+    else:
         register_changed = rebuild_record(session, pupil, current_forms(session, pupil.id))
     if decided.flags:
         described = [o.description for o in getattr(form, "outcomes", [])]

@@ -9,7 +9,7 @@ corrects.
 
 from __future__ import annotations
 
-from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from senforms import rules
@@ -51,22 +51,14 @@ def rebuild_record(session: Session, pupil: t.Pupil, forms: list[tuple[t.Receive
     return _status_key(session, pupil.id) != before
 
 
-def extend_record(
-    session: Session, pupil: t.Pupil, row: t.ReceivedForm, form: FormModel, *, late: bool | None = None
-) -> bool | None:
+def extend_record(session: Session, pupil: t.Pupil, row: t.ReceivedForm, form: FormModel) -> bool:
     """Add one new form to the pupil's record without rebuilding it: the usual case, a form
-    later than every current form of the pupil's and correcting none. The record is then what a
-    rebuild would make (the rebuild applies the same ``_apply`` to each form in this order, so
-    the rows already there are its first steps); for a pupil five years in, that is a few rows
-    written instead of every cycle deleted and made again. Returns whether the SEN register
-    changed, or None when the form is not last (an earlier meeting's form typed up late): the
-    caller then rebuilds the record whole. ``late``: whether the form is dated before another
-    current form, when the caller knows (the pipeline does, from its look at the pupil's forms
-    under the same lock); looked up when None."""
-    if late is None:
-        late = _any_later(session, pupil.id, row)
-    if late:
-        return None
+    later than every current form of the pupil's and correcting none, which the caller has
+    checked (the pipeline knows the pupil's current forms, under the pupil's lock). The record
+    is then what a rebuild would make (the rebuild applies the same ``_apply`` to each form in
+    this order, so the rows already there are its first steps); for a pupil five years in, that
+    is a few rows written instead of every cycle deleted and made again. Returns whether the
+    SEN register changed."""
     before_row = _open_status(session, pupil.id)
     before = _key(before_row)
     cycles: dict[int, t.Cycle] = {}
@@ -77,25 +69,6 @@ def extend_record(
     status = _apply(session, pupil.id, row, form, before_row, cycles)
     session.flush()
     return _key(status) != before
-
-
-def _any_later(session: Session, pupil_id: int, row: t.ReceivedForm) -> bool:
-    """Whether another current form of the pupil's comes after ``row`` (a later meeting, or the
-    same meeting filed after it)."""
-    later = session.scalar(
-        select(t.ReceivedForm.id)
-        .where(
-            t.ReceivedForm.pupil_id == pupil_id,
-            t.ReceivedForm.superseded_by_id.is_(None),
-            t.ReceivedForm.id != row.id,
-            or_(
-                t.ReceivedForm.meeting_date > row.meeting_date,
-                and_(t.ReceivedForm.meeting_date == row.meeting_date, t.ReceivedForm.id > row.id),
-            ),
-        )
-        .limit(1)
-    )
-    return later is not None
 
 
 def _apply(
