@@ -131,10 +131,14 @@ def write_atomic(
     folder on the same file system to write in first (see ``staging``); by default, beside ``path``.
     ``mode`` (default ``DEFAULT_FILE_MODE``, else the umask) is the new file's permissions.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if stage is not None:
-        stage.mkdir(parents=True, exist_ok=True)
-    fd, tmp = _create_temp(stage or path.parent)
+    # Folders are made only when missing: a form's three documents would otherwise cost six
+    # mkdir calls and their checks, in the folders that nearly always exist already.
+    folder = stage or path.parent
+    try:
+        fd, tmp = _create_temp(folder)
+    except FileNotFoundError:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = _create_temp(folder)
     mode = DEFAULT_FILE_MODE if mode is None else mode
     try:
         if mode is not None:
@@ -146,31 +150,40 @@ def write_atomic(
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        if overwrite:
-            os.replace(tmp, path)
-            return path
-        target = path
-        n = 1
-        while True:
-            try:
-                # A hard link fails if the target exists, so no other writer's file is replaced.
-                os.link(tmp, target)
-                tmp.unlink()
-                return target
-            except FileExistsError:
+        if stage is not None and not path.parent.is_dir():
+            path.parent.mkdir(parents=True, exist_ok=True)
+        return _put_in_place(tmp, path, overwrite=overwrite)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def _put_in_place(tmp: Path, path: Path, *, overwrite: bool) -> Path:
+    """Move the written ``tmp`` to ``path`` (or, unless ``overwrite``, the first free name)."""
+    if overwrite:
+        os.replace(tmp, path)
+        return path
+    target = path
+    n = 1
+    while True:
+        try:
+            # A hard link fails if the target exists, so no other writer's file is replaced.
+            os.link(tmp, target)
+        except FileExistsError:
+            n += 1
+            target = path.with_name(f"{path.stem} ({n}){path.suffix}")
+            continue
+        except OSError:
+            # File systems without hard links (some network shares): check, then rename.
+            if target.exists():
                 n += 1
                 target = path.with_name(f"{path.stem} ({n}){path.suffix}")
-            except OSError:
-                # File systems without hard links (some network shares): check, then rename.
-                if target.exists():
-                    n += 1
-                    target = path.with_name(f"{path.stem} ({n}){path.suffix}")
-                    continue
-                os.replace(tmp, target)
-                return target
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+                continue
+            os.replace(tmp, target)
+            return target
+        tmp.unlink()
+        return target
 
 
 #: The note's last line when ``set_aside`` is given the day: what the weekly digest dates it by.

@@ -78,7 +78,7 @@ _PUPILS_PATHS = select(_DOCUMENTS.c.path).where(_DOCUMENTS.c.pupil_id == bindpar
 def plan_delivery(
     session: Session,
     outbox: Path,
-    form: t.ReceivedForm,
+    form_id: int,
     pupil: t.Pupil,
     rendered: Iterable[Rendered],
     *,
@@ -95,7 +95,7 @@ def plan_delivery(
         session.execute(
             _INSERT_DOCUMENTS,
             [
-                _document_values(doc, path, pupil_id=_owner(doc, pupil.id), form_id=form.id, corrected=corrected, created_at=at)
+                _document_values(doc, path, pupil_id=_owner(doc, pupil.id), form_id=form_id, corrected=corrected, created_at=at)
                 for doc, path in placed
             ],
         )

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -262,6 +262,7 @@ _CURRENT_IDS = (
     .where(_FORMS.c.pupil_id == bindparam("pupil_id"), _FORMS.c.superseded_by_id.is_(None))
     .order_by(_FORMS.c.meeting_date, _FORMS.c.id)
 )
+_FILE_FORM = insert(_FORMS).returning(_FORMS.c.id)
 _BY_HASH = (
     select(_FORMS.c.id, _FORMS.c.kind, _FORMS.c.state, _PUPILS.c.upn)
     .join(_PUPILS, _PUPILS.c.id == _FORMS.c.pupil_id)
@@ -305,43 +306,47 @@ def file(
         raise _Changed
     pupil = save_pupil(session, row, pupil_form)
     meeting: date = getattr(form, kind.meeting_date)
-    filed = t.ReceivedForm(
-        content_hash=received.digest,
-        pupil_id=pupil.id,
-        kind=kind.slug,
-        # The answers are kept as the current version's (an earlier printed version was upgraded
-        # when read); the original bytes keep the version as printed.
-        version=kind.version,
-        meeting_date=meeting,
-        original_name=received.name[:400],
-        received_at=now(),
-        original=received.data,
-        data=form.model_dump_json(),
-        read_by=received.method,
-        state="delivering",
-    )
-    session.add(filed)
-    session.flush()
+    # A plain INSERT: the ORM's unit of work costs more than the statement, and nothing here
+    # needs the form as an object, only its id.
+    form_id: int = session.execute(
+        _FILE_FORM,
+        {
+            "content_hash": received.digest,
+            "pupil_id": pupil.id,
+            "kind": kind.slug,
+            # The answers are kept as the current version's (an earlier printed version was
+            # upgraded when read); the original bytes keep the version as printed.
+            "version": kind.version,
+            "meeting_date": meeting,
+            "original_name": received.name[:400],
+            "received_at": now(),
+            "original": received.data,
+            "data": form.model_dump_json(),
+            "read_by": received.method,
+            "superseded_by_id": None,
+            "state": "delivering",
+        },
+    ).scalar_one()
     if seen.corrects is not None:
         previous = session.get(t.ReceivedForm, seen.corrects)
         assert previous is not None
-        previous.superseded_by_id = filed.id
+        previous.superseded_by_id = form_id
         log(
             session,
             "superseded",
-            f"{kind.slug} of {meeting} corrected by form {filed.id}",
+            f"{kind.slug} of {meeting} corrected by form {form_id}",
             upn=pupil.upn,
             form_id=previous.id,
         )
     # The file name is kept with the form, not here: office staff often name files after the
     # pupil, and the log names pupils by UPN only.
-    log(session, "received", f"{kind.slug} of {meeting} (read by {received.method})", upn=pupil.upn, form_id=filed.id)
+    log(session, "received", f"{kind.slug} of {meeting} (read by {received.method})", upn=pupil.upn, form_id=form_id)
     # A form later than all the pupil's others only adds to their record; a correction, or an
     # earlier meeting's form typed up late, changes what followed it, so the record is rebuilt.
     # ``seen.latest`` stands: the pupil's current forms are the ones ``identify`` saw (checked above).
     late = seen.latest is not None and seen.latest > meeting
     if seen.corrects is None and not late:
-        register_changed = extend_record(session, pupil, filed, form)
+        register_changed = extend_record(session, pupil, form_id, form)
     else:
         register_changed = rebuild_record(session, pupil, current_forms(session, pupil.id))
     if decided.flags:
@@ -353,7 +358,7 @@ def file(
             "flagged",
             f"outcome {numbers} not achieved at two reviews in a row",
             upn=pupil.upn,
-            form_id=filed.id,
+            form_id=form_id,
         )
     documents = list(rendered)
     if evidence.wanted(form):
@@ -371,14 +376,14 @@ def file(
     plan_delivery(
         session,
         settings.outbox,
-        filed,
+        form_id,
         pupil,
         documents,
         corrected=seen.corrects is not None,
         today=today,
         new_pupil=seen.pupil_id is None,
     )
-    return filed.id
+    return form_id
 
 
 # --- the orchestrator -----------------------------------------------------------------------------
@@ -503,18 +508,29 @@ class Pipeline:
     def process_bytes(self, data: bytes, *, name: str) -> Processed:
         """Read, identify, decide, render, file, deliver: the whole recipe."""
         digest = sha256(data)
-        known = self._known(digest)
-        if known is not None:
-            return known
-        raw, form, warnings = read(data, name, self.settings)
-        kind = kind_of(form)
+        try:
+            raw, form, warnings = read(data, name, self.settings)
+            kind = kind_of(form)
+            check_date(form, kind, self.today())
+        except SenformsError:
+            # A form already filed is never set aside, even if it would not be read today (a
+            # date now out of range, a template changed since): it is known by its bytes.
+            known = self._known(digest)
+            if known is not None:
+                return known
+            raise
         upn: str = form.pupil.upn  # type: ignore[attr-defined]
-        check_date(form, kind, self.today())
         self.checkpoint("read")
         received = Received(data, digest, name, raw.method)
         for _ in range(ATTEMPTS):
             with self.archive.reading() as session:
-                seen = identify(session, form, kind)
+                # The same bytes filed before (dropped in again, or by a watcher that crashed):
+                # looked for here rather than before reading, to save every form a transaction.
+                filed = session.execute(_BY_HASH, {"digest": digest}).first()
+                seen = identify(session, form, kind) if filed is None else None
+            if filed is not None:
+                return self._finish(*filed)
+            assert seen is not None
             if seen.same_answers(form):
                 return self._again(seen, kind, upn)
             check_cycle(form, kind, seen.past)
@@ -661,13 +677,15 @@ class Pipeline:
         """A form already received: finish its delivery if a crash interrupted it."""
         with self.archive.reading() as session:
             row = session.execute(_BY_HASH, {"digest": digest}).first()
-        if row is None:
-            return None
-        if row.state == "done":
-            return Processed(row.kind, row.upn, "already processed")
-        done = self._deliver(row.id, row.upn)
+        return None if row is None else self._finish(*row)
+
+    def _finish(self, form_id: int, kind: str, state: str, upn: str) -> Processed:
+        """A form on record (a ``_BY_HASH`` row): its delivery finished if it was interrupted."""
+        if state == "done":
+            return Processed(kind, upn, "already processed")
+        done = self._deliver(form_id, upn)
         # Another run may have finished it while this one waited for the form's lock.
-        return Processed(row.kind, row.upn, "processed" if done.now else "already processed", done.paths)
+        return Processed(kind, upn, "processed" if done.now else "already processed", done.paths)
 
 
 def _os_reason(exc: OSError) -> str:

@@ -156,3 +156,31 @@ def test_only_the_delivery_commits_without_waiting_for_the_disk(
             assert synced(session) in ("2", "on")  # SQLite FULL, PostgreSQL on
         with pipeline.archive.reading() as session:
             assert synced(session) in ("2", "on")
+
+
+def test_folders_deleted_between_writes_are_made_again(tmp_path: Path) -> None:
+    """Folders are made only when a write finds them missing (``write_atomic``): someone tidying
+    the share may delete the outbox, its staging folder or a pupil's folder at any moment."""
+    from senforms.deliver import write_atomic
+
+    outbox = tmp_path / "outbox"
+    first = write_atomic(outbox / "Pupil A" / "letter.docx", b"one", stage=staging(outbox))
+    assert first.read_bytes() == b"one"
+    # The pupil's folder goes, the staging folder stays: the document is written all the same.
+    first.unlink()
+    first.parent.rmdir()
+    again = write_atomic(outbox / "Pupil A" / "letter.docx", b"two", stage=staging(outbox))
+    assert again == outbox / "Pupil A" / "letter.docx" and again.read_bytes() == b"two"
+    # The whole outbox goes.
+    for p in sorted(outbox.rglob("*"), reverse=True):
+        p.unlink() if p.is_file() else p.rmdir()
+    outbox.rmdir()
+    third = write_atomic(outbox / "Pupil B" / "letter.docx", b"three", stage=staging(outbox))
+    assert third.read_bytes() == b"three"
+    # A name taken is never replaced, and no temporary file is left behind.
+    fourth = write_atomic(outbox / "Pupil B" / "letter.docx", b"four", stage=staging(outbox))
+    assert fourth.name == "letter (2).docx" and third.read_bytes() == b"three"
+    assert not list(staging(outbox).iterdir())
+    # Without a staging folder, the temporary file is made beside the document.
+    fifth = write_atomic(tmp_path / "elsewhere" / "list.csv", b"five", overwrite=True)
+    assert fifth.read_bytes() == b"five" and [p.name for p in fifth.parent.iterdir()] == ["list.csv"]

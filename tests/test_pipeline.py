@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, func, select, text
 
 from senforms.archive import tables as t
 from senforms.config import Settings, load_settings
-from senforms.errors import IdentityConflictError
+from senforms.errors import FormInvalidError, IdentityConflictError
 from senforms.forms import extract
 from senforms.pipeline import Pipeline, process_files
 from tests.pipeline_helpers import complete, drop, filled, values
@@ -185,6 +185,24 @@ def test_the_same_file_twice_changes_nothing(cfg: Settings, pipeline: Pipeline, 
     assert again.documents == []
     assert outbox_files(cfg) == before
     assert count(cfg, t.ReceivedForm) == 1
+
+
+def test_a_form_on_record_is_known_even_when_it_would_not_be_read_today(cfg: Settings, tmp_path: Path) -> None:
+    """Forms are read before the archive is asked whether it has them; one it has is never set
+    aside, even if reading it today fails (here: a clock set back, so its meeting looks weeks
+    ahead)."""
+    data = filled("early-discussion", values("early-discussion"))
+    with Pipeline(cfg, today=lambda: TODAY) as p:
+        assert p.process_file(drop(tmp_path, "a.docx", data)).status == "processed"
+    before = outbox_files(cfg)
+    with Pipeline(cfg, today=lambda: date(2025, 9, 1)) as p:
+        again = p.process_file(drop(tmp_path, "copy of a.docx", data))
+        assert again.status == "already processed" and again.documents == []
+        # A form not on record, with that date, is still refused.
+        changed = filled("early-discussion", values("early-discussion", secondary_need="SLCN"))
+        with pytest.raises(FormInvalidError, match="days after today"):
+            p.process_file(drop(tmp_path, "changed.docx", changed))
+    assert outbox_files(cfg) == before and count(cfg, t.ReceivedForm) == 1
 
 
 def test_a_corrected_form_supersedes_and_reissues(cfg: Settings, pipeline: Pipeline, tmp_path: Path) -> None:

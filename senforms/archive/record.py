@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from senforms import rules
 from senforms.archive import tables as t
-from senforms.kinds import KINDS, FormModel, ReviewRecord, SupportPlan
+from senforms.kinds import FormModel, ReviewRecord, SupportPlan, kind_of
 from senforms.values import fold_outcome
 
 # Statements every form runs, built once: building one costs SQLAlchemy more than running it.
@@ -29,6 +29,21 @@ _INSERT_MEETING = insert(t.table(t.Meeting))
 _INSERT_OUTCOMES = insert(t.table(t.Outcome))
 _INSERT_PROVISION = insert(t.table(t.Provision))
 _INSERT_RATINGS = insert(t.table(t.OutcomeRating))
+_PLANNED_OUTCOMES = (
+    select(t.Outcome.id, t.Outcome.description)
+    .where(t.Outcome.cycle_id == bindparam("cycle_id"))
+    .order_by(t.Outcome.position)
+)
+_PLANNED_PROVISION = (
+    select(t.Provision.id, t.Provision.what)
+    .where(t.Provision.cycle_id == bindparam("cycle_id"))
+    .order_by(t.Provision.position)
+)
+_IMPACT = (
+    update(t.table(t.Provision))
+    .where(t.table(t.Provision).c.id == bindparam("row"))
+    .values(impact=bindparam("impact"))
+)
 
 
 def rebuild_record(session: Session, pupil: t.Pupil, forms: list[tuple[t.ReceivedForm, FormModel]]) -> bool:
@@ -46,12 +61,12 @@ def rebuild_record(session: Session, pupil: t.Pupil, forms: list[tuple[t.Receive
     status: t.SenStatus | None = None
     cycles: dict[int, t.Cycle] = {}
     for row, form in sorted(forms, key=lambda f: (f[0].meeting_date, f[0].id)):
-        status = _apply(session, pupil.id, row, form, status, cycles)
+        status = _apply(session, pupil.id, row.id, form, status, cycles)
     session.flush()
     return _status_key(session, pupil.id) != before
 
 
-def extend_record(session: Session, pupil: t.Pupil, row: t.ReceivedForm, form: FormModel) -> bool:
+def extend_record(session: Session, pupil: t.Pupil, form_id: int, form: FormModel) -> bool:
     """Add one new form to the pupil's record without rebuilding it: the usual case, a form
     later than every current form of the pupil's and correcting none, which the caller has
     checked (the pipeline knows the pupil's current forms, under the pupil's lock). The record
@@ -66,7 +81,7 @@ def extend_record(session: Session, pupil: t.Pupil, row: t.ReceivedForm, form: F
         found = session.scalar(_CYCLE, {"pupil_id": pupil.id, "number": form.cycle})
         if found is not None:
             cycles[form.cycle] = found
-    status = _apply(session, pupil.id, row, form, before_row, cycles)
+    status = _apply(session, pupil.id, form_id, form, before_row, cycles)
     session.flush()
     return _key(status) != before
 
@@ -74,7 +89,7 @@ def extend_record(session: Session, pupil: t.Pupil, row: t.ReceivedForm, form: F
 def _apply(
     session: Session,
     pupil_id: int,
-    row: t.ReceivedForm,
+    form_id: int,
     form: FormModel,
     status: t.SenStatus | None,
     cycles: dict[int, t.Cycle],
@@ -91,9 +106,10 @@ def _apply(
         else rules.Status(status.provision, status.primary_need, status.secondary_need, status.start_date)
     )
     # Every form of the cycle records a meeting with the parents (6.65).
+    kind = kind_of(form)
     session.execute(
         _INSERT_MEETING,
-        {"pupil_id": pupil_id, "form_id": row.id, "kind": row.kind, "held_on": getattr(form, KINDS[row.kind].meeting_date)},
+        {"pupil_id": pupil_id, "form_id": form_id, "kind": kind.slug, "held_on": getattr(form, kind.meeting_date)},
     )
     change = rules.register_status(form, current)
     if change is not None:
@@ -101,7 +117,7 @@ def _apply(
             status.end_date = change.since
         status = t.SenStatus(
             pupil_id=pupil_id,
-            form_id=row.id,
+            form_id=form_id,
             provision=change.provision,
             primary_need=change.primary_need,
             secondary_need=change.secondary_need,
@@ -111,14 +127,14 @@ def _apply(
     if isinstance(form, SupportPlan):
         cycle = _cycle(session, pupil_id, form.cycle, cycles)
         replaces = cycle.id is not None  # a second plan for a cycle already on record
-        cycle.plan_form_id, cycle.plan_date, cycle.review_due = row.id, form.plan_date, form.review_date
+        cycle.plan_form_id, cycle.plan_date, cycle.review_due = form_id, form.plan_date, form.review_date
         session.flush()  # the cycle's id, for its outcomes and provision
         _plan(session, cycle.id, form, replaces=replaces)
     elif isinstance(form, ReviewRecord):
         cycle = _cycle(session, pupil_id, form.cycle, cycles)
-        cycle.review_form_id, cycle.reviewed_on, cycle.decision = row.id, form.review_date, form.decision.value
+        cycle.review_form_id, cycle.reviewed_on, cycle.decision = form_id, form.review_date, form.decision.value
         session.flush()
-        _rate(session, cycle.id, form, row.id)
+        _rate(session, cycle.id, form, form_id)
     return status
 
 
@@ -171,9 +187,7 @@ def _plan(session: Session, cycle_id: int, plan: SupportPlan, *, replaces: bool)
 def _rate(session: Session, cycle_id: int, review: ReviewRecord, form_id: int) -> None:
     """The review's rating of each outcome, and the impact of each piece of provision, matched to
     the plan's by their words (``fold_outcome``)."""
-    planned = session.execute(
-        select(t.Outcome.id, t.Outcome.description).where(t.Outcome.cycle_id == cycle_id).order_by(t.Outcome.position)
-    ).all()
+    planned = session.execute(_PLANNED_OUTCOMES, {"cycle_id": cycle_id}).all()
     outcomes = {fold_outcome(o.description): o.id for o in planned}
     count = len(planned)
     ratings = []
@@ -202,9 +216,7 @@ def _rate(session: Session, cycle_id: int, review: ReviewRecord, form_id: int) -
         session.execute(_INSERT_RATINGS, ratings)
     provision = {
         fold_outcome(p.what): p.id
-        for p in session.execute(
-            select(t.Provision.id, t.Provision.what).where(t.Provision.cycle_id == cycle_id).order_by(t.Provision.position)
-        )
+        for p in session.execute(_PLANNED_PROVISION, {"cycle_id": cycle_id})
     }
     impacts = [
         {"row": row_id, "impact": impact.impact}
@@ -212,8 +224,7 @@ def _rate(session: Session, cycle_id: int, review: ReviewRecord, form_id: int) -
         if (row_id := provision.get(fold_outcome(impact.what))) is not None
     ]
     if impacts:
-        table = t.table(t.Provision)
-        session.execute(update(table).where(table.c.id == bindparam("row")).values(impact=bindparam("impact")), impacts)
+        session.execute(_IMPACT, impacts)
 
 
 def _open_status(session: Session, pupil_id: int) -> t.SenStatus | None:

@@ -19,7 +19,7 @@ from datetime import date
 from pathlib import Path
 from xml.sax.saxutils import escape as xml_escape
 
-from sqlalchemy import and_, case, func, or_, select, text, update
+from sqlalchemy import and_, bindparam, case, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from senforms.archive import tables as t
@@ -405,6 +405,23 @@ def write_register(
 CHANGE_HEADER = ["UPN", "Surname", "First name", "Year", "Class", "SEN provision", "Primary need", "Secondary need", "Since"]
 
 
+# Built once, as every register-changing form runs one or both (building a statement costs
+# SQLAlchemy more than running it: see ``store``).
+_ON_REGISTER_NOW = (
+    select(t.Pupil, t.SenStatus)
+    .join(t.SenStatus, t.SenStatus.pupil_id == t.Pupil.id)
+    .where(
+        t.Pupil.id == bindparam("pupil_id"), t.SenStatus.end_date.is_(None), t.SenStatus.provision.in_(ON_REGISTER)
+    )
+)
+_LAST_ENDED = (
+    select(t.Pupil, t.SenStatus)
+    .join(t.SenStatus, t.SenStatus.pupil_id == t.Pupil.id)
+    .where(t.Pupil.id == bindparam("pupil_id"), t.SenStatus.end_date.is_not(None))
+    .order_by(t.SenStatus.end_date.desc(), t.SenStatus.id.desc())
+)
+
+
 def register_change_csv(session: Session, pupil_id: int) -> bytes:
     """What one decision changed in the register: the pupil's row as it is now, or, when the
     pupil has left SEN support, their row with provision "N" and the date they left.
@@ -416,21 +433,8 @@ def register_change_csv(session: Session, pupil_id: int) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CHANGE_HEADER)
-    current = session.execute(
-        select(t.Pupil, t.SenStatus)
-        .join(t.SenStatus, t.SenStatus.pupil_id == t.Pupil.id)
-        .where(t.Pupil.id == pupil_id, t.SenStatus.end_date.is_(None), t.SenStatus.provision.in_(ON_REGISTER))
-    ).first()
-    ended = (
-        None
-        if current is not None
-        else session.execute(
-            select(t.Pupil, t.SenStatus)
-            .join(t.SenStatus, t.SenStatus.pupil_id == t.Pupil.id)
-            .where(t.Pupil.id == pupil_id, t.SenStatus.end_date.is_not(None))
-            .order_by(t.SenStatus.end_date.desc(), t.SenStatus.id.desc())
-        ).first()
-    )
+    current = session.execute(_ON_REGISTER_NOW, {"pupil_id": pupil_id}).first()
+    ended = None if current is not None else session.execute(_LAST_ENDED, {"pupil_id": pupil_id}).first()
     if current is not None:
         pupil, status = current
         writer.writerow(

@@ -269,6 +269,11 @@ _CURRENT_FORMS = (
     # forms are a megabyte or more, read for every form filed.
     .options(defer(t.ReceivedForm.original))
 )
+# No pupil with the form's UPN: who had that UPN before, or shares the date of birth.
+_FORMER_OR_BORN = select(t.Pupil).where(
+    or_(t.Pupil.former_upn == bindparam("upn"), t.Pupil.date_of_birth == bindparam("born"))
+)
+_ANY_FORM = select(t.ReceivedForm.id).where(t.ReceivedForm.pupil_id == bindparam("pupil_id")).limit(1)
 _LOG = insert(_EVENTS)
 
 
@@ -334,9 +339,7 @@ def find_pupil(session: Session, pupil: kinds.Pupil, kind: str) -> t.Pupil | Non
     others = (
         []
         if row is not None
-        else session.scalars(
-            select(t.Pupil).where(or_(t.Pupil.former_upn == pupil.upn, t.Pupil.date_of_birth == pupil.date_of_birth))
-        ).all()
+        else session.scalars(_FORMER_OR_BORN, {"upn": pupil.upn, "born": pupil.date_of_birth}).all()
     )
     if row is None:
         row = next((other for other in others if other.former_upn == pupil.upn), None)
@@ -376,7 +379,7 @@ def find_pupil(session: Session, pupil: kinds.Pupil, kind: str) -> t.Pupil | Non
 
 
 def _has_forms(session: Session, pupil_id: int) -> bool:
-    return session.scalar(select(t.ReceivedForm.id).where(t.ReceivedForm.pupil_id == pupil_id).limit(1)) is not None
+    return session.scalar(_ANY_FORM, {"pupil_id": pupil_id}) is not None
 
 
 def _check_details(session: Session, row: t.Pupil, pupil: kinds.Pupil) -> None:
