@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from lxml import etree
 
+from senforms.errors import FormInvalidError
 from senforms.forms import read
 from senforms.kinds import KINDS
 from senforms.wordform import make_form
@@ -68,6 +69,30 @@ def test_a_grey_styled_run_typed_over_is_an_answer_and_grey_placeholder_words_ar
     assert raw.method == "labels"
     assert raw.values["pupil.class_name"] == "Rowan"
     assert raw.values["completed_by"] == ""
+
+
+def test_a_grid_row_that_kept_only_its_titles_is_an_answer_row_not_one_added() -> None:
+    """A row whose boxes lost their tags but kept their titles (a word processor that drops tags
+    as it copies a row) holds answers: it is read by title and is not 'a row added' to the grid,
+    while a plain row typed into the same table still is. The added-rows pass finds the cells
+    holding boxes from the boxes up, so it must count boxes known by title as well as by tag."""
+    answers = typed("support-plan", case("support-plan.json"))
+    form = fill_like_word(make_form(KINDS["support-plan"], school=SCHOOL), answers)
+    root = document_xml(form)
+    row = next(control(root, "outcomes.1.description").iterancestors(_w("tr")))
+    for tag in list(row.iter(_w("tag"))):
+        tag.getparent().remove(tag)
+    raw = read(with_document(form, root))
+    assert raw.method == "tags"
+    assert raw.values["outcomes.1.description"] == answers["outcomes.1.description"]
+    # The same table with a plain row typed in after the last: that is still a problem.
+    added = etree.SubElement(row.getparent(), _w("tr"))
+    for _ in row.iterchildren(_w("tc")):
+        etree.SubElement(etree.SubElement(added, _w("tc")), _w("p")).append(_run("Swims a width"))
+    with pytest.raises(FormInvalidError) as raised:
+        read(with_document(form, root))
+    assert [p.label for p in raised.value.problems] == ["Outcomes"]
+    assert "a row was added to this table" in raised.value.problems[0].message
 
 
 def test_two_text_elements_side_by_side_are_two_lines() -> None:
