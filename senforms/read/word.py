@@ -483,10 +483,15 @@ def _added_to_grids(body: etree._Element, kind: FormKind, names: Names, places: 
     # Each table's grid: the first, in the form's order, that any answer box in it belongs to.
     grid_in: dict[etree._Element, int] = {}
     for sdt, (tag, alias) in names.items():
-        if tag in specs or _fold(alias or "") in labels:
-            holding.update(_places(sdt, places)[0])
-        if tag is not None and (index := grid_of.get(tag)) is not None:
-            for table in _places(sdt, places)[1]:
+        answering = tag in specs or _fold(alias or "") in labels
+        index = grid_of.get(tag) if tag is not None else None
+        if not answering and index is None:
+            continue
+        cells, tables = places.get(sdt) or _places(sdt, places)
+        if answering:
+            holding.update(cells)
+        if index is not None:
+            for table in tables:
                 if index < grid_in.get(table, len(grids)):
                     grid_in[table] = index
     found: list[Grid] = []
