@@ -168,12 +168,7 @@ def _collect_control(sdt: etree._Element, out: list[str]) -> None:
     content is walked once: its text both decides whether it is a placeholder and is the text."""
     if len(sdt) == 2 and sdt[0].tag == _SDT_PR and (content := sdt[1]).tag == _SDT_CONTENT:  # the usual control
         inner: list[str] = []
-        # Its content is nearly always runs: each read straight, without a walk to reach it.
-        for child in content:
-            if child.tag == _R:
-                _collect_run(child, inner)
-            else:
-                _collect([child], inner)
+        _collect(content, inner)
         if "".join(inner).strip().casefold() not in PLACEHOLDERS:
             out += inner
         return
@@ -421,30 +416,12 @@ def _fold(title: str) -> str:
     return _fold_short(title) if len(title) <= 200 else fold_label(title)
 
 
-# Each control's enclosing cells and tables, innermost first: one look up the tree per control,
-# shared by the passes that need it.
-Places = dict[etree._Element, tuple[list[etree._Element], list[etree._Element]]]
-
-
-def _places(sdt: etree._Element, places: Places) -> tuple[list[etree._Element], list[etree._Element]]:
-    found = places.get(sdt)
-    if found is None:
-        cells: list[etree._Element] = []
-        tables: list[etree._Element] = []
-        for up in sdt.iterancestors(_TC, _TBL):
-            (cells if up.tag == _TC else tables).append(up)
-        found = places[sdt] = (cells, tables)
-    return found
-
-
-def _by_controls(body: etree._Element, kind: FormKind, names: Names, places: Places | None = None) -> Found:
+def _by_controls(body: etree._Element, kind: FormKind, names: Names) -> Found:
     """Answers from content controls named by tag, or by title (alias) where a word processor
     kept the titles but dropped the tags, as LibreOffice 7.4 does. Every place a tag is
     found is kept, so a copied box is seen rather than dropped."""
     specs = fields(kind)
     by_alias = _by_label(kind)
-    if places is None:
-        places = {}
     # Every control that names a box (a tag of the form, or any title) counts in each cell it is
     # in; a box alone in its cell is read from the whole cell. One look up the tree per control,
     # rather than one look down every cell per box.
@@ -453,7 +430,7 @@ def _by_controls(body: etree._Element, kind: FormKind, names: Names, places: Pla
     for sdt, (tag, alias) in names.items():
         if not (tag in specs or alias):
             continue
-        cells = _places(sdt, places)[0]
+        cells = list(sdt.iterancestors(_TC))
         for cell in cells:
             named_in[cell] = named_in.get(cell, 0) + 1
         path = tag if tag is not None or not alias else by_alias.get(_fold(alias))
@@ -468,41 +445,34 @@ def _by_controls(body: etree._Element, kind: FormKind, names: Names, places: Pla
     return found
 
 
-def _added_to_grids(body: etree._Element, kind: FormKind, names: Names, places: Places | None = None) -> list[Grid]:
+def _added_to_grids(body: etree._Element, kind: FormKind, names: Names) -> list[Grid]:
     """Grids with text typed in cells that hold no answer box: a row or column added in Word
-    ('Insert row below' makes plain cells). Its answers have nowhere to go, so they are a problem.
-    ``names`` holds every control of ``body``."""
+    ('Insert row below' makes plain cells). Its answers have nowhere to go, so they are a problem."""
     specs = fields(kind)
     grids, grid_of = _grids(kind), _grid_of(kind)
     labels = _by_label(kind)
-    if places is None:
-        places = {}
-    # Cells holding an answer box (a control tagged with a path, or titled with a label of the
-    # form), found from the boxes up rather than by a look down every cell of every grid.
-    holding: set[etree._Element] = set()
-    # Each table's grid: the first, in the form's order, that any answer box in it belongs to.
-    grid_in: dict[etree._Element, int] = {}
-    for sdt, (tag, alias) in names.items():
-        answering = tag in specs or _fold(alias or "") in labels
-        index = grid_of.get(tag) if tag is not None else None
-        if not answering and index is None:
-            continue
-        cells, tables = places.get(sdt) or _places(sdt, places)
-        if answering:
-            holding.update(cells)
-        if index is not None:
-            for table in tables:
-                if index < grid_in.get(table, len(grids)):
-                    grid_in[table] = index
+    # Answer boxes: controls tagged with a path, or titled with a label of the form.
+    answering = {sdt for sdt, (tag, alias) in names.items() if tag in specs or _fold(alias or "") in labels}
+
+    def plain(cell: etree._Element) -> bool:
+        for s in cell.iter(_SDT):
+            if s in answering:
+                return False
+            if s not in names:  # never for a cell of the body; read it as any control would be
+                tag, alias = _names(s)
+                if tag in specs or _fold(alias or "") in labels:
+                    return False
+        return True
+
     found: list[Grid] = []
-    if not grid_in:
-        return found
     for table in body.iter(_TBL):
-        index = grid_in.get(table)
-        if index is None or (grid := grids[index]) in found:
+        # The first grid, in the form's order, that any answer box in the table belongs to.
+        hit = [grid_of[p] for s in table.iter(_SDT) if (p := _names_of(s, names)[0]) in grid_of]
+        grid = grids[min(hit)] if hit else None
+        if grid is None or grid in found:
             continue
         for cells in list(_rows(table))[1:]:
-            if any(c not in holding and not _blank(_cell_answer(c, Widget.text)) for c in cells[1:]):
+            if any(plain(c) and not _blank(_cell_answer(c, Widget.text)) for c in cells[1:]):
                 found.append(grid)
                 break
     return found
@@ -608,9 +578,8 @@ def read_word(data: bytes, *, labels: dict[str, dict[str, str]] | None = None) -
     specs = fields(kind)
     grids = list(_grids(kind))
     names = _all_names(body)
-    places: Places = {}
-    values, problems = _merge(_by_controls(body, kind, names, places), specs, grids)
-    added = _added_to_grids(body, kind, names, places)
+    values, problems = _merge(_by_controls(body, kind, names), specs, grids)
+    added = _added_to_grids(body, kind, names)
     method = "tags"
     if len(values) < len(specs):
         found, beyond = _by_labels(body, kind, (labels or {}).get(kind.slug, {}))
