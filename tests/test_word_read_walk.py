@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from senforms.errors import FormInvalidError
+from senforms.errors import FormInvalidError, UnreadableFileError
 from senforms.forms import read
 from senforms.kinds import KINDS
 from senforms.wordform import make_form
@@ -141,3 +141,50 @@ def test_the_read_bench_prints_each_kind_against_a_bare_parse(monkeypatch: pytes
     for short in ("early", "plan", "review"):
         assert f"{short:>6}: read+validate" in out
     assert out.count("x a bare parse") == 3
+
+
+def test_a_form_read_again_is_not_parsed_again_and_is_its_own_copy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch reads each file twice (to put the files in the cycle's order, then to process
+    it): the second reading of the same bytes with the same labels is the first one's answers,
+    not a second parse, and a copy that a caller may change without changing the next reading.
+    Other labels, other bytes (even under the same look-up key) and a refused file are read afresh."""
+    import senforms.read as reading
+    import senforms.read.word as word
+
+    form = filled_early()
+    reading.forget_read_forms()
+    expected = read(form, name="one.docx")
+    reading.forget_read_forms()
+    parsed: list[bytes] = []
+    real = word.read_word
+
+    def counted(data: bytes, **kwargs: Any) -> Any:
+        parsed.append(data)
+        return real(data, **kwargs)
+
+    monkeypatch.setattr(word, "read_word", counted)
+    first = read(bytes(form), name="one.docx")
+    first.values["completed_by"] = "changed by a caller"
+    first.warnings.append("added by a caller")
+    again = read(bytes(form), name="one.docx")
+    assert len(parsed) == 1
+    assert again.values == expected.values and again.warnings == expected.warnings == []
+    again.values.clear()
+    assert read(bytes(form), name="one.docx").values == expected.values
+    # Words learned from a school's own form template are part of what is read.
+    reading.read_form(bytes(form), name="one.docx", labels={"early-discussion": {"class": "pupil.class_name"}})
+    assert len(parsed) == 2
+    # Different bytes under the same look-up key (as if their CRC-32s were equal) are read as themselves.
+    root = document_xml(form)
+    control(root, "completed_by").find(f".//{_w('t')}").text = "Someone else"
+    other = with_document(form, root)
+    monkeypatch.setattr(reading, "_key", lambda data: (0, 0))
+    assert read(form, name="one.docx").values["completed_by"] == expected.values["completed_by"]
+    assert read(other, name="two.docx").values["completed_by"].startswith("Someone else")
+    assert read(form, name="one.docx").values["completed_by"] == expected.values["completed_by"]
+    # A refused file is refused every time: nothing is kept from a reading that failed.
+    broken = with_document(form, etree.fromstring(b"<x/>"))
+    for _ in range(2):
+        with pytest.raises(UnreadableFileError):
+            read(broken, name="three.docx")
+    reading.forget_read_forms()
