@@ -133,7 +133,8 @@ def read_form(data: bytes, *, name: str = "", labels: dict[str, dict[str, str]] 
             f"The file is too large ({len(data) // (1024 * 1024)} MB); a form is usually well under 1 MB.",
             advice="Remove any large pictures pasted into the form, save it, and drop it in again.",
         )
-    kept = _recall(data, labels)
+    key = _key(data)
+    kept = _recall(key, data, labels)
     if kept is not None:
         return kept
     found = sniff(data)
@@ -147,7 +148,7 @@ def read_form(data: bytes, *, name: str = "", labels: dict[str, dict[str, str]] 
         raw = read_pdf(data)
     else:
         raise UnsupportedFileError("This file is not a Word (.docx) or PDF file, whatever its name says.")
-    _keep(data, labels, raw)
+    _keep(key, data, labels, raw)
     return raw
 
 
@@ -158,7 +159,7 @@ def read_form(data: bytes, *, name: str = "", labels: dict[str, dict[str, str]] 
 # Only forms read without a problem are kept: a file that is refused is read, and refused, afresh
 # every time. Looked up by length and CRC-32, and kept only when the bytes are exactly equal,
 # so a file made to share a CRC with another is read as itself. Bounded in bytes, so a watcher
-# running for weeks holds a few megabytes at most.
+# running for weeks holds 16 MB of them at most.
 
 _KEEP_BYTES = 16 * 1024 * 1024
 _KEEP_FILE_BYTES = 1024 * 1024
@@ -173,14 +174,14 @@ def _copy(raw: RawForm) -> RawForm:
     return RawForm(kind=raw.kind, version=raw.version, values=dict(raw.values), method=raw.method, warnings=list(raw.warnings))
 
 
-def _key(data: bytes) -> tuple[int, int]:
-    return len(data), zlib.crc32(data)
+def _key(data: bytes) -> tuple[int, int] | None:
+    """Where a file's reading is kept: None for a file too large to keep."""
+    return (len(data), zlib.crc32(data)) if len(data) <= _KEEP_FILE_BYTES else None
 
 
-def _recall(data: bytes, labels: _Labels | None) -> RawForm | None:
-    if len(data) > _KEEP_FILE_BYTES:
+def _recall(key: tuple[int, int] | None, data: bytes, labels: _Labels | None) -> RawForm | None:
+    if key is None:
         return None
-    key = _key(data)
     with _kept_lock:
         found = _kept.get(key)
         if found is None or found[0] != data or found[1] != (labels or {}):
@@ -189,11 +190,10 @@ def _recall(data: bytes, labels: _Labels | None) -> RawForm | None:
         return _copy(found[2])
 
 
-def _keep(data: bytes, labels: _Labels | None, raw: RawForm) -> None:
+def _keep(key: tuple[int, int] | None, data: bytes, labels: _Labels | None, raw: RawForm) -> None:
     global _kept_bytes
-    if len(data) > _KEEP_FILE_BYTES:
+    if key is None:
         return
-    key = _key(data)
     entry = (data, {kind: dict(words) for kind, words in (labels or {}).items()}, _copy(raw))
     with _kept_lock:
         old = _kept.pop(key, None)
