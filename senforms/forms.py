@@ -50,7 +50,9 @@ def blank_form(settings: Settings, slug: str, *, values: dict[str, Any] | None =
 def school_labels(settings: Settings | None) -> dict[str, dict[str, str]]:
     """Label wording learned from the school's own form templates: per kind, folded label to
     path. Per kind, because two forms may use the same words for different answers."""
-    if settings is None:
+    if settings is None or not (settings.templates / "forms").is_dir():
+        # The usual case, a school keeping no copies of its own: one look at the folder for
+        # every form read, rather than one per kind of form.
         return {}
     return {
         kind.slug: _labels_in(str(path), path.stat().st_mtime_ns)

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from lxml import etree
 
+from senforms.errors import FormInvalidError, UnreadableFileError
 from senforms.forms import read
 from senforms.kinds import KINDS
 from senforms.wordform import make_form
@@ -70,6 +71,30 @@ def test_a_grey_styled_run_typed_over_is_an_answer_and_grey_placeholder_words_ar
     assert raw.values["completed_by"] == ""
 
 
+def test_a_grid_row_that_kept_only_its_titles_is_an_answer_row_not_one_added() -> None:
+    """A row whose boxes lost their tags but kept their titles (a word processor that drops tags
+    as it copies a row) holds answers: it is read by title and is not 'a row added' to the grid,
+    while a plain row typed into the same table still is. The added-rows pass finds the cells
+    holding boxes from the boxes up, so it must count boxes known by title as well as by tag."""
+    answers = typed("support-plan", case("support-plan.json"))
+    form = fill_like_word(make_form(KINDS["support-plan"], school=SCHOOL), answers)
+    root = document_xml(form)
+    row = next(control(root, "outcomes.1.description").iterancestors(_w("tr")))
+    for tag in list(row.iter(_w("tag"))):
+        tag.getparent().remove(tag)
+    raw = read(with_document(form, root))
+    assert raw.method == "tags"
+    assert raw.values["outcomes.1.description"] == answers["outcomes.1.description"]
+    # The same table with a plain row typed in after the last: that is still a problem.
+    added = etree.SubElement(row.getparent(), _w("tr"))
+    for _ in row.iterchildren(_w("tc")):
+        etree.SubElement(etree.SubElement(added, _w("tc")), _w("p")).append(_run("Swims a width"))
+    with pytest.raises(FormInvalidError) as raised:
+        read(with_document(form, root))
+    assert [p.label for p in raised.value.problems] == ["Outcomes"]
+    assert "a row was added to this table" in raised.value.problems[0].message
+
+
 def test_two_text_elements_side_by_side_are_two_lines() -> None:
     """LibreOffice saves each line typed in a text box as a w:t of one run with no break
     between: lines in a box of several lines, words in a one-line box."""
@@ -116,3 +141,50 @@ def test_the_read_bench_prints_each_kind_against_a_bare_parse(monkeypatch: pytes
     for short in ("early", "plan", "review"):
         assert f"{short:>6}: read+validate" in out
     assert out.count("x a bare parse") == 3
+
+
+def test_a_form_read_again_is_not_parsed_again_and_is_its_own_copy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch reads each file twice (to put the files in the cycle's order, then to process
+    it): the second reading of the same bytes with the same labels is the first one's answers,
+    not a second parse, and a copy that a caller may change without changing the next reading.
+    Other labels, other bytes (even under the same look-up key) and a refused file are read afresh."""
+    import senforms.read as reading
+    import senforms.read.word as word
+
+    form = filled_early()
+    reading.forget_read_forms()
+    expected = read(form, name="one.docx")
+    reading.forget_read_forms()
+    parsed: list[bytes] = []
+    real = word.read_word
+
+    def counted(data: bytes, **kwargs: Any) -> Any:
+        parsed.append(data)
+        return real(data, **kwargs)
+
+    monkeypatch.setattr(word, "read_word", counted)
+    first = read(bytes(form), name="one.docx")
+    first.values["completed_by"] = "changed by a caller"
+    first.warnings.append("added by a caller")
+    again = read(bytes(form), name="one.docx")
+    assert len(parsed) == 1
+    assert again.values == expected.values and again.warnings == expected.warnings == []
+    again.values.clear()
+    assert read(bytes(form), name="one.docx").values == expected.values
+    # Words learned from a school's own form template are part of what is read.
+    reading.read_form(bytes(form), name="one.docx", labels={"early-discussion": {"class": "pupil.class_name"}})
+    assert len(parsed) == 2
+    # Different bytes under the same look-up key (as if their CRC-32s were equal) are read as themselves.
+    root = document_xml(form)
+    control(root, "completed_by").find(f".//{_w('t')}").text = "Someone else"
+    other = with_document(form, root)
+    monkeypatch.setattr(reading, "_key", lambda data: (0, 0))  # as if their CRC-32s were equal
+    assert read(form, name="one.docx").values["completed_by"] == expected.values["completed_by"]
+    assert read(other, name="two.docx").values["completed_by"].startswith("Someone else")
+    assert read(form, name="one.docx").values["completed_by"] == expected.values["completed_by"]
+    # A refused file is refused every time: nothing is kept from a reading that failed.
+    broken = with_document(form, etree.fromstring(b"<x/>"))
+    for _ in range(2):
+        with pytest.raises(UnreadableFileError):
+            read(broken, name="three.docx")
+    reading.forget_read_forms()

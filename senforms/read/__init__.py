@@ -5,6 +5,9 @@ Reading only finds what was written in each box; ``validate`` decides whether it
 
 from __future__ import annotations
 
+import threading
+import zlib
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -130,13 +133,82 @@ def read_form(data: bytes, *, name: str = "", labels: dict[str, dict[str, str]] 
             f"The file is too large ({len(data) // (1024 * 1024)} MB); a form is usually well under 1 MB.",
             advice="Remove any large pictures pasted into the form, save it, and drop it in again.",
         )
+    key = _key(data)
+    kept = _recall(key, data, labels)
+    if kept is not None:
+        return kept
     found = sniff(data)
     if found == "docx":
         from senforms.read.word import read_word
 
-        return read_word(data, labels=labels)
-    if found == "pdf":
+        raw = read_word(data, labels=labels)
+    elif found == "pdf":
         from senforms.read.pdf import read_pdf
 
-        return read_pdf(data)
-    raise UnsupportedFileError("This file is not a Word (.docx) or PDF file, whatever its name says.")
+        raw = read_pdf(data)
+    else:
+        raise UnsupportedFileError("This file is not a Word (.docx) or PDF file, whatever its name says.")
+    _keep(key, data, labels, raw)
+    return raw
+
+
+# --- the forms read last ------------------------------------------------------------------------
+# A batch reads every file twice: once to put the files in the cycle's order (``cycle_order``)
+# and once to process each. The forms read last are kept with their bytes, so reading the same
+# bytes again (with the same labels) is a copy of the first reading rather than a second one.
+# Only forms read without a problem are kept: a file that is refused is read, and refused, afresh
+# every time. Looked up by length and CRC-32, and kept only when the bytes are exactly equal,
+# so a file made to share a CRC with another is read as itself. Bounded in bytes, so a watcher
+# running for weeks holds 16 MB of them at most.
+
+_KEEP_BYTES = 16 * 1024 * 1024
+_KEEP_FILE_BYTES = 1024 * 1024
+_Labels = dict[str, dict[str, str]]
+_kept: OrderedDict[tuple[int, int], tuple[bytes, _Labels, RawForm]] = OrderedDict()
+_kept_bytes = 0
+_kept_lock = threading.Lock()
+
+
+def _copy(raw: RawForm) -> RawForm:
+    """A reading no caller shares with another: its answers and warnings are its own lists."""
+    return RawForm(kind=raw.kind, version=raw.version, values=dict(raw.values), method=raw.method, warnings=list(raw.warnings))
+
+
+def _key(data: bytes) -> tuple[int, int] | None:
+    """Where a file's reading is kept: None for a file too large to keep."""
+    return (len(data), zlib.crc32(data)) if len(data) <= _KEEP_FILE_BYTES else None
+
+
+def _recall(key: tuple[int, int] | None, data: bytes, labels: _Labels | None) -> RawForm | None:
+    if key is None:
+        return None
+    with _kept_lock:
+        found = _kept.get(key)
+        if found is None or found[0] != data or found[1] != (labels or {}):
+            return None
+        _kept.move_to_end(key)
+        return _copy(found[2])
+
+
+def _keep(key: tuple[int, int] | None, data: bytes, labels: _Labels | None, raw: RawForm) -> None:
+    global _kept_bytes
+    if key is None:
+        return
+    entry = (data, {kind: dict(words) for kind, words in (labels or {}).items()}, _copy(raw))
+    with _kept_lock:
+        old = _kept.pop(key, None)
+        if old is not None:
+            _kept_bytes -= len(old[0])
+        _kept[key] = entry
+        _kept_bytes += len(data)
+        while _kept_bytes > _KEEP_BYTES:
+            _, (dropped, _, _) = _kept.popitem(last=False)
+            _kept_bytes -= len(dropped)
+
+
+def forget_read_forms() -> None:
+    """Drop the forms kept from the last readings (tests, and a watcher after a batch)."""
+    global _kept_bytes
+    with _kept_lock:
+        _kept.clear()
+        _kept_bytes = 0
