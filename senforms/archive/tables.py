@@ -104,6 +104,7 @@ class ReceivedForm(Base):
     original_name: Mapped[str] = mapped_column(Text)
     # Indexed for the status's count of forms received today (migration 0008_received_by_day).
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    # Stored as it is on PostgreSQL, never compressed again (migration 0009_files_stored_as_they_are).
     original: Mapped[bytes] = mapped_column(LargeBinary)
     data: Mapped[str] = mapped_column(Text)  # the validated model as JSON
     read_by: Mapped[str] = mapped_column(String(20))  # tags, labels or pdf
@@ -215,7 +216,7 @@ class Document(Base):
     template: Mapped[str] = mapped_column(String(100))
     path: Mapped[str] = mapped_column(Text)  # relative to the outbox, with "/" separators
     content_hash: Mapped[str] = mapped_column(String(64))
-    content: Mapped[bytes] = mapped_column(LargeBinary)
+    content: Mapped[bytes] = mapped_column(LargeBinary)  # as it is on PostgreSQL: see migration 0009
     corrected: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

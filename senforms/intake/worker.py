@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from senforms.config import Settings
 from senforms.errors import ExitCode, SenformsError, UnreadableFileError
+from senforms.read import forget_read_forms
 
 log = logging.getLogger("senforms.intake")
 
@@ -83,7 +84,10 @@ class PipelineProcessor:
         return sorted(paths, key=lambda p: cycle_order(p, self.settings))
 
     def idle(self) -> None:
-        """No file for a moment: bring the outbox's register and list of letters up to date."""
+        """No file for a moment: bring the outbox's register and list of letters up to date, and
+        let go of the forms kept from the batch's readings (children's data held no longer than
+        the batch needs it)."""
+        forget_read_forms()
         if self.pipeline.behind:
             try:
                 self.pipeline.catch_up()
