@@ -503,11 +503,15 @@ def plan_parent_copy() -> DocumentType:
         "It sets out what we are working towards, the help {{ pupil.known_as }} will have at school, "
         "and how you can help at home.",
     )
+    tag(doc, "{%p if form.review_ahead %}")
     para(
         doc,
         "We will meet again on {{ form.review_date }} to look at how well the plan is working. If "
         "anything in it is not right, or things change at home, please tell us before then.",
     )
+    tag(doc, "{%p else %}")
+    para(doc, "If anything in it is not right, or things change at home, please tell us.")
+    tag(doc, "{%p endif %}")
     contact_us(doc)
     sign_off(doc)
     doc.add_page_break()

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from senforms.config import PLACEHOLDER, Settings
 from senforms.history import History
-from senforms.kinds import BroadAreas, FormKind, FormModel, Pupil, ReviewRecord
+from senforms.kinds import BroadAreas, FormKind, FormModel, Pupil, ReviewRecord, SupportPlan
 from senforms.rules import Flag, end_reason, review_findings
 from senforms.values import Choice, fold_outcome, need_codes
 
@@ -215,6 +215,10 @@ def still_to_come(shown: dict[str, Any], form: BaseModel, today: date) -> dict[s
         when = getattr(form, key, None)
         if isinstance(when, date) and when < today and key in shown:
             shown[key] = ""
+    if isinstance(form, SupportPlan):
+        # The plan's review date is the plan's, and stays in it; "we will meet again on" that
+        # date is said only while it is still ahead (a plan typed up after its review).
+        shown["review_ahead"] = form.review_date >= today
     return shown
 
 

@@ -655,6 +655,28 @@ def test_a_meeting_gone_by_is_not_promised_in_a_letter_written_after_it(
     assert "We will agree a support plan with you" in notification  # the letter is otherwise whole
 
 
+@pytest.mark.parametrize(
+    ("written", "promised"),
+    [(date(2025, 11, 5), True), (date(2026, 2, 10), True), (date(2026, 2, 20), False)],
+)
+def test_a_review_gone_by_is_not_promised_in_the_plan_sent_after_it(
+    settings: Settings, tmp_path: Path, written: date, promised: bool
+) -> None:
+    """The plan of 4 November is reviewed on 10 February. Sent to parents before or on that day, it
+    says "We will meet again on 10 February 2026"; typed up and sent after it, it must not promise
+    a meeting already gone by. The plan itself still shows its review date."""
+    plan = values("support-plan")
+    assert plan["review_date"] == "2026-02-10"
+    with Pipeline(settings, today=lambda: written) as pipeline:
+        early = values("early-discussion", pupil=plan["pupil"])
+        pipeline.process_file(drop(tmp_path, "early.docx", filled("early-discussion", early)))
+        pipeline.process_file(drop(tmp_path, "plan.docx", filled("support-plan", plan)))
+    (letter,) = [text_of(p.read_bytes()) for p in settings.outbox.glob("parents/*/*SEN support plan*")]
+    assert ("We will meet again on 10 February 2026" in letter) is promised
+    assert "If anything in it is not right, or things change at home, please tell us" in letter
+    assert "10 February 2026" in letter  # the plan's own review date, in its table
+
+
 # --- 7. each letter's properties: its own title and the day it was written ------------------------
 
 
