@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import threading
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from pydantic import ValidationError
 from sqlalchemy import text
 
 from senforms import rules
-from senforms.config import Settings
+from senforms.config import Settings, load_settings
 from senforms.context import letter_context
 from senforms.documents import _sample_settings, letter_text, reading_grade, sample_context
 from senforms.forms import extract
@@ -719,3 +720,47 @@ def test_a_letter_rendered_without_a_title_keeps_its_template_properties_byte_fo
     content = render_docx(path, sample_context("specialist-prompt"))
     with zipfile.ZipFile(path) as template, zipfile.ZipFile(io.BytesIO(content)) as letter:
         assert letter.read("docProps/core.xml") == template.read("docProps/core.xml")
+
+
+def test_a_letters_list_left_behind_is_tried_again_while_the_inbox_stays_quiet(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The watcher's worker calls ``idle`` when the inbox goes quiet; while the list of letters is
+    still open in Excel, ``idle`` says it is behind, and the worker tries again every so often
+    (``next_request``), so the list catches up soon after Excel lets go, without another form."""
+    import multiprocessing
+    import os
+
+    from senforms.intake.worker import PipelineProcessor, next_request
+
+    listing = settings.outbox / "parents" / "Letters to send 2025-10-09.csv"
+    real_replace = os.replace
+    excel_open = True
+
+    def replace(src: Any, dst: Any) -> None:
+        if excel_open and Path(dst) == listing:
+            raise PermissionError(13, "The process cannot access the file because it is being used by another process")
+        real_replace(src, dst)
+
+    monkeypatch.setenv("SENFORMS_TODAY", "2025-10-09")
+    monkeypatch.setattr(os, "replace", replace)
+    processor = PipelineProcessor(load_settings(settings.home))
+    try:
+        processor(drop(tmp_path, "early.docx", filled("early-discussion", values("early-discussion"))), "early.docx")
+        tries = []
+
+        def idle() -> bool:
+            nonlocal excel_open
+            tries.append(processor.idle())
+            excel_open = len(tries) < 2  # Excel lets go after the second try
+            return tries[-1]
+
+        ours, theirs = multiprocessing.Pipe()
+        threading.Timer(1.5, lambda: theirs.send("next form")).start()
+        assert next_request(ours, idle, quiet=0.05, again=0.05) == "next form"
+    finally:
+        processor.close()
+    # Behind twice, then up to date: the list has both letters, and no more tries were made.
+    assert tries == [True, True, False]
+    with listing.open(encoding="utf-8-sig") as f:
+        assert len(list(csv.DictReader(f))) == 2

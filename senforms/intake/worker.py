@@ -83,16 +83,18 @@ class PipelineProcessor:
 
         return sorted(paths, key=lambda p: cycle_order(p, self.settings))
 
-    def idle(self) -> None:
+    def idle(self) -> bool:
         """No file for a moment: bring the outbox's register and list of letters up to date, and
         let go of the forms kept from the batch's readings (children's data held no longer than
-        the batch needs it)."""
+        the batch needs it). Returns whether something is still behind (the list open in Excel,
+        the share away), for the worker to try again while the inbox stays quiet."""
         forget_read_forms()
         if self.pipeline.behind:
             try:
                 self.pipeline.catch_up()
-            except SenformsError as exc:  # tried again at the next quiet moment
+            except SenformsError as exc:  # tried again in a while
                 log.warning("The SEND register could not be written yet: %s", exc.message)
+        return self.pipeline.behind
 
     def close(self) -> None:
         self.pipeline.close()
@@ -116,6 +118,29 @@ def _summary(done: Any) -> dict[str, Any]:
 
 #: How long the worker waits without a file before calling its processor's ``idle``.
 IDLE_S = 1.0
+#: While ``idle`` says something is still behind, how often it is tried again if no file comes:
+#: a list the office has open in Excel is brought up to date soon after Excel lets go of it, not
+#: only when the next form arrives. A minute: each failed try is a line in the log.
+RETRY_IDLE_S = 60.0
+
+
+def next_request(
+    conn: Connection,
+    idle: Callable[[], bool | None] | None,
+    *,
+    quiet: float = IDLE_S,
+    again: float = RETRY_IDLE_S,
+) -> Any:
+    """The watcher's next request. While none comes: the processor's ``idle`` once the pipe has
+    been quiet for ``quiet`` seconds, then every ``again`` seconds for as long as it returns True
+    (something still behind). Raises ``EOFError`` when the watcher has gone."""
+    if idle is not None:
+        wait = quiet
+        while not conn.poll(wait):
+            if not idle():
+                break
+            wait = again
+    return conn.recv()
 
 
 @dataclass
@@ -212,13 +237,11 @@ def _worker_main(conn: Connection, settings: Settings, factory: ProcessorFactory
         return
     _limit_memory(memory_mb)
     conn.send(("ready", os.getpid()))
-    idle: Callable[[], None] | None = getattr(processor, "idle", None)
+    idle: Callable[[], bool | None] | None = getattr(processor, "idle", None)
     try:
         while True:
             try:
-                if idle is not None and not conn.poll(IDLE_S):
-                    idle()
-                request = conn.recv()
+                request = next_request(conn, idle)
             except EOFError:
                 break
             if request is None:
@@ -398,7 +421,7 @@ class InProcess:
 
     def __init__(self, settings: Settings, factory: ProcessorFactory = PipelineProcessor) -> None:
         self.processor = factory(settings)
-        self._idle: Callable[[], None] = getattr(self.processor, "idle", lambda: None)
+        self._idle: Callable[[], bool | None] = getattr(self.processor, "idle", lambda: None)
 
     def run(self, path: Path, name: str, *, tick: Callable[[], None] | None = None) -> Outcome:
         try:
