@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from senforms.errors import ExitCode, NotAHomeError, SenformsError, count
+from senforms.errors import ExitCode, FormInvalidError, NotAHomeError, SenformsError, count
 
 Command = Callable[[argparse.Namespace], int]
 _COMMANDS: dict[str, Command] = {}
@@ -235,14 +235,33 @@ def _other_child(typed: dict[str, Any], pupil: dict[str, Any]) -> list[str]:
 
 @command("extract")
 def _extract(args: argparse.Namespace) -> int:
-    from senforms.forms import extract
+    from senforms.forms import read
+    from senforms.layout import fields
+    from senforms.validate import validate
 
     path = Path(args.file)
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise SenformsError(f"{path} cannot be opened: {exc.strerror or exc}") from exc
-    model, warnings = extract(data, name=path.name, settings=_settings(args))
+    raw = read(data, name=path.name, settings=_settings(args))
+    try:
+        model, warnings = validate(raw)
+    except FormInvalidError:
+        # A form still being filled in (a pre-filled plan or review, say): what it says so far,
+        # then what is missing, rather than only what is missing.
+        labels = fields(raw.kind)
+        answered = {
+            (labels[key].label if key in labels else key): "ticked" if value is True else str(value)
+            for key, value in raw.values.items()
+            if value not in ("", None, False)
+        }
+        if answered and not args.json:
+            print(f"The {raw.kind.title} says so far:")
+            for label, value in answered.items():
+                print(f"  {label}: " + value.replace("\n", "\n    "))
+            print()
+        raise
     for warning in warnings:
         print(f"Warning: {warning}", file=sys.stderr)
     if args.json:

@@ -149,6 +149,25 @@ def test_extract_prints_answers_as_a_person_reads_them(home: Path, capsys: pytes
     assert lines[address + 1].startswith(" " * 15) and lines[address + 1].strip() == "Little Bramford"
 
 
+def test_extract_on_a_form_still_being_filled_shows_what_it_says_so_far(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A pre-filled review record, not yet completed: extract says what the form says so far, by
+    the names printed on it, then what is still missing, and exits as for any form to correct."""
+    from senforms.kinds import KINDS
+    from senforms.wordform import make_form
+
+    review = values("review")
+    partial = {"pupil": review["pupil"], "review_date": review["review_date"], "cycle": review["cycle"]}
+    form = drop(home, "review (pre-filled).docx", make_form(KINDS["review"], school="Oakfield", values=partial))
+    code, out, err = run(capsys, "--home", str(home), "extract", str(form))
+    assert code == ExitCode.invalid_form
+    assert out.startswith("The SEN support review record says so far:")
+    assert f"  UPN: {review['pupil']['upn']}" in out and "  Legal surname: Hart" in out
+    assert "pupil.upn" not in out  # the names on the form, not senforms' own
+    assert "Decision: this must be filled in" in err
+
+
 def test_watch_once_does_not_say_it_is_watching(
     home: Path, capsys: pytest.CaptureFixture[str], umask_022: None
 ) -> None:
