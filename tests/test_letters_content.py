@@ -564,6 +564,24 @@ def test_the_days_list_holds_every_letter_once_as_forms_arrive(settings: Setting
     assert sorted(listed()) == letters and len(letters) == len(set(letters)) == 10
 
 
+class ExcelHolds:
+    """``os.replace`` as Windows answers it while the office has ``listing`` open in Excel: refused
+    until ``open`` is set False."""
+
+    def __init__(self, listing: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        import os
+
+        self.open = True
+        real_replace = os.replace
+
+        def replace(src: Any, dst: Any) -> None:
+            if self.open and Path(dst) == listing:
+                raise PermissionError(13, "The process cannot access the file because it is being used by another process")
+            real_replace(src, dst)
+
+        monkeypatch.setattr(os, "replace", replace)
+
+
 def test_a_letters_list_open_in_excel_holds_up_no_letter(
     settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -571,7 +589,6 @@ def test_a_letters_list_open_in_excel_holds_up_no_letter(
     "Letters to send" list open while forms keep coming: that must not stop the letters. The
     form is filed and its letters written; the list is only behind, and catches up, with every
     letter once, at the next delivery after Excel lets go."""
-    import os
 
     from sqlalchemy import select
 
@@ -579,13 +596,6 @@ def test_a_letters_list_open_in_excel_holds_up_no_letter(
     from tests.pipeline_helpers import pupil_upn
 
     listing = settings.outbox / "parents" / "Letters to send 2025-10-09.csv"
-    real_replace = os.replace
-    excel_open = True
-
-    def replace(src: Any, dst: Any) -> None:
-        if excel_open and Path(dst) == listing:
-            raise PermissionError(13, "The process cannot access the file because it is being used by another process")
-        real_replace(src, dst)
 
     def listed() -> list[str]:
         with listing.open(encoding="utf-8-sig") as f:
@@ -598,14 +608,14 @@ def test_a_letters_list_open_in_excel_holds_up_no_letter(
         first = values("early-discussion", pupil={"upn": pupil_upn(410), "legal_surname": "Excela"})
         pipeline.process_file(drop(tmp_path, "first.docx", filled("early-discussion", first)))
         assert sorted(listed()) == letters()
-        monkeypatch.setattr(os, "replace", replace)
+        excel = ExcelHolds(listing, monkeypatch)
         second = values("early-discussion", pupil={"upn": pupil_upn(411), "legal_surname": "Excelb"})
         done = pipeline.process_file(drop(tmp_path, "second.docx", filled("early-discussion", second)))
         assert done.status == "processed" and len(letters()) == 4  # both forms' letters are out
         with pipeline.archive.reading() as session:
             assert set(session.scalars(select(t.ReceivedForm.state))) == {"done"}
         assert len(listed()) == 2  # the list, still open, is behind
-        excel_open = False
+        excel.open = False
         third = values("early-discussion", pupil={"upn": pupil_upn(412), "legal_surname": "Excelc"})
         pipeline.process_file(drop(tmp_path, "third.docx", filled("early-discussion", third)))
     assert sorted(listed()) == letters() and len(letters()) == 6
@@ -729,30 +739,21 @@ def test_a_letters_list_left_behind_is_tried_again_while_the_inbox_stays_quiet(
     still open in Excel, ``idle`` says it is behind, and the worker tries again every so often
     (``next_request``), so the list catches up soon after Excel lets go, without another form."""
     import multiprocessing
-    import os
 
     from senforms.intake.worker import PipelineProcessor, next_request
 
     listing = settings.outbox / "parents" / "Letters to send 2025-10-09.csv"
-    real_replace = os.replace
-    excel_open = True
-
-    def replace(src: Any, dst: Any) -> None:
-        if excel_open and Path(dst) == listing:
-            raise PermissionError(13, "The process cannot access the file because it is being used by another process")
-        real_replace(src, dst)
 
     monkeypatch.setenv("SENFORMS_TODAY", "2025-10-09")
-    monkeypatch.setattr(os, "replace", replace)
+    excel = ExcelHolds(listing, monkeypatch)
     processor = PipelineProcessor(load_settings(settings.home))
     try:
         processor(drop(tmp_path, "early.docx", filled("early-discussion", values("early-discussion"))), "early.docx")
         tries = []
 
         def idle() -> bool:
-            nonlocal excel_open
             tries.append(processor.idle())
-            excel_open = len(tries) < 2  # Excel lets go after the second try
+            excel.open = len(tries) < 2  # Excel lets go after the second try
             return tries[-1]
 
         ours, theirs = multiprocessing.Pipe()
