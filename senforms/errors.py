@@ -156,6 +156,12 @@ class ArchiveUnavailableError(ArchiveError):
     )
 
 
+class ArchiveConnectionLostError(ArchiveUnavailableError):
+    """The archive's server dropped the connection (it restarted, or the network did): an outage
+    like any other, but one a fresh connection may cure at once, so the step that met it may be
+    tried once more before it is reported."""
+
+
 class ArchiveRefusedError(ArchiveError):
     """The archive answered but refused what it was given (a value too long or of the wrong type
     for its column, a broken constraint, a schema that does not match): not an outage, so

@@ -13,13 +13,13 @@ import csv
 import hashlib
 import io
 import re
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
-from sqlalchemy import bindparam, case, insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from senforms.archive import register
@@ -42,20 +42,20 @@ def sha256(data: bytes) -> str:
 # their values as parameters. Plain tables, not the ORM: delivery holds no objects of these rows.
 
 _FORMS, _DOCUMENTS, _PUPILS = t.table(t.ReceivedForm), t.table(t.Document), t.table(t.Pupil)
-# The form's row locked for the delivery: a write first, which on SQLite takes the write lock.
-_LOCK_FORM = update(_FORMS).where(_FORMS.c.id == bindparam("form_id")).values(state=_FORMS.c.state)
-# What delivery needs of the form, in one statement: not its answers, not its original bytes.
-_FORM_STATE = (
-    select(_FORMS.c.state, _PUPILS.c.upn)
-    .join(_PUPILS, _PUPILS.c.id == _FORMS.c.pupil_id)
+# The form's row locked for the delivery, and what delivery needs of it (not its answers, not
+# its original bytes), in one statement: a write first, which on SQLite takes the write lock.
+_LOCK_FORM = (
+    update(_FORMS)
     .where(_FORMS.c.id == bindparam("form_id"))
+    .values(state=_FORMS.c.state)
+    .returning(_FORMS.c.state, select(_PUPILS.c.upn).where(_PUPILS.c.id == _FORMS.c.pupil_id).scalar_subquery())
 )
-# Every document of the form, with the bytes only of those still to be written.
+# Every document of the form, without its bytes: the caller that filed them usually still has
+# them (``deliver``'s ``contents``), and the rest are read by ``_CONTENTS``.
 _FORM_DOCUMENTS = (
     select(
         _DOCUMENTS.c.id,
         _DOCUMENTS.c.path,
-        case((_DOCUMENTS.c.delivered_at.is_(None), _DOCUMENTS.c.content), else_=None).label("content"),
         _DOCUMENTS.c.content_hash,
         _DOCUMENTS.c.template,
         _DOCUMENTS.c.audience,
@@ -65,6 +65,7 @@ _FORM_DOCUMENTS = (
     .where(_DOCUMENTS.c.form_id == bindparam("form_id"))
     .order_by(_DOCUMENTS.c.id)
 )
+_CONTENTS = select(_DOCUMENTS.c.id, _DOCUMENTS.c.content).where(_DOCUMENTS.c.id.in_(bindparam("ids", expanding=True)))
 _FORM_DONE = update(_FORMS).where(_FORMS.c.id == bindparam("form_id")).values(state="done")
 _DELIVERED = (
     update(_DOCUMENTS)
@@ -85,20 +86,23 @@ def plan_delivery(
     corrected: bool,
     today: date,
     new_pupil: bool = False,
-) -> None:
+) -> dict[str, bytes]:
     """Choose each document's place in the outbox and file it in the archive, undelivered. In
     one statement: delivery reads the rows back by the form's id, so their ids are not needed
-    here, and the ORM would insert them one by one on SQLite to learn each id."""
+    here, and the ORM would insert them one by one on SQLite to learn each id.
+
+    Returns the documents' bytes by their hash, for ``deliver`` to write without reading them
+    back from the archive."""
     placed = _placed(session, outbox, pupil, rendered, today=today, filed_before=not new_pupil)
-    if placed:
-        at = now()
-        session.execute(
-            _INSERT_DOCUMENTS,
-            [
-                _document_values(doc, path, pupil_id=_owner(doc, pupil.id), form_id=form_id, corrected=corrected, created_at=at)
-                for doc, path in placed
-            ],
-        )
+    if not placed:
+        return {}
+    at = now()
+    rows = [
+        _document_values(doc, path, pupil_id=_owner(doc, pupil.id), form_id=form_id, corrected=corrected, created_at=at)
+        for doc, path in placed
+    ]
+    session.execute(_INSERT_DOCUMENTS, rows)
+    return {str(row["content_hash"]): doc.content for row, (doc, _path) in zip(rows, placed, strict=True)}
 
 
 def plan_documents(
@@ -227,6 +231,7 @@ def deliver(
     *,
     today: date | None = None,
     register_now: bool = True,
+    contents: Mapping[str, bytes] | None = None,
 ) -> Delivered:
     """Write a filed form's undelivered documents to the outbox, then mark them delivered and the
     form done. Safe to run again after a crash at any point: a document already written is
@@ -238,6 +243,9 @@ def deliver(
     lock is held only while a few files are written. An ``OSError`` from the outbox (full disk,
     read-only, permissions) rolls the transaction back and leaves the form to be finished later;
     the caller turns it into ``DeliveryPendingError``.
+
+    ``contents``: documents' bytes by their hash, as ``plan_delivery`` returned them to the run
+    that filed the form; any other document is read from the archive.
 
     The register is the one document whose cost grows with the school (it is the whole register,
     written again). With ``register_now=False`` it is left for the caller to write once for a
@@ -254,8 +262,7 @@ def deliver(
     synced before it is put in place, and a delivery a power cut undoes is done again from the
     filed form, finding its documents already there by their hash."""
     with archive.session(durable=False) as session:
-        session.execute(_LOCK_FORM, {"form_id": form_id})
-        state, upn = session.execute(_FORM_STATE, {"form_id": form_id}).one()
+        state, upn = session.execute(_LOCK_FORM, {"form_id": form_id}).one()
         documents = session.execute(_FORM_DOCUMENTS, {"form_id": form_id}).all()
         if state == "done":
             return Delivered(_outbox_paths(outbox, [d.path for d in documents]), now=False)
@@ -266,7 +273,8 @@ def deliver(
             # it is now (never from a stored copy, so finishing an old form's delivery cannot
             # bring back an older register). This marks every register version delivered.
             write_register(session, outbox, today or date.today())
-        delivered = write_documents(outbox, [d for d in pending if d.template != "register"], checkpoint)
+        to_write = _with_contents(session, [d for d in pending if d.template != "register"], contents or {})
+        delivered = write_documents(outbox, to_write, checkpoint)
         mark_delivered(session, pending, delivered)
         session.execute(_FORM_DONE, {"form_id": form_id})
         written = len(delivered) + (len(registers) if register_now else 0)
@@ -278,6 +286,25 @@ def deliver(
             register_pending=bool(registers) and not register_now,
             letters=[(delivered[d.id], d.created_at) for d in pending if d.audience == Audience.PARENTS.value and d.id in delivered],
         )
+
+
+@dataclass(frozen=True)
+class _ToWrite:
+    id: int
+    path: str
+    content_hash: str
+    content: bytes
+
+
+def _with_contents(session: Session, pending: Sequence[Any], contents: Mapping[str, bytes]) -> list[_ToWrite]:
+    """The documents to write with their bytes: from ``contents`` (keyed by the hash the archive
+    filed them under, so they are the archive's bytes), else read from the archive."""
+    missing = [d.id for d in pending if d.content_hash not in contents]
+    stored = dict(session.execute(_CONTENTS, {"ids": missing}).tuples().all()) if missing else {}
+    return [
+        _ToWrite(d.id, d.path, d.content_hash, contents[d.content_hash] if d.id not in stored else stored[d.id])
+        for d in pending
+    ]
 
 
 def write_register(session: Session, outbox: Path, today: date) -> None:

@@ -52,6 +52,7 @@ from senforms.context import correction_lines
 from senforms.deliver import clear_staging, set_aside
 from senforms.documents import PdfLetters, Rendered, render_documents
 from senforms.errors import (
+    ArchiveConnectionLostError,
     ArchiveError,
     ArchiveUnavailableError,
     CycleError,
@@ -284,6 +285,12 @@ class Received:
     method: str
 
 
+@dataclass(frozen=True)
+class Filed:
+    form_id: int
+    contents: dict[str, bytes]  # its documents' bytes by hash, for the delivery (``plan_delivery``)
+
+
 def file(
     session: Session,
     settings: Settings,
@@ -294,9 +301,9 @@ def file(
     decided: rules.Next,
     rendered: list[Rendered],
     today: date,
-) -> int:
+) -> Filed:
     """Step 5, inside one short transaction: lock the pupil, check nothing changed since
-    ``identify``, file the form, rebuild the record, plan the documents. Returns the form's id."""
+    ``identify``, file the form, rebuild the record, plan the documents."""
     pupil_form: Pupil = form.pupil  # type: ignore[attr-defined]
     lock_pupil(session, seen.pupil_id)
     row = find_pupil(session, pupil_form, kind.slug)
@@ -373,7 +380,7 @@ def file(
         # The outbox's living copy is written whole from the archive when the form is delivered.
         change = register_change_csv(session, pupil.id)
         documents.append(Rendered(Audience.SENCO, "SEND register", "register", change, ".csv"))
-    plan_delivery(
+    contents = plan_delivery(
         session,
         settings.outbox,
         form_id,
@@ -383,7 +390,7 @@ def file(
         today=today,
         new_pupil=seen.pupil_id is None,
     )
-    return form_id
+    return Filed(form_id, contents)
 
 
 # --- the orchestrator -----------------------------------------------------------------------------
@@ -507,6 +514,16 @@ class Pipeline:
 
     def process_bytes(self, data: bytes, *, name: str) -> Processed:
         """Read, identify, decide, render, file, deliver: the whole recipe."""
+        try:
+            return self._process_bytes(data, name=name)
+        except ArchiveConnectionLostError:
+            # The archive's server dropped the connection (it restarted, or the network did), and
+            # the pool has let go of it: once more, on a fresh connection. Every step is safe to
+            # run again: a form filed before the drop is found by its bytes and only finished.
+            logger.info("The connection to the archive was lost; trying the form once more.")
+            return self._process_bytes(data, name=name)
+
+    def _process_bytes(self, data: bytes, *, name: str) -> Processed:
         digest = sha256(data)
         try:
             raw, form, warnings = read(data, name, self.settings)
@@ -559,7 +576,7 @@ class Pipeline:
                 charts.warm()  # matplotlib's first import takes a second: not while the pupil is locked
             try:
                 with self.archive.session() as session:
-                    form_id = file(session, self.settings, received, form, kind, seen, decided, rendered, today)
+                    filed_now = file(session, self.settings, received, form, kind, seen, decided, rendered, today)
                     self.checkpoint("filed")
             except _Changed:
                 continue  # another watcher filed a form for this pupil meanwhile: look again
@@ -580,7 +597,7 @@ class Pipeline:
             )
         self.checkpoint("committed")
         # From here the form is filed: whatever happens to the outbox, it is never set aside.
-        written = self._deliver(form_id, upn).paths
+        written = self._deliver(filed_now.form_id, upn, filed_now.contents).paths
         status = "corrected" if seen.corrects is not None else "processed"
         logger.info("%s %s for UPN %s: %d documents", status, kind.slug, upn, len(written))
         return Processed(kind.slug, upn, status, written, warnings + more)
@@ -602,7 +619,7 @@ class Pipeline:
             return Processed(kind.slug, upn, "processed", self._deliver(seen.corrects, upn).paths)
         return Processed(kind.slug, upn, "already processed")
 
-    def _deliver(self, form_id: int, upn: str) -> Delivered:
+    def _deliver(self, form_id: int, upn: str, contents: dict[str, bytes] | None = None) -> Delivered:
         """``outbox.deliver``, with an outbox that cannot be written to (full disk, read-only,
         permissions, a share gone away) reported as ``DeliveryPendingError``: the form is filed
         and stays in state "delivering" until a later run finishes it."""
@@ -614,6 +631,7 @@ class Pipeline:
                 self.checkpoint,
                 today=self.today(),
                 register_now=self.register_every is None,
+                contents=contents,
             )
         except OSError as exc:
             logger.warning("Form %d (UPN %s) filed; its documents are waiting for the outbox: %s", form_id, upn, exc)

@@ -158,6 +158,47 @@ def test_a_locked_or_slow_archive_is_an_outage(cfg: Settings, monkeypatch: pytes
         archive.close()
 
 
+@pytest.mark.parametrize("idle", [False, True], ids=["at-once", "after-idle"])
+def test_a_server_that_dropped_its_connections_loses_no_form(
+    cfg: Settings, monkeypatch: pytest.MonkeyPatch, idle: bool
+) -> None:
+    """The server restarts (here: it ends every connection, as a restart does) between two forms.
+    A connection idle for a while is pinged and replaced before use; one used a moment ago is not
+    pinged (a round trip per transaction), so the form meets the dropped connection and is tried
+    once more on a fresh one. Either way the form is filed, once, with its documents."""
+    if not cfg.database_url.startswith("postgresql"):
+        pytest.skip("a server's connections; SQLite has none to drop")
+    monkeypatch.setattr(store, "PING_AFTER_IDLE_S", 0.0 if idle else 3600.0)
+    tries = 0
+    with Pipeline(cfg, today=lambda: TODAY) as pipeline:
+        attempt = pipeline._process_bytes
+
+        def counted(data: bytes, *, name: str):
+            nonlocal tries
+            tries += 1
+            return attempt(data, name=name)
+
+        monkeypatch.setattr(pipeline, "_process_bytes", counted)
+        assert pipeline.process_bytes(early(1), name="first.docx").status == "processed"
+        killer = create_engine(cfg.database_url, isolation_level="AUTOCOMMIT")
+        with killer.connect() as conn:
+            ended = conn.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            ).scalar_one()
+        killer.dispose()
+        assert ended >= 1
+        tries = 0
+        second = pipeline.process_bytes(early(2), name="second.docx")
+    assert second.status == "processed" and len(second.documents) >= 2
+    assert all(path.exists() for path in second.documents)
+    assert tries == (1 if idle else 2)
+    assert states(cfg) == Counter({"done": 2})
+    assert doubled_letters(cfg) == []
+
+
 def test_a_value_the_archive_refuses_is_not_retried(cfg: Settings) -> None:
     archive = Archive(cfg.database_url)
     try:

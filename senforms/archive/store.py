@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session, defer, joinedload, sessionmaker
 from senforms import kinds
 from senforms.archive import tables as t
 from senforms.errors import (
+    ArchiveConnectionLostError,
     ArchiveError,
     ArchiveRefusedError,
     ArchiveUnavailableError,
@@ -155,6 +156,8 @@ def _unreachable(exc: SQLAlchemyError) -> bool:
 
 
 def _archive_error(what: str, exc: SQLAlchemyError) -> ArchiveError:
+    if getattr(exc, "connection_invalidated", False):
+        return ArchiveConnectionLostError(f"{what}: the connection to it was lost ({_short(exc)}).")
     if _unreachable(exc):
         return ArchiveUnavailableError(f"{what}: it cannot be reached or did not answer in time ({_short(exc)}).")
     return ArchiveRefusedError(f"{what}: it refused what it was given ({_short(exc)}).")
@@ -185,16 +188,45 @@ def _engine(url: str) -> Engine:
         # A hung or frozen server must become an outage within a bounded time, never hold a form
         # until the watcher's per-file limit calls it damaged.
         ms = STATEMENT_TIMEOUT_S * 1000
-        return create_engine(
+        engine = create_engine(
             url,
-            pool_pre_ping=True,
             connect_args={
                 "connect_timeout": 10,
                 "options": f"-c statement_timeout={ms} -c lock_timeout={ms} "
                 f"-c idle_in_transaction_session_timeout={ms * 4}",
             },
         )
+        _ping_when_idle(engine)
+        return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+#: A pooled connection returned this many seconds ago or more is pinged before it is used again.
+PING_AFTER_IDLE_S = 1.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Ping a connection before use only if it has been idle, rather than at every checkout
+    (SQLAlchemy's ``pool_pre_ping``): each form takes three transactions in quick succession,
+    and a ping is a round trip to the server each time. A connection that died while idle (the
+    server restarted overnight, the network dropped) is replaced before anyone uses it; one that
+    dies within a second of its last use fails its next statement with
+    ``ArchiveConnectionLostError``, and the pipeline tries that form once more on a fresh one."""
+
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_connection: Any, record: Any) -> None:
+        record.info["returned"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _alive(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if time.monotonic() - record.info.get("returned", float("-inf")) < PING_AFTER_IDLE_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            # The pool lets this connection go and checks out another (SQLAlchemy's documented
+            # way for a checkout event to report a dead connection).
+            raise DisconnectionError() from exc
 
 
 def _not_synced(session: Session) -> None:
