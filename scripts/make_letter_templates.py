@@ -341,7 +341,7 @@ def sign_off(doc: DocumentType) -> None:
     para(doc, keep=True)
     para(doc, keep=True)
     para(doc, "{{ signatory.name }}", bold=True, keep=True)
-    para(doc, "{{ signatory.role }}, {{ school.name }}")
+    para(doc, "{{ signatory.role }}{% if school.name %}, {{ school.name }}{% endif %}")
 
 
 # Said before the sign-off names the role, so a parent knows what a SENCO is (issue 10.4).

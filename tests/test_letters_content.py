@@ -4,6 +4,7 @@ and reads the Word document back (python-docx), asserting the sentence that coul
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import re
 import threading
@@ -765,3 +766,16 @@ def test_a_letters_list_left_behind_is_tried_again_while_the_inbox_stays_quiet(
     assert tries == [True, True, False]
     with listing.open(encoding="utf-8-sig") as f:
         assert len(list(csv.DictReader(f))) == 2
+
+
+@pytest.mark.parametrize("school", ["Oakfield Primary School", "(fill in)"])
+def test_the_sign_off_names_the_school_only_once_it_is_filled_in(school: str) -> None:
+    """A school that has not filled in its name yet gets "SENCO", not "SENCO," with nothing after
+    the comma (the watcher also warns about the placeholder at start)."""
+    sample = _sample_settings()
+    settings = dataclasses.replace(sample, school={**sample.school, "name": school})
+    form = review()
+    context = letter_context(settings, form, history=History().with_form(form), flags=[], corrected=False, today=TODAY)
+    lines = text_of(render_docx(letter_template(settings, "review-outcome"), context)).splitlines()
+    signed = lines[lines.index("Mr Samuel Okafor") + 1]
+    assert signed == ("SENCO, Oakfield Primary School" if school != "(fill in)" else "SENCO")
