@@ -300,7 +300,7 @@ def _with_contents(session: Session, pending: Sequence[Any], contents: Mapping[s
     """The documents to write with their bytes: from ``contents`` (keyed by the hash the archive
     filed them under, so they are the archive's bytes), else read from the archive."""
     missing = [d.id for d in pending if d.content_hash not in contents]
-    stored = dict(session.execute(_CONTENTS, {"ids": missing}).tuples().all()) if missing else {}
+    stored = {row.id: row.content for row in session.execute(_CONTENTS, {"ids": missing})} if missing else {}
     return [
         _ToWrite(d.id, d.path, d.content_hash, contents[d.content_hash] if d.id not in stored else stored[d.id])
         for d in pending
