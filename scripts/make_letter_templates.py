@@ -335,13 +335,19 @@ def sendiass(doc: DocumentType) -> None:
 
 
 def sign_off(doc: DocumentType) -> None:
-    # Kept together and with the paragraph before it (contact_us and sendiass keep with next
-    # too), so a page never holds only a signature.
-    para(doc, "Yours sincerely", keep=True)
-    para(doc, keep=True)
-    para(doc, keep=True)
-    para(doc, "{{ signatory.name }}", bold=True, keep=True)
-    para(doc, "{{ signatory.role }}{% if school.name %}, {{ school.name }}{% endif %}")
+    # One paragraph, its lines kept on one page, after a paragraph kept with it (contact_us and
+    # sendiass keep with next), so a page never holds only a signature. One paragraph, not a
+    # paragraph a line: LibreOffice does not keep an empty paragraph with the next one, and the
+    # name and role went over to a page of their own.
+    p = doc.add_paragraph()
+    p.paragraph_format.keep_together = True
+    lines = [("Yours sincerely", False), ("", False), ("", False), ("{{ signatory.name }}", True)]
+    lines.append(("{{ signatory.role }}{% if school.name %}, {{ school.name }}{% endif %}", False))
+    for n, (text, bold) in enumerate(lines):
+        run = p.add_run(text)
+        run.bold = bold
+        if n < len(lines) - 1:
+            run.add_break()
 
 
 # Said before the sign-off names the role, so a parent knows what a SENCO is (issue 10.4).

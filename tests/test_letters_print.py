@@ -11,6 +11,7 @@ import io
 import re
 import shutil
 import subprocess
+import zipfile
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -21,11 +22,13 @@ from docx.oxml.ns import qn
 from docx.shared import Cm
 from pypdf import PdfReader
 
-from senforms.config import Settings
+from senforms.config import Settings, load_settings, write_default_settings
 from senforms.documents import sample_context
 from senforms.letters import LETTERS
 from senforms.office import Office, find_office
+from senforms.pipeline import Pipeline
 from senforms.render import letter_template, render_docx
+from tests.pipeline_helpers import filled, values
 
 NAMES = sorted(LETTERS)
 
@@ -75,10 +78,12 @@ def test_the_sign_off_keeps_with_the_paragraph_before_it(documents: dict[str, by
         if letter.audience != "parents":
             continue
         paragraphs = Document(io.BytesIO(documents[name])).paragraphs
-        at = next(i for i, p in enumerate(paragraphs) if p.text.strip() == "Yours sincerely")
-        # The paragraph before, the closing and the blank lines up to the signatory's name.
-        for p in paragraphs[at - 1 : at + 4]:
-            assert p.paragraph_format.keep_with_next, (name, p.text)
+        at = next(i for i, p in enumerate(paragraphs) if p.text.startswith("Yours sincerely"))
+        # One paragraph, kept whole, from the closing to the role, after one kept with it.
+        signed = paragraphs[at]
+        assert signed.text.splitlines()[-2:] == ["Mr Samuel Okafor", "SENCO, Oakfield Primary School"], name
+        assert signed.paragraph_format.keep_together, name
+        assert paragraphs[at - 1].paragraph_format.keep_with_next, (name, paragraphs[at - 1].text)
 
 
 # --- in LibreOffice ---------------------------------------------------------------------------------
@@ -152,6 +157,50 @@ def test_no_last_page_holds_only_the_signature(pdfs: dict[str, Path]) -> None:
                 # A closing paragraph (contact us, free advice, the Local Offer) is on the same page.
                 closing = ("contact", "advice", "office", "Local Offer")
                 assert any(words in before for words in closing), (name, before[-200:])
+
+
+def _pushed_down(content: bytes, lines: int) -> bytes:
+    """The letter with ``lines`` one-line paragraphs added at the top, so its page breaks fall
+    that many lines earlier in its text."""
+    with zipfile.ZipFile(io.BytesIO(content)) as source:
+        members = {info.filename: source.read(info) for info in source.infolist()}
+    filler = b"<w:p><w:r><w:t>Filler.</w:t></w:r></w:p>" * lines
+    members["word/document.xml"] = members["word/document.xml"].replace(b"<w:body>", b"<w:body>" + filler, 1)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for name, data in members.items():
+            target.writestr(name, data)
+    return out.getvalue()
+
+
+@pytest.mark.libreoffice
+@needs_office
+def test_the_role_under_the_signature_never_goes_over_to_a_page_alone(tmp_path: Path) -> None:
+    """Seen in LibreOffice, on the first letter of a school that has not filled in senforms.toml
+    yet: the formal notification's last page held only "SENCO". The sign-off was a paragraph a
+    line, each kept with the next, and LibreOffice does not keep an empty paragraph with the
+    next one. Now it is one paragraph, kept whole.
+
+    That letter, and the same pushed down a line at a time, so the end of the page falls on
+    each line of its ending. (LibreOffice can still move the whole sign-off to a new last page
+    without the paragraph before it, at one of these places; Word keeps them together.)"""
+    home = tmp_path / "school"
+    home.mkdir()
+    write_default_settings(home)
+    with Pipeline(load_settings(home), today=lambda: date(2026, 11, 24)) as pipeline:
+        done = pipeline.process_bytes(filled("early-discussion", values("early-discussion")), name="early.docx")
+    letter = next(d for d in done.documents if "Formal notification" in d.name).read_bytes()
+    sources = []
+    for lines in range(6):
+        sources.append(tmp_path / f"pushed-{lines}.docx")
+        sources[-1].write_bytes(_pushed_down(letter, lines))
+    with Office(timeout=300) as office:
+        converted = office.convert(sources, tmp_path / "pdf")
+    for source, pdf in zip(sources, converted, strict=True):
+        pages = [[line.strip() for line in page.extract_text().splitlines()] for page in PdfReader(pdf).pages]
+        signed = [lines for lines in pages if "Yours sincerely" in lines]
+        assert len(signed) == 1, source.name
+        assert "SENCO" in signed[0][signed[0].index("Yours sincerely") :], (source.name, pages[-1][:3])
 
 
 # --- addressing families ------------------------------------------------------------------------

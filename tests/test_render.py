@@ -137,8 +137,8 @@ def test_parent_letters_are_on_letterhead_and_signed(name: str) -> None:
     assert "Church Road\nOakfield\nOK1 4CD" in lines
     assert sample_context(name)["today"] in lines  # 22 November 2026; the annual report, 15 July 2027
     assert any(line.startswith("Dear ") for line in lines)
-    assert "Mr Samuel Okafor" in lines
-    assert "SENCO, Oakfield Primary School" in lines
+    # Signed in one paragraph: the closing, room to sign, the name, the role.
+    assert "Yours sincerely\n\n\nMr Samuel Okafor\nSENCO, Oakfield Primary School" in lines
     assert "01632 960000" in "\n".join(lines)
 
 
