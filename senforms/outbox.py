@@ -13,7 +13,7 @@ import csv
 import hashlib
 import io
 import re
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from senforms.archive import register
 from senforms.archive import tables as t
 from senforms.archive.roll import rolled_pupil
-from senforms.archive.store import Archive, load_form, log, now
+from senforms.archive.store import Archive, as_utc, load_form, log, now
 from senforms.context import recipients
 from senforms.deliver import pupil_folder, safe_name, staging, write_atomic
 from senforms.documents import Rendered, household_title
@@ -42,13 +42,15 @@ def sha256(data: bytes) -> str:
 # their values as parameters. Plain tables, not the ORM: delivery holds no objects of these rows.
 
 _FORMS, _DOCUMENTS, _PUPILS = t.table(t.ReceivedForm), t.table(t.Document), t.table(t.Pupil)
-# The form's row locked for the delivery, and what delivery needs of it (not its answers, not
-# its original bytes), in one statement: a write first, which on SQLite takes the write lock.
+# The form's row locked for the delivery and marked done in the same statement (the delivery's
+# transaction is rolled back if any document cannot be written), with the UPN for the log: a
+# write first, which on SQLite takes the write lock. No row back: the form is done already
+# (another run finished it while this one waited for the lock).
 _LOCK_FORM = (
     update(_FORMS)
-    .where(_FORMS.c.id == bindparam("form_id"))
-    .values(state=_FORMS.c.state)
-    .returning(_FORMS.c.state, select(_PUPILS.c.upn).where(_PUPILS.c.id == _FORMS.c.pupil_id).scalar_subquery())
+    .where(_FORMS.c.id == bindparam("form_id"), _FORMS.c.state != "done")
+    .values(state="done")
+    .returning(select(_PUPILS.c.upn).where(_PUPILS.c.id == _FORMS.c.pupil_id).scalar_subquery())
 )
 # Every document of the form, without its bytes: the caller that filed them usually still has
 # them (``deliver``'s ``contents``), and the rest are read by ``_CONTENTS``.
@@ -66,14 +68,31 @@ _FORM_DOCUMENTS = (
     .order_by(_DOCUMENTS.c.id)
 )
 _CONTENTS = select(_DOCUMENTS.c.id, _DOCUMENTS.c.content).where(_DOCUMENTS.c.id.in_(bindparam("ids", expanding=True)))
-_FORM_DONE = update(_FORMS).where(_FORMS.c.id == bindparam("form_id")).values(state="done")
 _DELIVERED = (
     update(_DOCUMENTS)
     .where(_DOCUMENTS.c.id.in_(bindparam("ids", expanding=True)))
     .values(delivered_at=bindparam("at"))
 )
-_INSERT_DOCUMENTS = insert(_DOCUMENTS)
+# With each new row's id, by its path (a form's documents each have their own): the delivery that
+# follows needs nothing else of them, so it does not read them back. Not in the order given, which
+# SQLite can only promise one row per statement.
+_INSERT_DOCUMENTS = insert(_DOCUMENTS).returning(_DOCUMENTS.c.path, _DOCUMENTS.c.id)
 _PUPILS_PATHS = select(_DOCUMENTS.c.path).where(_DOCUMENTS.c.pupil_id == bindparam("pupil_id"))
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A document just filed, as its form's delivery needs it: what ``deliver`` would otherwise
+    read back from the archive (``_FORM_DOCUMENTS``, then ``_CONTENTS``)."""
+
+    id: int
+    path: str
+    content_hash: str
+    template: str
+    audience: str
+    created_at: datetime
+    content: bytes
+    delivered_at: datetime | None = None
 
 
 def plan_delivery(
@@ -86,23 +105,26 @@ def plan_delivery(
     corrected: bool,
     today: date,
     new_pupil: bool = False,
-) -> dict[str, bytes]:
-    """Choose each document's place in the outbox and file it in the archive, undelivered. In
-    one statement: delivery reads the rows back by the form's id, so their ids are not needed
-    here, and the ORM would insert them one by one on SQLite to learn each id.
+) -> list[Planned]:
+    """Choose each document's place in the outbox and file it in the archive, undelivered, in
+    one statement (the ORM would insert them one by one on SQLite to learn each id).
 
-    Returns the documents' bytes by their hash, for ``deliver`` to write without reading them
-    back from the archive."""
+    Returns the documents as filed, with their bytes, for ``deliver`` to write without reading
+    them back from the archive."""
     placed = _placed(session, outbox, pupil, rendered, today=today, filed_before=not new_pupil)
     if not placed:
-        return {}
+        return []
     at = now()
     rows = [
         _document_values(doc, path, pupil_id=_owner(doc, pupil.id), form_id=form_id, corrected=corrected, created_at=at)
         for doc, path in placed
     ]
-    session.execute(_INSERT_DOCUMENTS, rows)
-    return {str(row["content_hash"]): doc.content for row, (doc, _path) in zip(rows, placed, strict=True)}
+    ids: dict[str, int] = {path: id for path, id in session.execute(_INSERT_DOCUMENTS, rows)}
+    assert len(ids) == len(rows), "two of a form's documents were given the same place"
+    return [
+        Planned(ids[path], path, str(row["content_hash"]), doc.template, doc.audience, at, doc.content)
+        for row, (doc, path) in zip(rows, placed, strict=True)
+    ]
 
 
 def plan_documents(
@@ -231,21 +253,24 @@ def deliver(
     *,
     today: date | None = None,
     register_now: bool = True,
-    contents: Mapping[str, bytes] | None = None,
+    planned: Sequence[Planned] | None = None,
 ) -> Delivered:
     """Write a filed form's undelivered documents to the outbox, then mark them delivered and the
     form done. Safe to run again after a crash at any point: a document already written is
     recognised by its hash and not written twice.
 
     The form's row is locked for the whole delivery (its first statement is a write, which on
-    SQLite takes the database's write lock), so two runs finishing the same form take turns and
-    the second finds nothing left to write: no letter is ever written twice as "name (2)". The
+    SQLite takes the write lock), so two runs finishing the same form take turns and the second
+    finds it done, with nothing left to write: no letter is ever written twice as "name (2)". The
     lock is held only while a few files are written. An ``OSError`` from the outbox (full disk,
     read-only, permissions) rolls the transaction back and leaves the form to be finished later;
     the caller turns it into ``DeliveryPendingError``.
 
-    ``contents``: documents' bytes by their hash, as ``plan_delivery`` returned them to the run
-    that filed the form; any other document is read from the archive.
+    ``planned``: the form's documents as ``plan_delivery`` filed them, given by the run that
+    filed the form, which delivers it straight after: none of them can have been delivered yet
+    while the form is not done (only its own delivery writes a form's documents, and it marks the
+    form done in the same transaction), so they are not read back from the archive. Without it
+    (a delivery finished after a crash or a full disk), they are read.
 
     The register is the one document whose cost grows with the school (it is the whole register,
     written again). With ``register_now=False`` it is left for the caller to write once for a
@@ -262,10 +287,14 @@ def deliver(
     synced before it is put in place, and a delivery a power cut undoes is done again from the
     filed form, finding its documents already there by their hash."""
     with archive.session(durable=False) as session:
-        state, upn = session.execute(_LOCK_FORM, {"form_id": form_id}).one()
-        documents = session.execute(_FORM_DOCUMENTS, {"form_id": form_id}).all()
-        if state == "done":
-            return Delivered(_outbox_paths(outbox, [d.path for d in documents]), now=False)
+        locked = session.execute(_LOCK_FORM, {"form_id": form_id}).first()
+        if locked is None:
+            done = session.execute(_FORM_DOCUMENTS, {"form_id": form_id}).all()
+            return Delivered(_outbox_paths(outbox, [d.path for d in done]), now=False)
+        upn = locked[0]
+        documents: Sequence[Any] = (
+            planned if planned is not None else session.execute(_FORM_DOCUMENTS, {"form_id": form_id}).all()
+        )
         pending = [d for d in documents if d.delivered_at is None]
         registers = [d.id for d in pending if d.template == "register"]
         if registers and register_now:
@@ -273,10 +302,9 @@ def deliver(
             # it is now (never from a stored copy, so finishing an old form's delivery cannot
             # bring back an older register). This marks every register version delivered.
             write_register(session, outbox, today or date.today())
-        to_write = _with_contents(session, [d for d in pending if d.template != "register"], contents or {})
+        to_write = _with_contents(session, [d for d in pending if d.template != "register"])
         delivered = write_documents(outbox, to_write, checkpoint)
         mark_delivered(session, pending, delivered)
-        session.execute(_FORM_DONE, {"form_id": form_id})
         written = len(delivered) + (len(registers) if register_now else 0)
         log(session, "delivered", f"{written} documents to the outbox", upn=upn, form_id=form_id)
         checkpoint("marked")
@@ -296,15 +324,14 @@ class _ToWrite:
     content: bytes
 
 
-def _with_contents(session: Session, pending: Sequence[Any], contents: Mapping[str, bytes]) -> list[_ToWrite]:
-    """The documents to write with their bytes: from ``contents`` (keyed by the hash the archive
-    filed them under, so they are the archive's bytes), else read from the archive."""
-    missing = [d.id for d in pending if d.content_hash not in contents]
-    stored = {row.id: row.content for row in session.execute(_CONTENTS, {"ids": missing})} if missing else {}
-    return [
-        _ToWrite(d.id, d.path, d.content_hash, contents[d.content_hash] if d.id not in stored else stored[d.id])
-        for d in pending
-    ]
+def _with_contents(session: Session, pending: Sequence[Any]) -> Sequence[Pending]:
+    """The documents to write with their bytes: as planned (``Planned`` has them), else read
+    from the archive."""
+    missing = [d.id for d in pending if not isinstance(d, Planned)]
+    if not missing:
+        return pending
+    stored = {row.id: row.content for row in session.execute(_CONTENTS, {"ids": missing})}
+    return [d if isinstance(d, Planned) else _ToWrite(d.id, d.path, d.content_hash, stored[d.id]) for d in pending]
 
 
 def write_register(session: Session, outbox: Path, today: date) -> None:
@@ -438,7 +465,8 @@ def write_letters_lists(session: Session, outbox: Path, letters: Iterable[tuple[
     days: dict[str, list[tuple[str, datetime]]] = {}
     for path, filed in letters:
         if m := _DAY.search("/" + path):
-            days.setdefault(m.group(1), []).append((path, filed))
+            # Times from the archive and from a delivery just made come together here.
+            days.setdefault(m.group(1), []).append((path, as_utc(filed)))
     if days:
         # The list is read, added to and replaced: two watchers doing that at once would each
         # drop the other's rows. The lock of the outbox's living files (the register's) makes

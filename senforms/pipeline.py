@@ -66,7 +66,7 @@ from senforms.errors import (
 from senforms.history import History
 from senforms.kinds import EarlyDiscussion, FormKind, FormModel, Pupil, ReviewRecord, SupportPlan, kind_of
 from senforms.letters import Audience
-from senforms.outbox import Delivered, deliver, plan_delivery, recent_letters, sha256, write_letters_lists
+from senforms.outbox import Delivered, Planned, deliver, plan_delivery, recent_letters, sha256, write_letters_lists
 from senforms.read import RawForm
 from senforms.reports import charts, evidence
 from senforms.validate import validate
@@ -288,7 +288,7 @@ class Received:
 @dataclass(frozen=True)
 class Filed:
     form_id: int
-    contents: dict[str, bytes]  # its documents' bytes by hash, for the delivery (``plan_delivery``)
+    documents: list[Planned]  # as filed, with their bytes, for the delivery (``plan_delivery``)
 
 
 def file(
@@ -380,7 +380,7 @@ def file(
         # The outbox's living copy is written whole from the archive when the form is delivered.
         change = register_change_csv(session, pupil.id)
         documents.append(Rendered(Audience.SENCO, "SEND register", "register", change, ".csv"))
-    contents = plan_delivery(
+    planned = plan_delivery(
         session,
         settings.outbox,
         form_id,
@@ -390,7 +390,7 @@ def file(
         today=today,
         new_pupil=seen.pupil_id is None,
     )
-    return Filed(form_id, contents)
+    return Filed(form_id, planned)
 
 
 # --- the orchestrator -----------------------------------------------------------------------------
@@ -597,7 +597,7 @@ class Pipeline:
             )
         self.checkpoint("committed")
         # From here the form is filed: whatever happens to the outbox, it is never set aside.
-        written = self._deliver(filed_now.form_id, upn, filed_now.contents).paths
+        written = self._deliver(filed_now.form_id, upn, filed_now.documents).paths
         status = "corrected" if seen.corrects is not None else "processed"
         logger.info("%s %s for UPN %s: %d documents", status, kind.slug, upn, len(written))
         return Processed(kind.slug, upn, status, written, warnings + more)
@@ -619,7 +619,7 @@ class Pipeline:
             return Processed(kind.slug, upn, "processed", self._deliver(seen.corrects, upn).paths)
         return Processed(kind.slug, upn, "already processed")
 
-    def _deliver(self, form_id: int, upn: str, contents: dict[str, bytes] | None = None) -> Delivered:
+    def _deliver(self, form_id: int, upn: str, planned: list[Planned] | None = None) -> Delivered:
         """``outbox.deliver``, with an outbox that cannot be written to (full disk, read-only,
         permissions, a share gone away) reported as ``DeliveryPendingError``: the form is filed
         and stays in state "delivering" until a later run finishes it."""
@@ -631,7 +631,7 @@ class Pipeline:
                 self.checkpoint,
                 today=self.today(),
                 register_now=self.register_every is None,
-                contents=contents,
+                planned=planned,
             )
         except OSError as exc:
             logger.warning("Form %d (UPN %s) filed; its documents are waiting for the outbox: %s", form_id, upn, exc)

@@ -3,6 +3,7 @@ records and one set of documents (issue: "A crash loses nothing")."""
 
 from __future__ import annotations
 
+import csv
 import os
 import time
 from collections import Counter
@@ -16,7 +17,7 @@ from senforms.archive import tables as t
 from senforms.config import load_settings
 from senforms.deliver import STAGING, staging
 from senforms.pipeline import Pipeline
-from tests.pipeline_helpers import filled, values
+from tests.pipeline_helpers import filled, pupil_upn, values
 from tests.test_pipeline import archive_url, cfg, pipeline  # noqa: F401  (fixtures: SQLite and PostgreSQL)
 
 TODAY = date(2026, 11, 22)
@@ -184,3 +185,24 @@ def test_folders_deleted_between_writes_are_made_again(tmp_path: Path) -> None:
     # Without a staging folder, the temporary file is made beside the document.
     fifth = write_atomic(tmp_path / "elsewhere" / "list.csv", b"five", overwrite=True)
     assert fifth.read_bytes() == b"five" and [p.name for p in fifth.parent.iterdir()] == ["list.csv"]
+
+
+def test_a_batch_lists_letters_of_a_delivery_it_finished_with_those_it_made(home: Path, form: bytes) -> None:
+    """One batch (``senforms process``, or two watchers sharing the inbox) finishes the delivery
+    of a form another run filed and never delivered, and delivers a form of its own: the office's
+    list holds the letters of both. (The times of the first come from the archive, of the second
+    from the delivery just made; on SQLite one has a time zone and the other not, and comparing
+    them stopped the batch.)"""
+    from senforms.pipeline import REGISTER_EVERY_S
+
+    with pytest.raises(Crash):
+        run(home, form, crash_at=("committed", 1))
+    other = filled("early-discussion", values("early-discussion", pupil={"upn": pupil_upn(431), "legal_surname": "Other"}))
+    with Pipeline(load_settings(home), today=lambda: TODAY, register_every=REGISTER_EVERY_S) as batch:
+        assert batch.process_bytes(form, name="early.docx").status == "processed"
+        assert batch.process_bytes(other, name="other.docx").status == "processed"
+    (listing,) = (home / "outbox" / "parents").glob("Letters to send *.csv")
+    with listing.open(encoding="utf-8-sig") as f:
+        files = sorted(row["File"] for row in csv.DictReader(f))
+    letters = sorted(p.relative_to(home / "outbox").as_posix() for p in (home / "outbox" / "parents").rglob("*.docx"))
+    assert files == letters and len(letters) == 4  # two pupils, a note and a notification each

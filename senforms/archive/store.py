@@ -58,6 +58,12 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(value: datetime) -> datetime:
+    """A time from the archive, with its zone: senforms stores times in UTC, and SQLite hands
+    them back without their offset (PostgreSQL with it), so two of them can always be compared."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 class Archive:
     def __init__(self, url: str) -> None:
         self.url = url

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, defer
 
 from senforms.archive import tables as t
-from senforms.archive.store import load_form, log, now
+from senforms.archive.store import as_utc, load_form, log, now
 from senforms.config import Settings
 from senforms.errors import ArchiveError, ExitCode, SenformsError
 from senforms.kinds import KINDS, EarlyDiscussion, ParentMeeting, Rating, ReviewDecision, ReviewRecord
@@ -417,8 +417,7 @@ def read_record(session: Session, upn: str, *, settings: Settings) -> PupilRecor
 
 def _plain(value: Any) -> Any:
     if isinstance(value, datetime):
-        # senforms stores times in UTC; SQLite hands them back without their offset.
-        return (value if value.tzinfo is not None else value.replace(tzinfo=UTC)).isoformat()
+        return as_utc(value).isoformat()
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, Decimal):
