@@ -41,8 +41,8 @@ from senforms.archive.store import (
     Archive,
     current_forms,
     find_pupil,
+    find_pupil_locked,
     history,
-    lock_pupil,
     log,
     now,
     save_pupil,
@@ -305,8 +305,7 @@ def file(
     """Step 5, inside one short transaction: lock the pupil, check nothing changed since
     ``identify``, file the form, rebuild the record, plan the documents."""
     pupil_form: Pupil = form.pupil  # type: ignore[attr-defined]
-    lock_pupil(session, seen.pupil_id)
-    row = find_pupil(session, pupil_form, kind.slug)
+    row = find_pupil_locked(session, pupil_form, kind.slug, seen.pupil_id)
     if (row.id if row is not None else None) != seen.pupil_id:
         raise _Changed
     if row is not None and _current_ids(session, row.id) != seen.current:

@@ -414,3 +414,59 @@ def test_the_send_register_shows_the_fixed_details(cfg: Settings, tmp_path: Path
     assert fix(cfg, upn, "--legal-surname", "Hart", "--upn", pupil_upn(2)) == 0
     text = register.read_text("utf-8-sig")
     assert "Hrat" not in text and f"{pupil_upn(2)},Hart,Amelia" in text
+
+
+def test_filing_holds_the_pupil_until_its_transaction_ends(pipeline: Pipeline, cfg: Settings) -> None:
+    """Step 5 finds the pupil again with them held (``find_pupil_locked``: on PostgreSQL by the
+    look-up itself), so two watchers filing forms for one pupil take turns: while one holds the
+    pupil, nobody else can change them, and once it is done, they can."""
+    from sqlalchemy.exc import OperationalError
+
+    from senforms.pipeline import read
+
+    data = filled("early-discussion", values("early-discussion"))
+    pipeline.process_bytes(data, name="early.docx")
+    _raw, form, _warnings = read(data, "early.docx", cfg)
+    with pipeline.archive.reading() as session:
+        found = store.find_pupil(session, form.pupil, "support-plan")  # type: ignore[attr-defined]
+        assert found is not None
+        pupil_id = found.id
+    sqlite = cfg.database_url.startswith("sqlite")
+    other = create_engine(cfg.database_url, connect_args={"timeout": 0} if sqlite else {})
+    change = text("UPDATE pupils SET class_name = 'Oak' WHERE id = :id")
+
+    def change_meanwhile() -> None:
+        with other.begin() as conn:
+            if not sqlite:
+                conn.execute(text("SET LOCAL lock_timeout = '200ms'"))
+            conn.execute(change, {"id": pupil_id})
+
+    with pipeline.archive.session() as session:
+        held = store.find_pupil_locked(session, form.pupil, "support-plan", pupil_id)  # type: ignore[attr-defined]
+        assert held is not None and held.id == pupil_id
+        with pytest.raises(OperationalError):
+            change_meanwhile()
+    change_meanwhile()  # let go when the transaction ended
+    other.dispose()
+
+
+def test_the_pupils_row_changes_only_when_a_form_changes_their_details(pipeline: Pipeline, cfg: Settings) -> None:
+    """Most forms repeat the pupil's details: the pupil's row is then left alone (one write fewer
+    per form), and ``updated_at`` says when the details last changed; a form that changes them
+    (a new class, another parent) is saved, and dated."""
+    early = values("early-discussion")
+    upn = early["pupil"]["upn"]
+
+    def row() -> tuple[str | None, int, object]:
+        with pipeline.archive.reading() as session:
+            pupil = session.scalars(select(t.Pupil).where(t.Pupil.upn == upn)).one()
+            return pupil.class_name, len(pupil.parents), pupil.updated_at
+
+    pipeline.process_bytes(filled("early-discussion", early), name="early.docx")
+    first = row()
+    pipeline.process_bytes(filled("support-plan", values("support-plan", pupil=early["pupil"])), name="plan.docx")
+    assert row() == first
+    moved = values("review", pupil=early["pupil"] | {"class_name": "Kestrels"})
+    pipeline.process_bytes(filled("review", moved), name="review.docx")
+    class_name, parents, updated = row()
+    assert class_name == "Kestrels" and parents == first[1] and updated > first[2]  # type: ignore[operator]

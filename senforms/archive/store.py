@@ -311,6 +311,9 @@ _CURRENT_FORMS = (
 _FORMER_OR_BORN = select(t.Pupil).where(
     or_(t.Pupil.former_upn == bindparam("upn"), t.Pupil.date_of_birth == bindparam("born"))
 )
+# The same, each row found locked as it is read (PostgreSQL): see ``find_pupil_locked``.
+_BY_UPN_LOCKED = _BY_UPN.with_for_update(of=t.Pupil)
+_FORMER_OR_BORN_LOCKED = _FORMER_OR_BORN.with_for_update(of=t.Pupil)
 _ANY_FORM = select(t.ReceivedForm.id).where(t.ReceivedForm.pupil_id == bindparam("pupil_id")).limit(1)
 _LOG = insert(_EVENTS)
 
@@ -362,7 +365,21 @@ def _fix_command(upn: str, options: list[tuple[str, str]]) -> str:
     return f"senforms pupil fix {upn} " + " ".join(f'{option} "{value}"' for option, value in options)
 
 
-def find_pupil(session: Session, pupil: kinds.Pupil, kind: str) -> t.Pupil | None:
+def find_pupil_locked(session: Session, pupil: kinds.Pupil, kind: str, pupil_id: int | None) -> t.Pupil | None:
+    """``find_pupil`` again, with the pupil held until the transaction ends (``lock_pupil``):
+    ``pupil_id`` is the pupil it found before (None: a new pupil). The caller checks it finds the
+    same pupil.
+
+    On PostgreSQL a pupil on record is locked by the look-up itself (``FOR UPDATE``), one
+    statement rather than two: the row it reads is the latest, and held. If it is not the pupil
+    found before (their UPN moved meanwhile), the caller starts again and the lock is let go."""
+    if pupil_id is not None and session.get_bind().dialect.name == "postgresql":
+        return find_pupil(session, pupil, kind, lock=True)
+    lock_pupil(session, pupil_id)
+    return find_pupil(session, pupil, kind)
+
+
+def find_pupil(session: Session, pupil: kinds.Pupil, kind: str, *, lock: bool = False) -> t.Pupil | None:
     """The archive's pupil for this form, or None for a new pupil. Never a guess: any
     disagreement between the form and the archive raises ``IdentityConflictError`` for a person
     to resolve (correct the form, or correct the archive with ``senforms pupil fix``).
@@ -370,14 +387,18 @@ def find_pupil(session: Session, pupil: kinds.Pupil, kind: str) -> t.Pupil | Non
     Names are compared as ``values.name_key`` says (so "O’Brien" is "O'Brien"); an accent-only
     difference is named as a likely typo, never taken for another child nor quietly accepted.
     A temporary UPN gives way to a permanent one only when the form names the temporary UPN as
-    the pupil's former UPN, or through ``senforms pupil fix``."""
-    row = session.scalars(_BY_UPN, {"upn": pupil.upn}).unique().first()
+    the pupil's former UPN, or through ``senforms pupil fix``.
+
+    ``lock`` (PostgreSQL only): each pupil row read is locked until the transaction ends."""
+    row = session.scalars(_BY_UPN_LOCKED if lock else _BY_UPN, {"upn": pupil.upn}).unique().first()
     # No pupil with this UPN: one look for a pupil who had it before, or who may be this child
     # under another UPN (the same date of birth).
     others = (
         []
         if row is not None
-        else session.scalars(_FORMER_OR_BORN, {"upn": pupil.upn, "born": pupil.date_of_birth}).all()
+        else session.scalars(
+            _FORMER_OR_BORN_LOCKED if lock else _FORMER_OR_BORN, {"upn": pupil.upn, "born": pupil.date_of_birth}
+        ).all()
     )
     if row is None:
         row = next((other for other in others if other.former_upn == pupil.upn), None)
@@ -527,7 +548,6 @@ def save_pupil(session: Session, row: t.Pupil | None, pupil: kinds.Pupil) -> t.P
     # The legal names and date of birth stay as first recorded: ``find_pupil`` has checked that the
     # form agrees with them, and a form that spells them another way ("O’Brien" for "O'Brien") must
     # not move the pupil's letters to a new folder. Only ``senforms pupil fix`` changes them.
-    row.updated_at = now()
     if row.roll_updated_at is not None:
         # The school's roll (``senforms pupils import``) is the current word on year group, class,
         # preferred name and contacts; a form, often filled weeks before it is dropped in, only
@@ -557,9 +577,13 @@ def save_pupil(session: Session, row: t.Pupil | None, pupil: kinds.Pupil) -> t.P
 
 def _flush_new(session: Session, row: t.Pupil) -> None:
     """A new pupil is written at once, for its id; changes to one already on record are written
-    with the form that comes next (one flush, not two)."""
+    with the form that comes next (one flush, not two). ``updated_at`` says when the pupil's
+    details last changed: most forms repeat them, and then the pupil's row is not written at all."""
     if row.id is None:
+        row.updated_at = now()
         session.flush()
+    elif session.is_modified(row) or any(session.is_modified(contact) for contact in row.parents):
+        row.updated_at = now()
 
 
 #: Titles a school roll puts before a contact's name ("Mrs Rachel Hart") that a form often leaves off.
