@@ -996,9 +996,12 @@ def _pupils(args: argparse.Namespace) -> int:
 
 def roll_report_lines(report: RollReport, name: str) -> list[str]:
     """What an import did (or, with --check, would do), for the SENCO."""
+    from senforms.values import format_uk_date
+
     would = report.checked_only
     separated = {",": "commas", ";": "semicolons", "\t": "tabs"}.get(report.delimiter, report.delimiter)
-    rows = len(report.added) + len(report.updated) + report.unchanged + len(report.to_confirm)
+    left_only = [upn for upn, _, _ in report.left_but_on_roll if upn not in report.updated]
+    rows = len(report.added) + len(report.updated) + report.unchanged + len(report.to_confirm) + len(left_only)
     lines = [f"Read {name} ({report.encoding}, separated by {separated}): {count(rows, 'pupil')}."]
     if report.errors:
         bad = len({e.line for e in report.errors})
@@ -1025,6 +1028,13 @@ def roll_report_lines(report: RollReport, name: str) -> list[str]:
             "nothing has been deleted):"
         )
         lines += [f"  UPN {upn} {who}" for upn, who in report.not_on_roll]
+    if report.left_but_on_roll:
+        lines.append(
+            f"On this roll, but recorded in the archive as having left ({count(len(report.left_but_on_roll), 'pupil')}): "
+            "check the school's records. The roll may be an older export, or the child may have come back; "
+            "the archive still says they left:"
+        )
+        lines += [f"  UPN {upn} {who}, left {format_uk_date(left)}" for upn, who, left in sorted(report.left_but_on_roll)]
     if report.unused_columns:
         lines.append("Columns not used: " + ", ".join(f"'{c}'" for c in report.unused_columns) + ".")
     return lines

@@ -350,6 +350,29 @@ def test_import_reimport_confirmations_and_leavers(
     assert pupils(cfg)[ZOE]["born"] == "2016-06-07"
 
 
+def test_a_pupil_recorded_as_left_but_on_the_roll_is_never_up_to_date(
+    cfg: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A child the SENCO recorded as having left (``senforms pupil UPN --left``) who is on the
+    roll is either on an older export or back at the school: the import says so, for a person to
+    check, rather than counting them "already up to date"."""
+    roll = write(tmp_path, "roll.csv", sims_roll(AMELIA_ROW, ZOE_ROW))
+    assert run(cfg, str(roll)) == ExitCode.ok
+    archive = ["--archive", cfg.database_url] if cfg.archive_url else []
+    assert main(["--home", str(cfg.home), *archive, "pupil", ZOE, "--left", "20/07/2026", "--to", "Elm Academy"]) == 0
+    capsys.readouterr()
+    assert run(cfg, str(roll)) == ExitCode.ok
+    out = capsys.readouterr().out
+    assert "Read roll.csv (Windows-1252, separated by commas): 2 pupils." in out
+    assert "1 pupil already up to date." in out  # Amelia; not Zoë
+    assert (
+        "On this roll, but recorded in the archive as having left (1 pupil): check the school's records. The roll "
+        "may be an older export, or the child may have come back; the archive still says they left:\n"
+        f"  UPN {ZOE} Zoë Brontë, left 20/07/2026"
+    ) in out
+    assert pupils(cfg)[ZOE]["name"] == ("Zoë", "Brontë")  # kept as she was
+
+
 def test_check_changes_nothing(cfg: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(cfg, str(write(tmp_path, "roll.csv", sims_roll(AMELIA_ROW)))) == ExitCode.ok
     before = (pupils(cfg), table_counts(cfg))

@@ -599,6 +599,9 @@ class RollReport:
     unchanged: int = 0
     to_confirm: list[Confirm] = field(default_factory=list)
     not_on_roll: list[tuple[str, str]] = field(default_factory=list)  # (UPN, name)
+    # On the roll, but recorded as having left (``senforms pupil UPN --left``): an older export, or
+    # a child who came back. Never "up to date": a person checks. (UPN, name, the day they left)
+    left_but_on_roll: list[tuple[str, str, date]] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
     unused_columns: list[str] = field(default_factory=list)
     encoding: str = ""
@@ -774,8 +777,11 @@ def apply_roll(session: Session, roll: Roll, *, check: bool = False) -> RollRepo
         if changes:
             report.updated[row.upn] = [c.shown for c in changes]
             log(session, "roll", "updated from the roll: " + "; ".join(c.logged for c in changes), upn=row.upn)
-        else:
+        elif row.left_on is None:
             report.unchanged += 1
+        if row.left_on is not None:
+            name = f"{row.preferred_name or row.legal_forename} {row.legal_surname}"
+            report.left_but_on_roll.append((row.upn, name, row.left_on))
     report.not_on_roll = sorted(
         (r.upn, f"{r.preferred_name or r.legal_forename} {r.legal_surname}")
         for r in rows
