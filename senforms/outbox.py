@@ -52,8 +52,9 @@ _LOCK_FORM = (
     .values(state="done")
     .returning(select(_PUPILS.c.upn).where(_PUPILS.c.id == _FORMS.c.pupil_id).scalar_subquery())
 )
-# Every document of the form, without its bytes: the caller that filed them usually still has
-# them (``deliver``'s ``contents``), and the rest are read by ``_CONTENTS``.
+# Every document of the form, without its bytes: for a delivery finished later (after a crash or
+# a full disk); the run that filed the form hands them over (``deliver``'s ``planned``). Their
+# bytes are then read by ``_CONTENTS``.
 _FORM_DOCUMENTS = (
     select(
         _DOCUMENTS.c.id,
