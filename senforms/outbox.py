@@ -83,8 +83,8 @@ _PUPILS_PATHS = select(_DOCUMENTS.c.path).where(_DOCUMENTS.c.pupil_id == bindpar
 
 @dataclass(frozen=True)
 class Planned:
-    """A document just filed, as its form's delivery needs it: what ``deliver`` would otherwise
-    read back from the archive (``_FORM_DOCUMENTS``, then ``_CONTENTS``)."""
+    """A filed document as its form's delivery needs it, with its bytes: handed over by the run
+    that filed it, or read back from the archive (``_FORM_DOCUMENTS``, then ``_CONTENTS``)."""
 
     id: int
     path: str
@@ -317,22 +317,19 @@ def deliver(
         )
 
 
-@dataclass(frozen=True)
-class _ToWrite:
-    id: int
-    path: str
-    content_hash: str
-    content: bytes
-
-
-def _with_contents(session: Session, pending: Sequence[Any]) -> Sequence[Pending]:
+def _with_contents(session: Session, pending: Sequence[Any]) -> Sequence[Planned]:
     """The documents to write with their bytes: as planned (``Planned`` has them), else read
     from the archive."""
     missing = [d.id for d in pending if not isinstance(d, Planned)]
     if not missing:
         return pending
     stored = {row.id: row.content for row in session.execute(_CONTENTS, {"ids": missing})}
-    return [d if isinstance(d, Planned) else _ToWrite(d.id, d.path, d.content_hash, stored[d.id]) for d in pending]
+    return [
+        d
+        if isinstance(d, Planned)
+        else Planned(d.id, d.path, d.content_hash, d.template, d.audience, d.created_at, stored[d.id], d.delivered_at)
+        for d in pending
+    ]
 
 
 def write_register(session: Session, outbox: Path, today: date) -> None:

@@ -10,6 +10,7 @@ import stat
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +24,16 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     out, err = capsys.readouterr()
     assert "Traceback" not in out + err
     return code, out, err
+
+
+def blank_with(
+    capsys: pytest.CaptureFixture[str], home: Path, kind: str, data: dict[str, Any] | str
+) -> tuple[int, str, str]:
+    """``senforms blank KIND -o p.docx --data known.json``, with ``data`` (a dict as JSON, or the
+    file's text as it is) in known.json."""
+    path = home / "known.json"
+    path.write_text(data if isinstance(data, str) else json.dumps(data), encoding="utf-8")
+    return run(capsys, "--home", str(home), "blank", kind, "-o", str(home / "p.docx"), "--data", str(path))
 
 
 @pytest.fixture
@@ -103,19 +114,12 @@ def test_an_unsupported_archive_address_in_the_settings_names_the_file(
 def test_a_control_character_in_data_is_named(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = values("early-discussion")
     data["pupil"]["legal_forename"] = "Mil\x01lie"
-    path = home / "known.json"
-    path.write_text(json.dumps(data), encoding="utf-8")
-    code, _, err = run(
-        capsys, "--home", str(home), "blank", "support-plan", "-o", str(home / "p.docx"), "--data", str(path)
-    )
+    code, _, err = blank_with(capsys, home, "support-plan", data)
     assert code == ExitCode.bad_args
     assert "U+0001 in pupil.legal_forename" in err
     assert not (home / "p.docx").exists()
 
-    path.write_text("[1, 2]", encoding="utf-8")
-    code, _, err = run(
-        capsys, "--home", str(home), "blank", "support-plan", "-o", str(home / "p.docx"), "--data", str(path)
-    )
+    code, _, err = blank_with(capsys, home, "support-plan", "[1, 2]")
     assert code == ExitCode.bad_args and "one JSON object" in err
 
 
@@ -275,11 +279,7 @@ def test_a_preferred_contact_in_data_that_the_form_does_not_offer_names_the_choi
 ) -> None:
     data = values("early-discussion")
     data["pupil"]["parents"][1]["preferred_contact"] = "text message"
-    path = home / "known.json"
-    path.write_text(json.dumps(data), encoding="utf-8")
-    code, _, err = run(
-        capsys, "--home", str(home), "blank", "early-discussion", "-o", str(home / "p.docx"), "--data", str(path)
-    )
+    code, _, err = blank_with(capsys, home, "early-discussion", data)
     assert code == ExitCode.bad_args
     assert "gives a preferred contact the form does not offer: 'text message' for parent or carer 2." in err
     assert "What to do: Use one of Letter, E-mail or Phone" in err
@@ -287,8 +287,5 @@ def test_a_preferred_contact_in_data_that_the_form_does_not_offer_names_the_choi
 
     # The form's own words are fine too, in any case: "E-mail" as the dropdown shows it.
     data["pupil"]["parents"][1]["preferred_contact"] = "e-mail"
-    path.write_text(json.dumps(data), encoding="utf-8")
-    code, _, err = run(
-        capsys, "--home", str(home), "blank", "early-discussion", "-o", str(home / "p.docx"), "--data", str(path)
-    )
+    code, _, err = blank_with(capsys, home, "early-discussion", data)
     assert code == ExitCode.ok, err

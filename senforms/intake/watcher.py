@@ -402,7 +402,7 @@ class Watcher:
                 return LATER
             self._set_aside(claimed, error, why)
         elif self._filed_meanwhile(claimed, outcome):
-            pass
+            pass  # filed before the worker died: done, its letters finished by a fresh worker
         elif outcome.status in ("timeout", "memory"):
             log.warning("%s: over the %s limit; the worker was restarted.", ref(claimed), outcome.status)
             self._set_aside(claimed, limit_error(outcome.status, self.settings), outcome.status)
