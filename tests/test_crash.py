@@ -159,6 +159,53 @@ def test_only_the_delivery_commits_without_waiting_for_the_disk(
             assert synced(session) in ("2", "on")
 
 
+def test_a_reading_transaction_writes_nothing_and_leaves_its_connection_able_to(
+    pipeline: Pipeline,  # noqa: F811
+) -> None:
+    """``Archive.reading`` ends with a commit, not a rollback (see there for why), so the database
+    itself must refuse a write in it, and a change to a loaded row must be dropped unsaved. The
+    pooled connection it used then files the next form as usual."""
+    from sqlalchemy import update
+
+    from senforms.errors import ArchiveError
+
+    early = values("early-discussion")
+    assert pipeline.process_bytes(filled("early-discussion", early), name="early.docx").status == "processed"
+    with pytest.raises(ArchiveError), pipeline.archive.reading() as session:
+        session.execute(update(t.Pupil).values(legal_surname="Written"))
+    with pipeline.archive.reading() as session:
+        loaded = session.execute(select(t.Pupil)).scalar_one()
+        loaded.legal_surname = "Changed"
+        session.execute(select(t.Event.id)).all()  # would have saved the change before (autoflush)
+    for _ in range(3):  # whichever pooled connection comes next
+        with pipeline.archive.reading() as session:
+            assert session.execute(select(t.Pupil.legal_surname)).scalar_one() == early["pupil"]["legal_surname"]
+    plan = values("support-plan", pupil=early["pupil"])
+    assert pipeline.process_bytes(filled("support-plan", plan), name="plan.docx").status == "processed"
+
+
+def test_the_pipelines_statements_are_prepared_on_postgresql(pipeline: Pipeline) -> None:  # noqa: F811
+    """psycopg prepares a statement once it has run five times on a connection, and forgets every
+    one at a rollback. Each form is identified in a reading transaction; when those ended with a
+    rollback, no statement was ever prepared, and each was parsed and planned again every time."""
+    from sqlalchemy import text
+
+    if pipeline.archive.engine.dialect.name != "postgresql":
+        pytest.skip("prepared statements are psycopg's; SQLite's driver keeps its own cache")
+    for serial in range(7):
+        pupil = {
+            "upn": pupil_upn(600 + serial),
+            "legal_surname": f"Pupil{'abcdefg'[serial]}",
+            "date_of_birth": f"2016-0{serial + 1}-1{serial}",
+        }
+        form = filled("early-discussion", values("early-discussion", pupil=pupil))
+        assert pipeline.process_bytes(form, name=f"early {serial}.docx").status == "processed"
+    with pipeline.archive.reading() as session:
+        prepared = session.execute(text("SELECT statement FROM pg_prepared_statements")).scalars().all()
+    # The look-up of a form by its bytes, run once per form in a reading transaction.
+    assert any("received_forms.content_hash" in statement for statement in prepared), prepared
+
+
 def test_folders_deleted_between_writes_are_made_again(tmp_path: Path) -> None:
     """Folders are made only when a write finds them missing (``write_atomic``): someone tidying
     the share may delete the outbox, its staging folder or a pupil's folder at any moment."""

@@ -60,7 +60,7 @@ def snapshot(session: Session, pupil_id: int) -> dict[str, Any]:
 
 
 def _same_as_a_rebuild(running: Pipeline, upn: str) -> dict[str, Any]:
-    with running.archive.reading() as session:  # rolled back: the rebuild is only compared
+    with running.archive.trial() as session:  # rolled back: the rebuild is only compared
         pupil = session.scalar(select(t.Pupil).where(t.Pupil.upn == upn))
         assert pupil is not None
         kept = snapshot(session, pupil.id)

@@ -807,7 +807,7 @@ def import_roll(settings: Settings, path: Path, *, check: bool = False) -> RollR
     archive = Archive(settings.database_url)
     try:
         if check:
-            with archive.reading() as session:
+            with archive.trial() as session:
                 return apply_roll(session, roll, check=True)
         with archive.session() as session:
             report = apply_roll(session, roll)
