@@ -274,6 +274,23 @@ def test_status_counts_forms_done_by_senforms_process_from_the_archive(
     assert code == ExitCode.ok and "Done today: 0" in out.splitlines()
 
 
+def test_status_says_a_form_senforms_process_filed_from_the_inbox_is_already_filed(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``senforms process`` files a form where it is; only the watcher moves it out of the inbox.
+    Until then the status says it is on record, not that it is next in line to be filed."""
+    early = values("early-discussion")
+    filed = drop(home / "inbox", "early.docx", filled("early-discussion", early))
+    plan = drop(home / "inbox", "plan.docx", filled("support-plan", values("support-plan", pupil=early["pupil"])))
+    assert run(capsys, "--home", str(home), "process", str(filed))[0] == ExitCode.ok
+    assert filed.exists()
+    code, out, _ = run(capsys, "--home", str(home), "status")
+    assert code == ExitCode.ok
+    assert "Waiting in the inbox: 2" in out.splitlines()
+    assert "  early.docx: already filed (the very same file is on record already;" in out
+    assert "  plan.docx: next in line" in out.splitlines()
+
+
 def test_a_preferred_contact_in_data_that_the_form_does_not_offer_names_the_choices(
     home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

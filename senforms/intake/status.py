@@ -3,12 +3,15 @@ counts (kept in ``.senforms-watch.json`` so they survive a restart) and the log 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import logging.handlers
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock
@@ -18,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from senforms.config import Settings
 from senforms.deliver import staging, write_atomic
 from senforms.intake.claims import CLAIM_DIR, running_watchers
-from senforms.intake.scan import IN_LIBREOFFICE, IN_WORD, STILL_COPYING, waiting_now
+from senforms.intake.scan import IN_LIBREOFFICE, IN_WORD, READY, STILL_COPYING, waiting_now
 
 if TYPE_CHECKING:
     from senforms.archive.store import Archive
@@ -31,12 +34,17 @@ WARNINGS_KEPT = 20
 #: How many waiting files the status names one by one.
 WAITING_LISTED = 20
 
+#: A whole file in the inbox whose very bytes the archive already holds.
+ALREADY_FILED = "already filed"
+
 # What staff can do about each reason a file waits.
 _ADVICE = {
     IN_WORD: "close it in Word and senforms takes it; if Word is closed, delete the ~$ file beside it",
     IN_LIBREOFFICE: "close it in LibreOffice and senforms takes it; if LibreOffice is closed, delete the "
     ".~lock file beside it",
     STILL_COPYING: "senforms takes it once it is whole; if it stays incomplete it is set aside with a note",
+    ALREADY_FILED: "the very same file is on record already; the watcher moves it to the processed folder "
+    "and does not file it twice",
 }
 
 
@@ -164,35 +172,75 @@ def _archive_exists(url: str) -> bool:
     return not url.startswith("sqlite:///") or Path(url.removeprefix("sqlite:///")).exists()
 
 
-def received_on(settings: Settings, day: date, archive: Archive | None = None) -> int | None:
-    """How many forms the archive received on ``day`` (the school's local day), whoever
-    processed them: the watcher or ``senforms process``. None when the archive cannot say: it
-    does not exist yet (a status must not create one) or it cannot be reached. One count on the
-    index of ``received_at`` (migration 0008_received_by_day)."""
-    from sqlalchemy import func, select
-
-    from senforms.archive import tables as t
+@contextmanager
+def _archive_to_ask(settings: Settings, archive: Archive | None) -> Iterator[Archive | None]:
+    """The watcher's archive, or the home folder's opened for the while; None when it cannot be
+    asked: it does not exist yet (a status must not create one) or it cannot be reached."""
     from senforms.archive.store import Archive
     from senforms.errors import SenformsError
 
-    url = settings.database_url
-    if not _archive_exists(url):
+    if archive is not None:
+        yield archive
+        return
+    if not _archive_exists(settings.database_url):
+        yield None
+        return
+    try:
+        opened = Archive(settings.database_url)
+    except SenformsError:
+        yield None
+        return
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def received_on(day: date, archive: Archive | None) -> int | None:
+    """How many forms the archive received on ``day`` (the school's local day), whoever
+    processed them: the watcher or ``senforms process``. None when the archive cannot say. One
+    count on the index of ``received_at`` (migration 0008_received_by_day)."""
+    from sqlalchemy import func, select
+
+    from senforms.archive import tables as t
+    from senforms.errors import SenformsError
+
+    if archive is None:
         return None
     # Stored in UTC (SQLite keeps it without its offset), so the local day's bounds are too.
     start = datetime.combine(day, clock.min).astimezone().astimezone(UTC)
     end = datetime.combine(day + timedelta(days=1), clock.min).astimezone().astimezone(UTC)
     query = select(func.count()).where(t.ReceivedForm.received_at >= start, t.ReceivedForm.received_at < end)
-    own = archive is None
     try:
-        if archive is None:
-            archive = Archive(url)
         with archive.reading() as session:
             return int(session.execute(query).scalar_one())
     except SenformsError:
         return None
-    finally:
-        if own and archive is not None:
-            archive.close()
+
+
+def already_filed(settings: Settings, waiting: list[tuple[str, str]], archive: Archive | None) -> list[tuple[str, str]]:
+    """``waiting`` with each whole file the archive already holds (the same bytes) marked
+    ALREADY_FILED: ``senforms process`` files a form where it is, and only the watcher moves it
+    out of the inbox. Unchanged when the archive cannot be asked."""
+    from sqlalchemy import select
+
+    from senforms.archive import tables as t
+    from senforms.errors import SenformsError
+
+    digests: dict[str, str] = {}
+    for name, why in waiting:
+        if why == READY:
+            with contextlib.suppress(OSError):
+                digests[name] = hashlib.sha256((settings.inbox / name).read_bytes()).hexdigest()
+    if archive is None or not digests:
+        return waiting
+    query = select(t.ReceivedForm.content_hash).where(t.ReceivedForm.content_hash.in_(set(digests.values())))
+    try:
+        with archive.reading() as session:
+            filed = set(session.execute(query).scalars())
+    except SenformsError:
+        return waiting
+    return [(name, ALREADY_FILED if digests.get(name) in filed else why) for name, why in waiting]
 
 
 def status_lines(
@@ -203,12 +251,18 @@ def status_lines(
     The watcher passes its own ``today`` (with what it waits on and why) and its archive;
     ``senforms status`` reads the watcher's state file and looks at the inbox itself.
     """
+    with _archive_to_ask(settings, archive) as known:
+        return _status_lines(settings, today, running, known)
+
+
+def _status_lines(settings: Settings, today: Today | None, running: bool | None, archive: Archive | None) -> list[str]:
     if running is None:
         running = running_watchers(settings.inbox) > 0
     if today is None:
         today = Today.load(settings.home)
         if not running or today.waiting is None:
-            today.waiting, today.outage, today.retry_at = waiting_now(settings), None, None
+            waiting = already_filed(settings, waiting_now(settings), archive)
+            today.waiting, today.outage, today.retry_at = waiting, None, None
     waiting = list(today.waiting or [])
     lines = [f"senforms, {datetime.now():%d/%m/%Y %H:%M:%S}"]
     if running:
@@ -232,7 +286,7 @@ def status_lines(
     problems = count_problems(settings)
     # Forms handled by senforms process count too: the archive knows them all. The watcher's own
     # count stands in only when the archive cannot be asked (none yet, or out of reach).
-    done = None if today.outage else received_on(settings, settings.today(), archive)
+    done = None if today.outage else received_on(settings.today(), archive)
     lines += [
         f"Done today: {today.done if done is None else done}",
         f"Set aside today: {today.set_aside}" + (" (see the problems folder)" if today.set_aside else ""),
