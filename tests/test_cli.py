@@ -287,7 +287,7 @@ def test_status_says_a_form_senforms_process_filed_from_the_inbox_is_already_fil
     code, out, _ = run(capsys, "--home", str(home), "status")
     assert code == ExitCode.ok
     assert "Waiting in the inbox: 2" in out.splitlines()
-    assert "  early.docx: already filed (the very same file is on record already;" in out
+    assert "  early.docx: already filed (this exact file is already on record;" in out
     assert "  plan.docx: next in line" in out.splitlines()
 
 

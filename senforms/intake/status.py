@@ -43,7 +43,7 @@ _ADVICE = {
     IN_LIBREOFFICE: "close it in LibreOffice and senforms takes it; if LibreOffice is closed, delete the "
     ".~lock file beside it",
     STILL_COPYING: "senforms takes it once it is whole; if it stays incomplete it is set aside with a note",
-    ALREADY_FILED: "the very same file is on record already; the watcher moves it to the processed folder "
+    ALREADY_FILED: "this exact file is already on record; the watcher moves it to the processed folder "
     "and does not file it twice",
 }
 
