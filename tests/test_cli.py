@@ -281,7 +281,7 @@ def test_status_says_a_form_senforms_process_filed_from_the_inbox_is_already_fil
     Until then the status says it is on record, not that it is next in line to be filed."""
     early = values("early-discussion")
     filed = drop(home / "inbox", "early.docx", filled("early-discussion", early))
-    plan = drop(home / "inbox", "plan.docx", filled("support-plan", values("support-plan", pupil=early["pupil"])))
+    drop(home / "inbox", "plan.docx", filled("support-plan", values("support-plan", pupil=early["pupil"])))
     assert run(capsys, "--home", str(home), "process", str(filed))[0] == ExitCode.ok
     assert filed.exists()
     code, out, _ = run(capsys, "--home", str(home), "status")
