@@ -497,6 +497,70 @@ def sen_notification() -> DocumentType:
     return doc
 
 
+def sen_notification_with_plan() -> DocumentType:
+    """The formal notice when a support plan, not an early discussion, starts SEN support: every
+    sentence true of a plan (it may be agreed without the parents there, or without their
+    agreement), none about a plan still to come."""
+    doc = new_document("Notification of SEN support")
+    letterhead(doc)
+    about_line(doc)
+    para(doc, "{{ greeting }}")
+    heading(doc, "{{ pupil.known_as }} will receive SEN support")
+    para(
+        doc,
+        "I am writing to tell you formally that the school is making special educational provision for "
+        "{{ pupil.known_as }}. This is called SEN support: help that is extra to, or different from, what "
+        "other children of the same age usually get. It is set out in {{ pupil.known_as }}'s SEN support "
+        "plan of {{ form.plan_date }}.",
+    )
+    para(
+        doc,
+        "The law asks schools to tell parents in writing when they do this (section 68 of the Children "
+        "and Families Act 2014, and paragraph 6.48 of the SEND Code of Practice). It does not mean that "
+        "anything is wrong with the teaching {{ pupil.known_as }} has had, or that the support will "
+        "always be needed.",
+    )
+    heading(doc, "What the support is for", 2)
+    # In the words written on the plan, never the census code or the broad area's name (issue 10.4).
+    para(doc, "The plan sets out what {{ pupil.known_as }} finds hard:")
+    para(doc, "{{ form.needs }}")
+    heading(doc, "What this means", 2)
+    bullet(
+        doc,
+        "{{ pupil.known_as }}'s name is added to the school's SEN register. This is the school's list of "
+        "pupils who receive SEN support. It is kept confidential.",
+    )
+    bullet(
+        doc,
+        "The plan says what we are aiming for, what help {{ pupil.known_as }} will get and who will give "
+        "it. Your copy of the plan comes with a letter of its own.",
+    )
+    bullet(
+        doc,
+        "We will look at how the plan is going with you on {{ form.review_date }}. We will meet you at "
+        "least three times a year to review how {{ pupil.known_as }} is getting on and to plan the next "
+        "steps together.",
+    )
+    bullet(
+        doc,
+        "The class teacher stays responsible for {{ pupil.known_as }}'s learning every day, with help "
+        "from me as {{ signatory.role }}{% if signatory.role | upper == 'SENCO' %}. The SENCO is the "
+        "teacher who leads on special educational needs (SEN){% endif %}.",
+    )
+    heading(doc, "Your part", 2)
+    para(
+        doc,
+        "You know {{ pupil.known_as }} best, and you have the right to be involved in every decision "
+        "about this support. Please tell us what you think, at meetings or at any time in between. If "
+        "you disagree with anything, talk to me or to the headteacher.",
+    )
+    contact_us(doc)
+    sendiass(doc)
+    sign_off(doc)
+    footer(doc, "Notification of SEN support: {{ pupil.full_name }}")
+    return doc
+
+
 def plan_parent_copy() -> DocumentType:
     doc = new_document("SEN support plan: parent's copy")
     letterhead(doc)
@@ -1093,6 +1157,7 @@ def annual_report() -> DocumentType:
 DOCUMENTS = {
     "early-discussion-note": early_discussion_note,
     "sen-notification": sen_notification,
+    "sen-notification-with-plan": sen_notification_with_plan,
     "plan-parent-copy": plan_parent_copy,
     "staff-briefing": staff_briefing,
     "review-outcome": review_outcome,

@@ -73,6 +73,15 @@ SEN_NOTIFICATION = Letter(
     "educational provision",
     decisions=("sen-support",),
 )
+SEN_NOTIFICATION_WITH_PLAN = Letter(
+    "sen-notification-with-plan",
+    Audience.PARENTS,
+    "Formal notification of SEN support",
+    "6.48",
+    "support-plan",
+    "a support plan puts a pupil on SEN support who was not on it (their last early discussion decided "
+    "to monitor, or their support had ended): the formal notice, as the early discussion would have sent it",
+)
 PLAN_PARENT_COPY = Letter(
     "plan-parent-copy",
     Audience.PARENTS,
@@ -156,6 +165,7 @@ LETTERS: dict[str, Letter] = {
     for letter in (
         EARLY_DISCUSSION_NOTE,
         SEN_NOTIFICATION,
+        SEN_NOTIFICATION_WITH_PLAN,
         PLAN_PARENT_COPY,
         STAFF_BRIEFING,
         REVIEW_OUTCOME,

@@ -29,6 +29,7 @@ from senforms.kinds import (
     ReviewDecision,
     ReviewRecord,
     SupportPlan,
+    kind_of,
 )
 from senforms.letters import Audience, Letter
 from senforms.values import fold_outcome
@@ -165,8 +166,26 @@ def review_after_plan(plan: SupportPlan) -> Prefilled:
     )
 
 
+def formal_notification_with_plan(plan: SupportPlan, history: History) -> Letter | None:
+    """A plan that puts a pupil on SEN support when no early discussion did (the last one decided
+    to monitor, or a review had ended the support) is the school deciding to make special
+    educational provision, and the parents must be told formally (6.48; Children and Families
+    Act 2014, s.68), as an early discussion deciding it would have told them."""
+    before = status_on(history, plan.plan_date)
+    if before is not None and before.provision in ON_REGISTER:
+        return None
+    return letters.SEN_NOTIFICATION_WITH_PLAN
+
+
 def after_support_plan(plan: SupportPlan, history: History) -> Next:
-    return Next([parent_copy_of_plan(plan), staff_briefing(plan), review_after_plan(plan)])
+    return Next(
+        _some(
+            formal_notification_with_plan(plan, history),
+            parent_copy_of_plan(plan),
+            staff_briefing(plan),
+            review_after_plan(plan),
+        )
+    )
 
 
 # --- review ----------------------------------------------------------------------------------
@@ -449,6 +468,16 @@ def register_after_review(review: ReviewRecord, current: Status | None) -> Statu
             return Status("E", current.primary_need, current.secondary_need, review.review_date)
         return Status("N", None, None, review.review_date)
     return None
+
+
+def status_on(history: History, day: date) -> Status | None:
+    """The pupil's place on the SEN register on ``day``, from their forms of that day or before,
+    replayed in order as the archive's record is."""
+    status = None
+    for form in history.forms:
+        if getattr(form, kind_of(form).meeting_date) <= day:
+            status = register_status(form, status) or status
+    return status
 
 
 def register_unchanged(form: FormModel, current: Status | None) -> None:

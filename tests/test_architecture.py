@@ -4,6 +4,7 @@ outside the archive's write transaction."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -20,7 +21,7 @@ from senforms.config import Settings, load_settings
 from senforms.errors import UnknownVersionError
 from senforms.forms import extract
 from senforms.history import History
-from senforms.kinds import KINDS, FormModel, Version, field
+from senforms.kinds import KINDS, EarlyDecision, EarlyDiscussion, FormModel, Version, field
 from senforms.letters import LETTERS, README_TABLE_END, README_TABLE_START, readme_table
 from senforms.pipeline import Pipeline, process_files
 from senforms.render import TEMPLATES
@@ -80,12 +81,21 @@ def test_every_letter_the_rules_issue_is_declared() -> None:
     issued = set()
     samples = documents.sample_forms()
     for i, form in enumerate(samples):
-        for decision in ("continue", "revise", "specialist", "ehc", "end", "sen-support", "monitor", "no-sen"):
+        # As the samples happened, and with the early discussion deciding to monitor instead (a
+        # plan then starts SEN support itself, and sends the formal notification).
+        monitored = [
+            f.model_copy(update={"decision": EarlyDecision.MONITOR}) if isinstance(f, EarlyDiscussion) else f
+            for f in samples[:i]
+        ]
+        for decision, past in itertools.product(
+            ("continue", "revise", "specialist", "ehc", "end", "sen-support", "monitor", "no-sen"),
+            (samples[:i], monitored),
+        ):
             try:
                 changed = form.model_copy(update={"decision": type(form.decision)(decision)})  # type: ignore[attr-defined]
             except (AttributeError, ValueError):
                 changed = form
-            for doc in rules.what_next(changed, History(samples[:i])).documents:
+            for doc in rules.what_next(changed, History(tuple(past))).documents:
                 if isinstance(doc, rules.Prefilled):
                     continue
                 assert LETTERS[doc.name] is doc

@@ -66,6 +66,15 @@ KEY_SENTENCES = {
         "Oakshire SENDIASS gives free, confidential advice",
         "independent of the school",
     ],
+    "sen-notification-with-plan": [
+        "the school is making special educational provision for Ollie",
+        "It is set out in Ollie's SEN support plan of 10 March 2027.",
+        "section 68 of the Children and Families Act 2014",
+        "Ollie has difficulty linking letters and sounds",
+        "We will look at how the plan is going with you on 9 June 2027.",
+        "Your copy of the plan comes with a letter of its own.",
+        "Oakshire SENDIASS gives free, confidential advice",
+    ],
     "plan-parent-copy": [
         "Here is your copy of Ollie's SEN support plan",
         "We will meet again on 9 June 2027",

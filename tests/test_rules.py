@@ -10,7 +10,7 @@ from sqlalchemy import create_engine, select
 
 from senforms import rules
 from senforms.archive import tables as t
-from senforms.config import Settings
+from senforms.config import Settings, load_settings, write_default_settings
 from senforms.history import History
 from senforms.kinds import EarlyDiscussion, ReviewRecord, SupportPlan
 from senforms.pipeline import Pipeline
@@ -48,6 +48,51 @@ def test_sen_support_notifies_parents_and_prefills_the_plan() -> None:
     assert prefilled.values["outcomes"][0]["description"].startswith("Millie reads Year 3 texts")
 
 
+def _ended(reason: str) -> ReviewRecord:
+    return review(decision="end", end_reason=reason, next_review_date=None, next_steps="Class support only.")
+
+
+@pytest.mark.parametrize(
+    ("past", "notified"),
+    [
+        # The early discussion decided on SEN support, and its own notification told the parents.
+        ((early(),), False),
+        # No early discussion decided it: the plan is the school's decision to make provision.
+        ((early(decision="monitor"),), True),
+        ((early(decision="no-sen"),), True),
+        # A review ended SEN support; a plan made after it starts it again.
+        ((early(), plan(), _ended("progress")), True),
+        # Ended because an EHC plan takes over: still on the register (E), no new SEN support.
+        ((early(), plan(), _ended("ehc-plan")), False),
+    ],
+    ids=["after-sen-support", "after-monitor", "after-no-sen", "after-support-ended", "after-ehc-plan"],
+)
+def test_a_plan_that_starts_sen_support_notifies_the_parents_formally(
+    past: tuple[EarlyDiscussion | SupportPlan | ReviewRecord, ...], notified: bool
+) -> None:
+    """Children and Families Act 2014 s.68, Code 6.48: parents are told formally when the school
+    makes special educational provision, whichever form records the decision."""
+    later = len(past) > 1
+    this = plan(cycle=2, plan_date="2026-03-02", review_date="2026-06-08") if later else plan()
+    documents = titles(rules.after_support_plan(this, History(past)))
+    assert ("Formal notification of SEN support" in documents) is notified
+    assert documents[-3:] == [
+        "Your child's SEN support plan",
+        "Staff briefing",
+        f"Review record for {this.review_date.day} {this.review_date:%B %Y} (pre-filled)",
+    ]
+
+
+def test_the_register_as_of_a_day_counts_only_the_forms_of_that_day_or_before() -> None:
+    ended = _ended("progress")
+    history = History((early(), plan(), ended))
+    assert rules.status_on(history, date(2025, 10, 6)) is None
+    on = rules.status_on(history, date(2025, 10, 7))
+    assert on is not None and on.provision == "K" and on.since == date(2025, 10, 7)
+    off = rules.status_on(history, ended.review_date)
+    assert off is not None and off.provision == "N"
+
+
 @pytest.mark.parametrize(
     ("decision", "expected"),
     [
@@ -66,7 +111,7 @@ def test_monitor_prefills_the_next_meeting_date() -> None:
 
 def test_plan_gives_parent_copy_briefing_and_review() -> None:
     p = plan()
-    assert titles(rules.after_support_plan(p, History())) == [
+    assert titles(rules.after_support_plan(p, History((early(),)))) == [
         "Your child's SEN support plan",
         "Staff briefing",
         f"Review record for {p.review_date.day} {p.review_date:%B %Y} (pre-filled)",
@@ -212,3 +257,41 @@ def test_two_reviews_not_achieved_then_ehc_then_end(settings: Settings, tmp_path
     # The event log names the pupil by UPN only.
     assert ("flagged", "outcome 1 not achieved at two reviews in a row") in [tuple(e) for e in events]
     assert not [e for e in events if any(name in e.detail for name in ("Amelia", "Millie", "Hart"))]
+
+
+def test_a_plan_after_monitoring_sends_the_formal_notification_and_one_after_sen_support_does_not(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The same plan, through the pipeline: after an early discussion that decided to monitor,
+    the parents get the formal notification with it (every sentence about a plan already made),
+    and the pupil goes on the register; after one that decided on SEN support, they had it then."""
+    monitored = values("early-discussion", decision="monitor")
+    with Pipeline(settings, today=lambda: date(2026, 1, 5)) as pipeline:
+        pipeline.process_file(drop(tmp_path, "early.docx", filled("early-discussion", monitored)))
+        assert not list(settings.outbox.glob(f"parents/{FOLDER}/*Formal notification*"))
+        plan_values = values("support-plan", pupil=monitored["pupil"])
+        done = pipeline.process_file(drop(tmp_path, "plan.docx", filled("support-plan", plan_values)))
+    (notice,) = settings.outbox.glob(f"parents/{FOLDER}/*Formal notification of SEN support*")
+    assert notice in done.documents
+    text = docx_text(notice)
+    assert "the school is making special educational provision for Millie" in text
+    assert "It is set out in Millie's SEN support plan of 4 November 2025." in text
+    assert plan_values["needs"] in text
+    assert "We will look at how the plan is going with you on 10 February 2026." in text
+    assert "We will agree a support plan" not in text and "At our meeting" not in text
+    register = (settings.outbox / "senco/SEND register.csv").read_text(encoding="utf-8-sig")
+    assert "H801200001001" in register
+
+    other = tmp_path / "another school"
+    other.mkdir()
+    write_default_settings(other)
+    again = load_settings(other)
+    decided = values("early-discussion")
+    with Pipeline(again, today=lambda: date(2026, 1, 5)) as pipeline:
+        pipeline.process_file(drop(tmp_path, "early 2.docx", filled("early-discussion", decided)))
+        pipeline.process_file(
+            drop(tmp_path, "plan 2.docx", filled("support-plan", values("support-plan", pupil=decided["pupil"])))
+        )
+    # One notification, from the early discussion that decided it; none again with the plan.
+    assert len(list(again.outbox.glob(f"parents/{FOLDER}/*Formal notification*"))) == 1
+    assert next(again.outbox.glob(f"parents/{FOLDER}/*Your child's SEN support plan*"))
