@@ -151,7 +151,7 @@ def _blank(args: argparse.Namespace) -> int:
     settings = _settings(args)
     _warn_unfilled(settings)
     if args.upn:
-        values = _with_pupil_from_archive(settings, args.upn, values or {}, args.data)
+        values = _with_pupil_from_archive(settings, args.upn, values or {}, args.data, kind=args.kind)
     data = blank_form(settings, args.kind, values=values, pdf=args.pdf or str(args.output).lower().endswith(".pdf"))
     from senforms.deliver import write_atomic
 
@@ -160,11 +160,15 @@ def _blank(args: argparse.Namespace) -> int:
     return ExitCode.ok
 
 
-def _with_pupil_from_archive(settings: Settings, upn: str, values: dict[str, Any], data_file: str | None) -> dict[str, Any]:
+def _with_pupil_from_archive(
+    settings: Settings, upn: str, values: dict[str, Any], data_file: str | None, *, kind: str
+) -> dict[str, Any]:
     """``values`` with the pupil section as the archive knows the pupil (``blank --upn``)."""
+    from senforms.archive.record import open_status
     from senforms.archive.roll import form_pupil
     from senforms.archive.store import Archive
     from senforms.reports.record import BadDetailError, find_pupil_row
+    from senforms.rules import ON_REGISTER
     from senforms.values import format_uk_date, parse_upn
 
     archive = Archive(settings.database_url)
@@ -173,6 +177,7 @@ def _with_pupil_from_archive(settings: Settings, upn: str, values: dict[str, Any
             row = find_pupil_row(session, upn)
             pupil = form_pupil(row)
             left, left_to = row.left_on, row.left_to
+            status = open_status(session, row.id)
     finally:
         archive.close()
     given = values.get("pupil")
@@ -198,6 +203,13 @@ def _with_pupil_from_archive(settings: Settings, upn: str, values: dict[str, Any
             f"Note: the archive says this pupil left the school on {format_uk_date(left)}"
             + (f" (to {left_to})" if left_to else "")
             + ". Check that the form is for the right child."
+        )
+    if kind == "support-plan" and (status is None or status.provision not in ON_REGISTER):
+        # The plan will be what starts SEN support (rules.formal_notification_with_plan).
+        print(
+            "Note: the archive does not have this pupil on SEN support now. When this plan is filed, "
+            "senforms adds them to the SEND register and writes to their parents with the formal "
+            "notification of SEN support that the law requires."
         )
     return {**values, "pupil": {**typed, **pupil}}
 

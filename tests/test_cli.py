@@ -16,7 +16,7 @@ import pytest
 
 from senforms import cli
 from senforms.errors import ExitCode
-from tests.pipeline_helpers import drop, filled, values
+from tests.pipeline_helpers import drop, filled, pupil_upn, values
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -289,6 +289,32 @@ def test_status_says_a_form_senforms_process_filed_from_the_inbox_is_already_fil
     assert "Waiting in the inbox: 2" in out.splitlines()
     assert "  early.docx: already filed (this exact file is already on record;" in out
     assert "  plan.docx: next in line" in out.splitlines()
+
+
+def test_a_blank_plan_for_a_pupil_not_on_sen_support_says_what_filing_it_will_do(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A plan for a pupil whose early discussion decided to monitor starts SEN support, and sends
+    the parents the formal notification: the office is told so when it prints the form."""
+    monitored = values("early-discussion", decision="monitor")
+    decided = values(
+        "early-discussion",
+        pupil={"upn": pupil_upn(77), "legal_surname": "Okoro", "legal_forename": "Ada", "date_of_birth": "2016-05-01"},
+    )
+    for name, data in (("monitored.docx", monitored), ("decided.docx", decided)):
+        assert run(capsys, "--home", str(home), "process", str(drop(home, name, filled("early-discussion", data))))[0] == 0
+    note = "Note: the archive does not have this pupil on SEN support now."
+    for data, expected in ((monitored, True), (decided, False)):
+        upn, out_file = data["pupil"]["upn"], home / f"plan {data['pupil']['upn']}.docx"
+        code, out, err = run(capsys, "--home", str(home), "blank", "support-plan", "--upn", upn, "-o", str(out_file))
+        assert code == ExitCode.ok, err
+        assert (note in out) is expected
+        assert ("formal notification of SEN support" in out) is expected
+    # A review record is no plan: nothing to say.
+    code, out, _ = run(
+        capsys, "--home", str(home), "blank", "review", "--upn", monitored["pupil"]["upn"], "-o", str(home / "r.docx")
+    )
+    assert code == ExitCode.ok and note not in out
 
 
 def test_a_preferred_contact_in_data_that_the_form_does_not_offer_names_the_choices(

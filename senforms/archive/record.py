@@ -74,7 +74,7 @@ def extend_record(session: Session, pupil: t.Pupil, form_id: int, form: FormMode
     this order, so the rows already there are its first steps); for a pupil five years in, that
     is a few rows written instead of every cycle deleted and made again. Returns whether the
     SEN register changed."""
-    before_row = _open_status(session, pupil.id)
+    before_row = open_status(session, pupil.id)
     before = _key(before_row)
     cycles: dict[int, t.Cycle] = {}
     if isinstance(form, SupportPlan | ReviewRecord):
@@ -227,7 +227,7 @@ def _rate(session: Session, cycle_id: int, review: ReviewRecord, form_id: int) -
         session.execute(_IMPACT, impacts)
 
 
-def _open_status(session: Session, pupil_id: int) -> t.SenStatus | None:
+def open_status(session: Session, pupil_id: int) -> t.SenStatus | None:
     """The pupil's SEN status now: the last one made, the only one without an end date."""
     return session.scalar(_OPEN_STATUS, {"pupil_id": pupil_id})
 
@@ -237,4 +237,4 @@ def _key(row: t.SenStatus | None) -> tuple[str, str | None, str | None] | None:
 
 
 def _status_key(session: Session, pupil_id: int) -> tuple[str, str | None, str | None] | None:
-    return _key(_open_status(session, pupil_id))
+    return _key(open_status(session, pupil_id))
