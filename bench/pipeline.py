@@ -2,7 +2,9 @@
 in the same run, at several archive sizes, on SQLite and (when SENFORMS_TEST_POSTGRES_URL is set)
 on PostgreSQL.
 
-Baselines, measured in this process just before the pipeline runs:
+Baselines, measured in this process after each row of the table, so that each row's ratios are
+against baselines of the same minute (a shared machine's speed drifts over a run of several
+minutes; the first row's baselines are printed in full above the table):
 
 - floor: the work a form cannot avoid, done with no checks: read the form (unzip, parse,
   validate), render each of its letters from a template compiled once (the body's Jinja
@@ -471,20 +473,20 @@ def main() -> None:
         backends.append("postgresql")
 
     inputs = make_inputs(forms + warm)
-    runs = []
-    base: dict[str, Any] | None = None
+    first = True
     for backend in backends:
         for size in sizes:
             run = run_pipeline(backend, size, inputs, warm)
-            runs.append(run)
-            if base is None:
-                base = baselines(inputs, run.documents, 15 if args.quick else 30)
+            base = baselines(inputs, run.documents, 15 if args.quick else 30)
+            if first:
                 print_baselines(base, run.documents)
+                first = False
             print_run(run, base)
     print(
         "\nms = median per form through Pipeline.process_bytes (the first pupil's forms untimed); "
-        "x floor and x docxtpl are that median over the baselines measured above in this run. "
-        "register once: the whole SEND register (CSV and XLSX) written at the end of the batch."
+        "x floor and x docxtpl are that median over the baselines measured right after that row "
+        "(docxtpl: the row's own docxtpl ms per letter). register once: the whole SEND register (CSV "
+        "and XLSX) written at the end of the batch."
     )
 
 
@@ -500,7 +502,7 @@ def print_baselines(base: dict[str, Any], documents: dict[str, list[str]]) -> No
         )
     print()
     header = " ".join(f"{SHORT[k] + ' ms':>10} {'xfloor':>6} {'xdocxtpl':>8}" for k in KINDS)
-    print(f"{'archive':>11} {'pupils':>7} {header}")
+    print(f"{'archive':>11} {'pupils':>7} {'docxtpl':>7} {header}")
 
 
 def print_run(run: Run, base: dict[str, Any]) -> None:
@@ -514,7 +516,7 @@ def print_run(run: Run, base: dict[str, Any]) -> None:
         cells.append(f"{median:>10.1f} {median / base['floor'][kind]:>6.1f} {median / base['docxtpl']:>8.2f}")
     note = f"  ({run.failed} failed)" if run.failed else ""
     print(
-        f"{run.backend:>11} {run.size:>7} {' '.join(cells)}   register once {run.register_s:.2f} s"
+        f"{run.backend:>11} {run.size:>7} {base['docxtpl']:>7.1f} {' '.join(cells)}   register once {run.register_s:.2f} s"
         f"   bulk insert {run.bulk_s:.1f} s{note}",
         flush=True,
     )
