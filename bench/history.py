@@ -93,7 +93,10 @@ def run(backend: str, forms: list[tuple[str, bytes]], *, rebuild_always: bool) -
 
     real = pipeline_module.extend_record
     if rebuild_always:
-        pipeline_module.extend_record = lambda *args, **kwargs: None  # type: ignore[assignment]
+        # What a correction or a late form does: the whole record rebuilt from the current forms.
+        pipeline_module.extend_record = lambda session, pupil, form_id, form: pipeline_module.rebuild_record(  # type: ignore[assignment]
+            session, pupil, pipeline_module.current_forms(session, pupil.id)
+        )
     try:
         with tempfile.TemporaryDirectory(prefix="senforms-history-") as tmp:
             home = Path(tmp)

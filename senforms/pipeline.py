@@ -289,6 +289,9 @@ class Received:
 class Filed:
     form_id: int
     documents: list[Planned]  # as filed, with their bytes, for the delivery (``plan_delivery``)
+    # The pupil's row of the outbox's SEND register changed (a plan's review date, a meeting)
+    # while their status did not, so no register version was filed to say so.
+    register_stale: bool = False
 
 
 def file(
@@ -352,9 +355,9 @@ def file(
     # ``seen.latest`` stands: the pupil's current forms are the ones ``identify`` saw (checked above).
     late = seen.latest is not None and seen.latest > meeting
     if seen.corrects is None and not late:
-        register_changed = extend_record(session, pupil, form_id, form)
+        effect = extend_record(session, pupil, form_id, form)
     else:
-        register_changed = rebuild_record(session, pupil, current_forms(session, pupil.id))
+        effect = rebuild_record(session, pupil, current_forms(session, pupil.id))
     if decided.flags:
         described = [o.description for o in getattr(form, "outcomes", [])]
         numbers = ", ".join(str(described.index(f.description) + 1) for f in decided.flags)
@@ -374,7 +377,7 @@ def file(
         if seen.corrects is not None:
             pack.title += " (corrected)"
         documents.append(pack)
-    if register_changed:
+    if effect.status_changed:
         # Kept in the archive: only this pupil's change to the register (see register_change_csv).
         # The outbox's living copy is written whole from the archive when the form is delivered.
         change = register_change_csv(session, pupil.id)
@@ -389,7 +392,7 @@ def file(
         today=today,
         new_pupil=seen.pupil_id is None,
     )
-    return Filed(form_id, planned)
+    return Filed(form_id, planned, register_stale=effect.on_register and not effect.status_changed)
 
 
 # --- the orchestrator -----------------------------------------------------------------------------
@@ -420,6 +423,8 @@ class Pipeline:
         self.today = today or settings.today
         self.register_every = register_every
         self.register_pending = False
+        # A form changed a pupil's row of the register but not their status (``Filed``).
+        self.register_stale = False
         # Parent letters delivered and not yet on the office's list (outbox path, when filed).
         self.letters_pending: list[tuple[str, datetime]] = []
         self._register_written = time.monotonic()
@@ -442,21 +447,22 @@ class Pipeline:
 
     def write_register(self, *, pending_only: bool = True) -> bool:
         """Write the outbox's SEND register (CSV and XLSX) from the archive, under the register's
-        lock, if any register version is still undelivered (or always, with ``pending_only``
-        False). Returns whether it was written. Every version it saw is marked delivered in the
-        same transaction, so a crash leaves them pending for the next run, never lost."""
+        lock, if any register version is still undelivered or a form this pipeline filed changed
+        a row of it (or always, with ``pending_only`` False). Returns whether it was written.
+        Every version it saw is marked delivered in the same transaction, so a crash leaves them
+        pending for the next run, never lost."""
         from senforms.archive.register import pending_versions
         from senforms.outbox import write_register as write
 
         try:
             with self.archive.reading() as session:
-                needed = not pending_only or bool(pending_versions(session))
+                needed = not pending_only or self.register_stale or bool(pending_versions(session))
             if needed:
                 with self.archive.session() as session:
                     write(session, self.settings.outbox, self.today())
         except OSError as exc:
             raise DeliveryPendingError(_os_reason(exc), upn="") from exc
-        self.register_pending = False
+        self.register_pending = self.register_stale = False
         self._register_written = time.monotonic()
         return needed
 
@@ -597,6 +603,13 @@ class Pipeline:
         self.checkpoint("committed")
         # From here the form is filed: whatever happens to the outbox, it is never set aside.
         written = self._deliver(filed_now.form_id, upn, filed_now.documents).paths
+        if filed_now.register_stale:
+            # The register's row for this pupil (plan, next review, meetings) is out of date in
+            # the outbox: written again as a new version would be, now or with the batch.
+            self.register_stale = self.register_pending = True
+            if self.register_every is None or self.register_due():
+                self.catch_up()
+            written = [*written, self.settings.outbox / REGISTER_PATH]
         status = "corrected" if seen.corrects is not None else "processed"
         logger.info("%s %s for UPN %s: %d documents", status, kind.slug, upn, len(written))
         return Processed(kind.slug, upn, status, written, warnings + more)

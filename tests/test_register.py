@@ -97,6 +97,30 @@ def test_the_register_is_in_the_outbox_as_xlsx_and_csv_right_after_a_batch(
     assert list(book["Census check"].iter_rows(values_only=True))[1][3].startswith("No census problems")
 
 
+def test_a_form_that_leaves_the_status_as_it_was_still_brings_the_pupils_row_up_to_date(
+    cfg: Settings, tmp_path: Path
+) -> None:
+    """A plan, a review or a meeting changes a pupil's row of the register (plan, next review,
+    meetings) without changing their SEN status, so no register version records it; the outbox's
+    register is written again all the same, in a batch and form by form. It was left as it was
+    until some other pupil's status changed."""
+    assert process_files([drop(tmp_path, "early.docx", early(1, "Hart"))], cfg).exit_code == 0
+    (row,) = csv_rows(cfg)
+    assert (row["Plan cycle"], row["Next review"], row["Last meeting with parents"]) == ("", "", "2025-10-07")
+
+    assert process_files([drop(tmp_path, "meeting.docx", meeting(1, "Hart", "2026-10-05"))], cfg).exit_code == 0
+    (row,) = csv_rows(cfg)
+    assert (row["Last meeting with parents"], row["Meetings this school year"]) == ("2026-10-05", "1")
+
+    plan = values("support-plan", pupil={"upn": pupil_upn(1), "legal_surname": "Hart"})
+    with Pipeline(cfg) as pipeline:  # form by form, as a single process_file caller expects
+        done = pipeline.process_file(drop(tmp_path, "plan.docx", filled("support-plan", plan)))
+        assert any(p.name == "SEND register.csv" for p in done.documents)
+        (row,) = csv_rows(cfg)
+        assert (row["Plan cycle"], row["Plan date"], row["Next review"]) == ("1", "2025-11-04", "2026-02-10")
+    assert undelivered_versions(cfg) == 0
+
+
 def test_meetings_are_counted_within_the_school_year_only(cfg: Settings, tmp_path: Path) -> None:
     forms = [early(1, "Hart"), meeting(1, "Hart", "2026-06-10"), meeting(1, "Hart", "2026-09-15")]
     assert process_files([drop(tmp_path, f"{i}.docx", data) for i, data in enumerate(forms)], cfg).exit_code == 0

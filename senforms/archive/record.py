@@ -9,6 +9,8 @@ corrects.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
@@ -46,11 +48,30 @@ _IMPACT = (
 )
 
 
-def rebuild_record(session: Session, pupil: t.Pupil, forms: list[tuple[t.ReceivedForm, FormModel]]) -> bool:
+@dataclass(frozen=True)
+class RegisterEffect:
+    """What a form did to the pupil's row of the SEND register.
+
+    ``status_changed``: a new version of the register (on or off it, or new need codes), which
+    the archive keeps. ``on_register``: the pupil is on it after the form, so the row's plan,
+    review and meeting columns may have changed with it even when the status did not (every
+    form records a meeting; a plan brings a review date)."""
+
+    status_changed: bool
+    on_register: bool
+
+
+def _effect(before: tuple[str, str | None, str | None] | None, after: tuple[str, str | None, str | None] | None) -> RegisterEffect:
+    return RegisterEffect(after != before, after is not None and after[0] in rules.ON_REGISTER)
+
+
+def rebuild_record(
+    session: Session, pupil: t.Pupil, forms: list[tuple[t.ReceivedForm, FormModel]]
+) -> RegisterEffect:
     """Rebuild the pupil's SEN status, cycles, outcomes and provision from their current forms,
     oldest first. Deriving the record rather than patching it is what lets a corrected form
     simply replace the one it corrects. ``forms`` are the current forms with their models, as
-    ``current_forms`` gives them. Returns whether the SEN register changed."""
+    ``current_forms`` gives them."""
     before = _status_key(session, pupil.id)
     for old_status in session.scalars(select(t.SenStatus).where(t.SenStatus.pupil_id == pupil.id)):
         session.delete(old_status)
@@ -63,17 +84,16 @@ def rebuild_record(session: Session, pupil: t.Pupil, forms: list[tuple[t.Receive
     for row, form in sorted(forms, key=lambda f: (f[0].meeting_date, f[0].id)):
         status = _apply(session, pupil.id, row.id, form, status, cycles)
     session.flush()
-    return _status_key(session, pupil.id) != before
+    return _effect(before, _status_key(session, pupil.id))
 
 
-def extend_record(session: Session, pupil: t.Pupil, form_id: int, form: FormModel) -> bool:
+def extend_record(session: Session, pupil: t.Pupil, form_id: int, form: FormModel) -> RegisterEffect:
     """Add one new form to the pupil's record without rebuilding it: the usual case, a form
     later than every current form of the pupil's and correcting none, which the caller has
     checked (the pipeline knows the pupil's current forms, under the pupil's lock). The record
     is then what a rebuild would make (the rebuild applies the same ``_apply`` to each form in
     this order, so the rows already there are its first steps); for a pupil five years in, that
-    is a few rows written instead of every cycle deleted and made again. Returns whether the
-    SEN register changed."""
+    is a few rows written instead of every cycle deleted and made again."""
     before_row = open_status(session, pupil.id)
     before = _key(before_row)
     cycles: dict[int, t.Cycle] = {}
@@ -83,7 +103,7 @@ def extend_record(session: Session, pupil: t.Pupil, form_id: int, form: FormMode
             cycles[form.cycle] = found
     status = _apply(session, pupil.id, form_id, form, before_row, cycles)
     session.flush()
-    return _key(status) != before
+    return _effect(before, _key(status))
 
 
 def _apply(

@@ -49,11 +49,13 @@ class PipelineProcessor:
 
         # The SEND register is written when the inbox goes quiet (``idle``) and at most every
         # REGISTER_EVERY_S seconds while forms keep coming, not once per form: at 50,000 pupils
-        # a whole register costs seconds. One left by a crash is written here, at start.
+        # a whole register costs seconds. It is written whole here, at start: a crash may have
+        # left a version undelivered, or a row out of date that no version records (a plan's
+        # review date, a meeting).
         self.pipeline = Pipeline(settings, register_every=REGISTER_EVERY_S)
         self.settings = settings
         with contextlib.suppress(SenformsError):
-            self.pipeline.write_register()
+            self.pipeline.write_register(pending_only=False)
         self._finish_pending()
 
     def _finish_pending(self) -> None:
