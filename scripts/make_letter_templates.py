@@ -434,12 +434,65 @@ def early_discussion_note() -> DocumentType:
     return doc
 
 
-def sen_notification() -> DocumentType:
+# --- the formal notification's parts, the same whichever form sends it ------------------------------
+
+
+def notification_opening() -> DocumentType:
     doc = new_document("Notification of SEN support")
     letterhead(doc)
     about_line(doc)
     para(doc, "{{ greeting }}")
     heading(doc, "{{ pupil.known_as }} will receive SEN support")
+    return doc
+
+
+def why_in_writing(doc: DocumentType) -> None:
+    para(
+        doc,
+        "The law asks schools to tell parents in writing when they do this (section 68 of the Children "
+        "and Families Act 2014, and paragraph 6.48 of the SEND Code of Practice). It does not mean that "
+        "anything is wrong with the teaching {{ pupil.known_as }} has had, or that the support will "
+        "always be needed.",
+    )
+
+
+def what_it_is_for(doc: DocumentType, finds_hard: str, needs: str) -> None:
+    """The needs, then the start of "What this means": the pupil goes on the register."""
+    heading(doc, "What the support is for", 2)
+    # In the words written on the form, never the census code or the broad area's name (issue 10.4).
+    para(doc, finds_hard)
+    para(doc, needs)
+    heading(doc, "What this means", 2)
+    bullet(
+        doc,
+        "{{ pupil.known_as }}'s name is added to the school's SEN register. This is the school's list of "
+        "pupils who receive SEN support. It is kept confidential.",
+    )
+
+
+def notification_ending(doc: DocumentType) -> None:
+    """The last bullet of "What this means", the parents' part, and the close."""
+    bullet(
+        doc,
+        "The class teacher stays responsible for {{ pupil.known_as }}'s learning every day, with help "
+        "from me as {{ signatory.role }}{% if signatory.role | upper == 'SENCO' %}. The SENCO is the "
+        "teacher who leads on special educational needs (SEN){% endif %}.",
+    )
+    heading(doc, "Your part", 2)
+    para(
+        doc,
+        "You know {{ pupil.known_as }} best, and you have the right to be involved in every decision "
+        "about this support. Please tell us what you think, at meetings or at any time in between. If "
+        "you disagree with anything, talk to me or to the headteacher.",
+    )
+    contact_us(doc)
+    sendiass(doc)
+    sign_off(doc)
+    footer(doc, "Notification of SEN support: {{ pupil.full_name }}")
+
+
+def sen_notification() -> DocumentType:
+    doc = notification_opening()
     para(
         doc,
         "Thank you for talking with us about {{ pupil.known_as }}"
@@ -448,23 +501,8 @@ def sen_notification() -> DocumentType:
         "This is called SEN support: help that is extra to, or different from, what other children of "
         "the same age usually get.",
     )
-    para(
-        doc,
-        "The law asks schools to tell parents in writing when they do this (section 68 of the Children "
-        "and Families Act 2014, and paragraph 6.48 of the SEND Code of Practice). It does not mean that "
-        "anything is wrong with the teaching {{ pupil.known_as }} has had, or that the support will "
-        "always be needed.",
-    )
-    heading(doc, "What the support is for", 2)
-    # In the words written on the form, never the census code or the broad area's name (issue 10.4).
-    para(doc, "At our meeting we talked about what {{ pupil.known_as }} finds hard:")
-    para(doc, "{{ form.difficulties }}")
-    heading(doc, "What this means", 2)
-    bullet(
-        doc,
-        "{{ pupil.known_as }}'s name is added to the school's SEN register. This is the school's list of "
-        "pupils who receive SEN support. It is kept confidential.",
-    )
+    why_in_writing(doc)
+    what_it_is_for(doc, "At our meeting we talked about what {{ pupil.known_as }} finds hard:", "{{ form.difficulties }}")
     bullet(
         doc,
         "We will agree a support plan with you and with {{ pupil.known_as }}"
@@ -477,23 +515,7 @@ def sen_notification() -> DocumentType:
         "We will meet you at least three times a year to review how {{ pupil.known_as }} is getting on "
         "and to plan the next steps together.",
     )
-    bullet(
-        doc,
-        "The class teacher stays responsible for {{ pupil.known_as }}'s learning every day, with help "
-        "from me as {{ signatory.role }}{% if signatory.role | upper == 'SENCO' %}. The SENCO is the "
-        "teacher who leads on special educational needs (SEN){% endif %}.",
-    )
-    heading(doc, "Your part", 2)
-    para(
-        doc,
-        "You know {{ pupil.known_as }} best, and you have the right to be involved in every decision "
-        "about this support. Please tell us what you think, at meetings or at any time in between. If "
-        "you disagree with anything, talk to me or to the headteacher.",
-    )
-    contact_us(doc)
-    sendiass(doc)
-    sign_off(doc)
-    footer(doc, "Notification of SEN support: {{ pupil.full_name }}")
+    notification_ending(doc)
     return doc
 
 
@@ -501,11 +523,7 @@ def sen_notification_with_plan() -> DocumentType:
     """The formal notice when a support plan, not an early discussion, starts SEN support: every
     sentence true of a plan (it may be agreed without the parents there, or without their
     agreement), none about a plan still to come."""
-    doc = new_document("Notification of SEN support")
-    letterhead(doc)
-    about_line(doc)
-    para(doc, "{{ greeting }}")
-    heading(doc, "{{ pupil.known_as }} will receive SEN support")
+    doc = notification_opening()
     para(
         doc,
         "I am writing to tell you formally that the school is making special educational provision for "
@@ -513,23 +531,8 @@ def sen_notification_with_plan() -> DocumentType:
         "other children of the same age usually get. It is set out in {{ pupil.known_as }}'s SEN support "
         "plan of {{ form.plan_date }}.",
     )
-    para(
-        doc,
-        "The law asks schools to tell parents in writing when they do this (section 68 of the Children "
-        "and Families Act 2014, and paragraph 6.48 of the SEND Code of Practice). It does not mean that "
-        "anything is wrong with the teaching {{ pupil.known_as }} has had, or that the support will "
-        "always be needed.",
-    )
-    heading(doc, "What the support is for", 2)
-    # In the words written on the plan, never the census code or the broad area's name (issue 10.4).
-    para(doc, "The plan sets out what {{ pupil.known_as }} finds hard:")
-    para(doc, "{{ form.needs }}")
-    heading(doc, "What this means", 2)
-    bullet(
-        doc,
-        "{{ pupil.known_as }}'s name is added to the school's SEN register. This is the school's list of "
-        "pupils who receive SEN support. It is kept confidential.",
-    )
+    why_in_writing(doc)
+    what_it_is_for(doc, "The plan sets out what {{ pupil.known_as }} finds hard:", "{{ form.needs }}")
     bullet(
         doc,
         "The plan says what we are aiming for, what help {{ pupil.known_as }} will get and who will give "
@@ -541,23 +544,7 @@ def sen_notification_with_plan() -> DocumentType:
         "least three times a year to review how {{ pupil.known_as }} is getting on and to plan the next "
         "steps together.",
     )
-    bullet(
-        doc,
-        "The class teacher stays responsible for {{ pupil.known_as }}'s learning every day, with help "
-        "from me as {{ signatory.role }}{% if signatory.role | upper == 'SENCO' %}. The SENCO is the "
-        "teacher who leads on special educational needs (SEN){% endif %}.",
-    )
-    heading(doc, "Your part", 2)
-    para(
-        doc,
-        "You know {{ pupil.known_as }} best, and you have the right to be involved in every decision "
-        "about this support. Please tell us what you think, at meetings or at any time in between. If "
-        "you disagree with anything, talk to me or to the headteacher.",
-    )
-    contact_us(doc)
-    sendiass(doc)
-    sign_off(doc)
-    footer(doc, "Notification of SEN support: {{ pupil.full_name }}")
+    notification_ending(doc)
     return doc
 
 
