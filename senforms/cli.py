@@ -204,6 +204,11 @@ def _with_pupil_from_archive(
             + (f" (to {left_to})" if left_to else "")
             + ". Check that the form is for the right child."
         )
+    if kind == "early-discussion" and status is not None and status.provision in ON_REGISTER:
+        print(
+            "Note: the archive has this pupil on SEN support already. An early discussion note for them "
+            "would be set aside: use the note of a meeting with parents, or the review record."
+        )
     if kind == "support-plan" and (status is None or status.provision not in ON_REGISTER):
         # The plan will be what starts SEN support (rules.formal_notification_with_plan).
         print(

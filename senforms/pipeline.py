@@ -212,9 +212,37 @@ def check_date(form: FormModel, kind: FormKind, today: date) -> None:
 
 
 def check_cycle(form: FormModel, kind: FormKind, past: History) -> None:
-    """A review reviews a plan: a review for a cycle with no plan on record is set aside."""
-    if not isinstance(form, ReviewRecord):
+    """A form out of its place in the pupil's cycle is set aside (``CycleError``), before any
+    letter is written from it."""
+    if isinstance(form, EarlyDiscussion):
+        _early_discussion_in_place(form, past)
+    elif isinstance(form, ReviewRecord):
+        _review_in_place(form, past)
+
+
+def _early_discussion_in_place(note: EarlyDiscussion, past: History) -> None:
+    """An early discussion decides whether a pupil needs SEN support (6.45-6.47). For a pupil
+    already receiving it, its letters would say untrue things: that the school has just decided
+    to make provision, that the child's name is added to the register, that a first plan is to
+    be agreed. Meetings in the cycle have their own form, and a review changes or ends support."""
+    status = rules.status_on(past, note.meeting_date)
+    if status is None or status.provision not in rules.ON_REGISTER:
         return
+    what = "an EHC plan" if status.provision == "E" else "SEN support"
+    raise CycleError(
+        f"This early discussion note is for a pupil who already has {what}: the archive has the pupil "
+        f"with UPN {note.pupil.upn} on the SEN register since {status.since:%d/%m/%Y}. An early discussion "
+        "note is for deciding whether a pupil needs SEN support, so the letters senforms writes from it "
+        "would tell the parents things that are not true for this child.",
+        advice="For a meeting with the parents of a pupil on SEN support, use the form \"Note of a meeting "
+        "with parents\" instead. To change or end the support, use the review record. If this note "
+        "corrects the pupil's first early discussion, give it that meeting's date, save it, and drop it "
+        "in again.",
+    )
+
+
+def _review_in_place(form: ReviewRecord, past: History) -> None:
+    """A review reviews a plan: a review for a cycle with no plan on record is set aside."""
     record = past.cycles.get(form.cycle)
     if record is None or record.plan is None:
         upn = form.pupil.upn

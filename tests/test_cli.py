@@ -291,11 +291,12 @@ def test_status_says_a_form_senforms_process_filed_from_the_inbox_is_already_fil
     assert "  plan.docx: next in line" in out.splitlines()
 
 
-def test_a_blank_plan_for_a_pupil_not_on_sen_support_says_what_filing_it_will_do(
+def test_a_blank_form_for_a_pupil_says_what_filing_it_would_do_on_or_off_sen_support(
     home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A plan for a pupil whose early discussion decided to monitor starts SEN support, and sends
-    the parents the formal notification: the office is told so when it prints the form."""
+    the parents the formal notification; an early discussion note for a pupil on SEN support is
+    set aside. The office is told so when it prints the form."""
     monitored = values("early-discussion", decision="monitor")
     decided = values(
         "early-discussion",
@@ -315,6 +316,12 @@ def test_a_blank_plan_for_a_pupil_not_on_sen_support_says_what_filing_it_will_do
         capsys, "--home", str(home), "blank", "review", "--upn", monitored["pupil"]["upn"], "-o", str(home / "r.docx")
     )
     assert code == ExitCode.ok and note not in out
+    # An early discussion note for a pupil on SEN support would be set aside: said before it is printed.
+    for data, expected in ((monitored, False), (decided, True)):
+        upn, out_file = data["pupil"]["upn"], home / f"early {data['pupil']['upn']}.docx"
+        code, out, _ = run(capsys, "--home", str(home), "blank", "early-discussion", "--upn", upn, "-o", str(out_file))
+        assert code == ExitCode.ok
+        assert ("An early discussion note for them would be set aside" in out) is expected
 
 
 def test_a_preferred_contact_in_data_that_the_form_does_not_offer_names_the_choices(

@@ -295,3 +295,42 @@ def test_a_plan_after_monitoring_sends_the_formal_notification_and_one_after_sen
     # One notification, from the early discussion that decided it; none again with the plan.
     assert len(list(again.outbox.glob(f"parents/{FOLDER}/*Formal notification*"))) == 1
     assert next(again.outbox.glob(f"parents/{FOLDER}/*Your child's SEN support plan*"))
+
+
+def test_an_early_discussion_for_a_pupil_already_on_sen_support_is_set_aside_before_any_letter(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Its letters would tell the parents that the school has just decided on SEN support, that
+    the child is added to the register and that a first plan is to be agreed: none of it true
+    for a child in their second cycle. A correction of the first early discussion is still
+    taken, and so is a new early discussion once a review has ended the support."""
+    from senforms.errors import CycleError
+
+    first = values("early-discussion")
+    pupil = first["pupil"]
+    with Pipeline(settings, today=lambda: date(2026, 11, 1)) as pipeline:
+        pipeline.process_file(drop(tmp_path, "early.docx", filled("early-discussion", first)))
+        pipeline.process_file(drop(tmp_path, "plan.docx", filled("support-plan", values("support-plan", pupil=pupil))))
+        letters_before = sorted(settings.outbox.rglob("*.docx"))
+
+        again = values("early-discussion", meeting_date="2026-03-02", next_meeting_date="2026-03-20")
+        with pytest.raises(CycleError) as refused:
+            pipeline.process_file(drop(tmp_path, "early again.docx", filled("early-discussion", again)))
+        assert "already has SEN support" in refused.value.message
+        assert "on the SEN register since 07/10/2025" in refused.value.message
+        assert '"Note of a meeting with parents"' in (refused.value.advice or "")
+        assert sorted(settings.outbox.rglob("*.docx")) == letters_before
+
+        # The first note corrected (same meeting): taken, as before.
+        corrected = values("early-discussion", attendees="Mrs Hart, Mr Okafor (SENCO), Miss Shah")
+        done = pipeline.process_file(drop(tmp_path, "early corrected.docx", filled("early-discussion", corrected)))
+        assert done.status == "corrected"
+
+        # Support ended at a review: a new early discussion starts again, with its notification.
+        review = values("review", pupil=pupil, decision="end", next_review_date=None)
+        review.update(end_reason="progress", next_steps="Keep an eye in class.")
+        pipeline.process_file(drop(tmp_path, "review.docx", filled("review", review)))
+        later = values("early-discussion", meeting_date="2026-06-01", next_meeting_date="2026-06-20")
+        done = pipeline.process_file(drop(tmp_path, "early later.docx", filled("early-discussion", later)))
+        assert done.status == "processed"
+        assert any("Formal notification of SEN support" in p.name for p in done.documents)
