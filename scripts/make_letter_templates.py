@@ -540,9 +540,10 @@ def sen_notification_with_plan() -> DocumentType:
     )
     bullet(
         doc,
-        "We will look at how the plan is going with you on {{ form.review_date }}. We will meet you at "
-        "least three times a year to review how {{ pupil.known_as }} is getting on and to plan the next "
-        "steps together.",
+        # A plan typed up after its review date: no meeting "on" a day that has gone.
+        "{% if form.review_ahead %}We will look at how the plan is going with you on {{ form.review_date }}. "
+        "{% endif %}We will meet you at least three times a year to review how {{ pupil.known_as }} is "
+        "getting on and to plan the next steps together.",
     )
     notification_ending(doc)
     return doc

@@ -676,17 +676,22 @@ def test_a_review_gone_by_is_not_promised_in_the_plan_sent_after_it(
 ) -> None:
     """The plan of 4 November is reviewed on 10 February. Sent to parents before or on that day, it
     says "We will meet again on 10 February 2026"; typed up and sent after it, it must not promise
-    a meeting already gone by. The plan itself still shows its review date."""
+    a meeting already gone by. The plan itself still shows its review date. The same holds for the
+    formal notification a plan sends when it starts SEN support (the early discussion decided to
+    monitor)."""
     plan = values("support-plan")
     assert plan["review_date"] == "2026-02-10"
     with Pipeline(settings, today=lambda: written) as pipeline:
-        early = values("early-discussion", pupil=plan["pupil"])
+        early = values("early-discussion", pupil=plan["pupil"], decision="monitor")
         pipeline.process_file(drop(tmp_path, "early.docx", filled("early-discussion", early)))
         pipeline.process_file(drop(tmp_path, "plan.docx", filled("support-plan", plan)))
     (letter,) = [text_of(p.read_bytes()) for p in settings.outbox.glob("parents/*/*SEN support plan*")]
     assert ("We will meet again on 10 February 2026" in letter) is promised
     assert "If anything in it is not right, or things change at home, please tell us" in letter
     assert "10 February 2026" in letter  # the plan's own review date, in its table
+    (notice,) = [text_of(p.read_bytes()) for p in settings.outbox.glob("parents/*/*Formal notification*")]
+    assert ("We will look at how the plan is going with you on 10 February 2026." in notice) is promised
+    assert "We will meet you at least three times a year" in notice
 
 
 # --- 7. each letter's properties: its own title and the day it was written ------------------------
