@@ -64,7 +64,17 @@ from senforms.errors import (
     SenformsError,
 )
 from senforms.history import History
-from senforms.kinds import EarlyDiscussion, FormKind, FormModel, Pupil, ReviewRecord, SupportPlan, kind_of
+from senforms.kinds import (
+    EarlyDiscussion,
+    EndReason,
+    FormKind,
+    FormModel,
+    Pupil,
+    ReviewDecision,
+    ReviewRecord,
+    SupportPlan,
+    kind_of,
+)
 from senforms.letters import Audience
 from senforms.outbox import Delivered, Planned, deliver, plan_delivery, recent_letters, sha256, write_letters_lists
 from senforms.read import RawForm
@@ -241,8 +251,31 @@ def _early_discussion_in_place(note: EarlyDiscussion, past: History) -> None:
     )
 
 
+def _ending_what_can_end(review: ReviewRecord, past: History) -> None:
+    """A review can end SEN support (6.44), not an EHC plan: only the local authority ends that,
+    and no form here records it, so the pupil stays on the register as E. The letter for such a
+    review would tell the parents the child comes off the register. Moving to the EHC plan, or
+    leaving the school, is still a true reason to end the school's own plan."""
+    if review.decision is not ReviewDecision.END or review.end_reason in (EndReason.EHC_PLAN, EndReason.LEAVING):
+        return
+    status = rules.status_on(past, review.review_date)
+    if status is None or status.provision != "E":
+        return
+    raise CycleError(
+        f"This review record ends SEN support for a pupil who has an EHC plan: the archive has the pupil "
+        f"with UPN {review.pupil.upn} on the SEN register with an EHC plan since {status.since:%d/%m/%Y}. "
+        "Only the local authority can end an EHC plan, and the letter to the parents would say that the "
+        "child comes off the SEN register, which is not so.",
+        advice="Check the decision with the SENCO. If the review agreed to carry on or to change the "
+        "support, correct the decision on the form, save it, and drop it in again. If the local authority "
+        "has ended the EHC plan, senforms cannot record that yet: keep this form and the authority's "
+        "letter in the pupil's file.",
+    )
+
+
 def _review_in_place(form: ReviewRecord, past: History) -> None:
     """A review reviews a plan: a review for a cycle with no plan on record is set aside."""
+    _ending_what_can_end(form, past)
     record = past.cycles.get(form.cycle)
     if record is None or record.plan is None:
         upn = form.pupil.upn

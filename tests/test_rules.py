@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, select
@@ -334,3 +335,40 @@ def test_an_early_discussion_for_a_pupil_already_on_sen_support_is_set_aside_bef
         done = pipeline.process_file(drop(tmp_path, "early later.docx", filled("early-discussion", later)))
         assert done.status == "processed"
         assert any("Formal notification of SEN support" in p.name for p in done.documents)
+
+
+def test_a_review_cannot_end_an_ehc_plan_but_can_end_the_schools_plan_for_a_pupil_leaving(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A pupil who moved to an EHC plan stays on the register as E: only the local authority ends
+    an EHC plan. A later review that "ends SEN support" for enough progress would have written
+    that the child comes off the register; it is set aside. Leaving the school is a true reason."""
+    from senforms.errors import CycleError
+
+    pupil = values("early-discussion")["pupil"]
+
+    def review_of(cycle: int, plan: dict[str, Any], **changes: object) -> bytes:
+        r = values("review", pupil=pupil, cycle=cycle, plan_date=plan["plan_date"], review_date=plan["review_date"])
+        r["outcomes"] = [
+            {"description": o["description"], "rating": "partly", "evidence": "Seen."} for o in plan["outcomes"]
+        ]
+        r.update(decision="end", next_review_date=None, next_steps="As the EHC plan says.", **changes)
+        return filled("review", r)
+
+    first = values("support-plan", pupil=pupil)
+    second = values("support-plan", pupil=pupil, cycle=2, plan_date="2026-03-02", review_date="2026-06-01")
+    with Pipeline(settings, today=lambda: date(2026, 7, 1)) as pipeline:
+        pipeline.process_file(drop(tmp_path, "early.docx", filled("early-discussion", values("early-discussion"))))
+        pipeline.process_file(drop(tmp_path, "plan1.docx", filled("support-plan", first)))
+        pipeline.process_file(drop(tmp_path, "review1.docx", review_of(1, first, end_reason="ehc-plan")))
+        pipeline.process_file(drop(tmp_path, "plan2.docx", filled("support-plan", second)))
+        letters_before = sorted(settings.outbox.rglob("*.docx"))
+        with pytest.raises(CycleError) as refused:
+            pipeline.process_file(drop(tmp_path, "review2.docx", review_of(2, second, end_reason="progress")))
+        assert "ends SEN support for a pupil who has an EHC plan" in refused.value.message
+        assert "with an EHC plan since 10/02/2026" in refused.value.message
+        assert sorted(settings.outbox.rglob("*.docx")) == letters_before
+        done = pipeline.process_file(drop(tmp_path, "review2 leaving.docx", review_of(2, second, end_reason="leaving")))
+        assert done.status == "processed"
+    register = (settings.outbox / "senco/SEND register.csv").read_text(encoding="utf-8-sig")
+    assert ",E," in register
