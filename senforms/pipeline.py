@@ -230,13 +230,19 @@ def check_cycle(form: FormModel, kind: FormKind, past: History) -> None:
         _review_in_place(form, past)
 
 
+def _on_register_as(past: History, day: date, provisions: tuple[str, ...]) -> rules.Status | None:
+    """The pupil's place on the register on ``day`` if it is one of ``provisions``."""
+    status = rules.status_on(past, day)
+    return status if status is not None and status.provision in provisions else None
+
+
 def _early_discussion_in_place(note: EarlyDiscussion, past: History) -> None:
     """An early discussion decides whether a pupil needs SEN support (6.45-6.47). For a pupil
     already receiving it, its letters would say untrue things: that the school has just decided
     to make provision, that the child's name is added to the register, that a first plan is to
     be agreed. Meetings in the cycle have their own form, and a review changes or ends support."""
-    status = rules.status_on(past, note.meeting_date)
-    if status is None or status.provision not in rules.ON_REGISTER:
+    status = _on_register_as(past, note.meeting_date, rules.ON_REGISTER)
+    if status is None:
         return
     what = "an EHC plan" if status.provision == "E" else "SEN support"
     raise CycleError(
@@ -258,8 +264,8 @@ def _ending_what_can_end(review: ReviewRecord, past: History) -> None:
     leaving the school, is still a true reason to end the school's own plan."""
     if review.decision is not ReviewDecision.END or review.end_reason in (EndReason.EHC_PLAN, EndReason.LEAVING):
         return
-    status = rules.status_on(past, review.review_date)
-    if status is None or status.provision != "E":
+    status = _on_register_as(past, review.review_date, ("E",))
+    if status is None:
         return
     raise CycleError(
         f"This review record ends SEN support for a pupil who has an EHC plan: the archive has the pupil "
