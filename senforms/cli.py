@@ -206,8 +206,10 @@ def _with_pupil_from_archive(
         )
     if kind == "early-discussion" and status is not None and status.provision in ON_REGISTER:
         print(
-            "Note: the archive has this pupil on SEN support already. An early discussion note for them "
-            "would be set aside: use the note of a meeting with parents, or the review record."
+            "Note: the archive has this pupil on the SEN register already ("
+            + ("an EHC plan" if status.provision == "E" else "SEN support")
+            + "). An early discussion note for them would be set aside: use the note of a meeting with "
+            "parents, or the review record."
         )
     if kind == "support-plan" and (status is None or status.provision not in ON_REGISTER):
         # The plan will be what starts SEN support (rules.formal_notification_with_plan).
