@@ -48,6 +48,10 @@ _IMPACT = (
 )
 
 
+#: A pupil's place on the register, as compared between versions: provision and need codes.
+_Key = tuple[str, str | None, str | None] | None
+
+
 @dataclass(frozen=True)
 class RegisterEffect:
     """What a form did to the pupil's row of the SEND register.
@@ -61,7 +65,7 @@ class RegisterEffect:
     on_register: bool
 
 
-def _effect(before: tuple[str, str | None, str | None] | None, after: tuple[str, str | None, str | None] | None) -> RegisterEffect:
+def _effect(before: _Key, after: _Key) -> RegisterEffect:
     return RegisterEffect(after != before, after is not None and after[0] in rules.ON_REGISTER)
 
 
@@ -252,9 +256,9 @@ def open_status(session: Session, pupil_id: int) -> t.SenStatus | None:
     return session.scalar(_OPEN_STATUS, {"pupil_id": pupil_id})
 
 
-def _key(row: t.SenStatus | None) -> tuple[str, str | None, str | None] | None:
+def _key(row: t.SenStatus | None) -> _Key:
     return None if row is None else (row.provision, row.primary_need, row.secondary_need)
 
 
-def _status_key(session: Session, pupil_id: int) -> tuple[str, str | None, str | None] | None:
+def _status_key(session: Session, pupil_id: int) -> _Key:
     return _key(open_status(session, pupil_id))
