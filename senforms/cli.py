@@ -683,7 +683,8 @@ def _evidence(args: argparse.Namespace) -> int:
 @command("provision-map")
 def _provision_map(args: argparse.Namespace) -> int:
     from senforms.errors import SenformsError as _Error
-    from senforms.reports.provision_map import build_map, map_docx, map_xlsx, parse_day, school_year_start
+    from senforms.reports.provision_map import build_map, map_docx, map_xlsx, parse_day
+    from senforms.values import school_year_start
 
     settings = _settings(args, need_home=True)
     end = parse_day(args.end, "--to") if args.end else settings.today()

@@ -88,6 +88,16 @@ def format_uk_date(value: date) -> str:
     return value.strftime("%d/%m/%Y")
 
 
+#: The month a school year starts: English schools' years run from 1 September to 31 August.
+SCHOOL_YEAR_STARTS = 9
+
+
+def school_year_start(day: date) -> date:
+    """1 September of the school year ``day`` falls in (the register's meetings, the digest,
+    the annual report and the provision map all count from it)."""
+    return date(day.year if day.month >= SCHOOL_YEAR_STARTS else day.year - 1, SCHOOL_YEAR_STARTS, 1)
+
+
 UKDate = Annotated[date, BeforeValidator(parse_uk_date)]
 
 

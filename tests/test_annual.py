@@ -21,7 +21,8 @@ from senforms.config import Settings, load_settings
 from senforms.documents import Due, letter_text, reading_grade
 from senforms.office import Office, find_office
 from senforms.pipeline import Pipeline
-from senforms.year.annual import annual_reports, report_date, school_year_start
+from senforms.values import school_year_start
+from senforms.year.annual import annual_reports, report_date
 from senforms.year.round import run_round
 from tests.pipeline_helpers import drop, filled, pupil_upn, values
 from tests.test_pipeline import archive_url  # noqa: F401  (fixture: SQLite, and PostgreSQL when available)

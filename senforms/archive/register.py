@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from senforms.archive import tables as t
 from senforms.rules import ON_REGISTER  # K SEN support, E EHC plan (N, no SEN, is not on it)
+from senforms.values import school_year_start
 
 #: Where the living copies of the register sit in the outbox.
 REGISTER_PATH = "senco/SEND register.csv"
@@ -119,7 +120,7 @@ class Row:
 
 def school_year(today: date) -> tuple[date, date]:
     """The school year holding ``today``: 1 September to 31 August."""
-    start = date(today.year if today.month >= 9 else today.year - 1, 9, 1)
+    start = school_year_start(today)
     return start, date(start.year + 1, 8, 31)
 
 

@@ -38,7 +38,7 @@ from senforms.letters import Audience
 from senforms.reports import printed
 from senforms.reports.charts import bar_chart
 from senforms.reports.frequency import parse_frequency, parse_group_size
-from senforms.values import parse_uk_date
+from senforms.values import parse_uk_date, school_year_start
 
 TITLE = "Provision map"
 
@@ -47,11 +47,6 @@ TITLE = "Provision map"
 #: 20 July. Constants rather than a setting: a map a few days early or late changes nothing.
 TERM_ENDS = {"autumn": (20, 12), "spring": (1, 4), "summer": (20, 7)}
 TERM_STARTS = {"autumn": (1, 9), "spring": (1, 1), "summer": (15, 4)}
-
-
-def school_year_start(day: date) -> date:
-    """1 September of the school year ``day`` falls in."""
-    return date(day.year if day.month >= 9 else day.year - 1, 9, 1)
 
 
 def parse_day(text: str, option: str) -> date:
@@ -377,7 +372,7 @@ def term_just_ended(today: date, ends: dict[str, tuple[int, int]] = TERM_ENDS) -
     end, name = best
     d, m = TERM_STARTS[name]
     start = date(end.year, m, d)
-    school_year = end.year if end.month >= 9 else end.year - 1
+    school_year = school_year_start(end).year
     return f"{school_year}-{(school_year + 1) % 100:02d}-{name}", start, end
 
 

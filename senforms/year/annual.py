@@ -40,16 +40,9 @@ from senforms.errors import ArchiveError, NoSuchPupilError, NotOnSenSupportError
 from senforms.letters import ANNUAL_REPORT, Audience
 from senforms.outbox import document_row, write_letters_lists
 from senforms.render import letter_template, render_docx
+from senforms.values import SCHOOL_YEAR_STARTS, school_year_start
 
 logger = logging.getLogger(__name__)
-
-SCHOOL_YEAR_STARTS = 9  # 1 September
-
-
-def school_year_start(day: date) -> date:
-    """1 September of the school year ``day`` falls in."""
-    return date(day.year if day.month >= SCHOOL_YEAR_STARTS else day.year - 1, SCHOOL_YEAR_STARTS, 1)
-
 
 def report_date(settings: Settings, day: date) -> date | None:
     """The day of the annual report in the school year ``day`` falls in; None when the school has

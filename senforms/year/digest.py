@@ -21,6 +21,7 @@ from senforms.config import Settings
 from senforms.deliver import SET_ASIDE_ON_RE
 from senforms.documents import Due, Rendered
 from senforms.letters import Audience
+from senforms.values import school_year_start
 from senforms.year.reviews import OpenReview, due_list
 
 #: Meetings with parents a year (Code of Practice 6.65: "at least three times each year").
@@ -37,11 +38,6 @@ DIGEST_ROWS = 60
 def digest_key(today: date) -> str:
     year, week, _ = today.isocalendar()
     return f"digest:{year}-W{week:02d}"
-
-
-def school_year_start(today: date) -> date:
-    """1 September of the school year ``today`` falls in."""
-    return date(today.year if today.month >= 9 else today.year - 1, 9, 1)
 
 
 @dataclass(frozen=True)
