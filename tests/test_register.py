@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from datetime import date, datetime
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from senforms.archive.register import REGISTER_PATH, REGISTER_XLSX_PATH, Row, ce
 from senforms.cli import main
 from senforms.config import Settings, load_settings
 from senforms.pipeline import Pipeline, process_files
+from senforms.year.round import RoundReport, run_round
 from tests.pipeline_helpers import drop, filled, pupil_upn, values
 from tests.test_pipeline import archive_url  # noqa: F401 (a fixture)
 
@@ -303,3 +305,30 @@ def test_a_running_watcher_writes_the_register_when_the_inbox_goes_quiet(cfg: Se
     finally:
         watcher.stop()
         thread.join(60)
+
+
+def test_the_first_round_of_a_school_year_writes_the_register_again(cfg: Settings, tmp_path: Path) -> None:
+    """"Meetings this school year" is counted on the day the register is written. The register
+    last written in the summer said, from 1 September, that last year's meetings were this
+    year's, until the next form came; the daily round now writes it again on the new year's first
+    day, and only then."""
+    forms = [early(1, "Hart"), meeting(1, "Hart", "2026-10-05")]
+    assert process_files([drop(tmp_path, f"{i}.docx", data) for i, data in enumerate(forms)], cfg).exit_code == 0
+    register = cfg.outbox / REGISTER_PATH
+    (row,) = csv_rows(cfg)
+    assert row["Meetings this school year"] == "1"
+    summer = datetime(2027, 7, 20, 12).timestamp()
+    os.utime(register, (summer, summer))
+
+    def round_on(day: str) -> RoundReport:
+        return run_round(load_settings(cfg.home, archive_url=cfg.archive_url, today=day), producers=[])
+
+    assert register not in round_on("2027-07-21").written  # the same school year: left as it was
+    assert register.stat().st_mtime == summer
+
+    assert register in round_on("2027-09-01").written
+    (row,) = csv_rows(cfg)
+    assert (row["Meetings this school year"], row["Last meeting with parents"]) == ("0", "2026-10-05")
+    book = openpyxl.load_workbook(cfg.outbox / REGISTER_XLSX_PATH, read_only=True)
+    header, first = list(book.worksheets[0].iter_rows(max_row=2, values_only=True))
+    assert dict(zip(header, first, strict=True))["Meetings this school year"] == 0

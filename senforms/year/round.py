@@ -24,12 +24,14 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from senforms.archive import tables as t
+from senforms.archive.register import REGISTER_PATH
 from senforms.archive.store import Archive, log, now
 from senforms.config import Settings
 from senforms.documents import Due, PdfLetters
 from senforms.errors import ArchiveError, ArchiveUnavailableError
-from senforms.outbox import mark_delivered, plan_documents, write_documents, write_letters_lists
+from senforms.outbox import mark_delivered, plan_documents, write_documents, write_letters_lists, write_register
 from senforms.reports.provision_map import provision_maps
+from senforms.values import school_year_start
 from senforms.year.annual import annual_reports
 from senforms.year.digest import weekly_digest
 from senforms.year.reviews import reviews_due
@@ -102,6 +104,7 @@ def run_round(
                 logger.exception("The daily round's %s failed; the others carry on.", name)
                 report.failed.append(f"{name}: {exc}")
         _write_letters_lists(archive, settings.outbox, report)
+        _register_of_this_school_year(archive, settings.outbox, today, report)
     finally:
         if own:
             archive.close()
@@ -117,6 +120,32 @@ def _write_letters_lists(archive: Archive, outbox: Path, report: RoundReport) ->
             write_letters_lists(session, outbox, letters)
     except OSError as exc:
         report.waiting = report.waiting or exc.strerror or str(exc)
+
+
+def _register_of_this_school_year(archive: Archive, outbox: Path, today: date, report: RoundReport) -> None:
+    """The SEND register's "Meetings this school year" counts from 1 September, as of the day
+    the register is written. One last written in an earlier school year is written again by the
+    round, so that from the first day of the new year it does not show last year's meetings as
+    this year's until the next form comes. Written only then: every form and every start of the
+    watcher write it anyway."""
+    try:
+        written = date.fromtimestamp((outbox / REGISTER_PATH).stat().st_mtime)
+    except FileNotFoundError:
+        return  # none yet: the watcher writes it whole when it starts
+    except OSError as exc:
+        report.waiting = report.waiting or exc.strerror or str(exc)
+        return
+    if written >= school_year_start(today):
+        return
+    try:
+        with archive.session() as session:
+            write_register(session, outbox, today)
+    except OSError as exc:
+        report.waiting = report.waiting or exc.strerror or str(exc)
+        logger.warning("The SEND register could not be written for the new school year yet: %s", report.waiting)
+        return
+    report.written.append(outbox / REGISTER_PATH)
+    logger.info("The SEND register written again for the school year starting %s.", school_year_start(today))
 
 
 def _file(archive: Archive, settings: Settings, due: Due, today: date) -> bool:
