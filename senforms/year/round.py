@@ -22,6 +22,7 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from senforms.archive import tables as t
 from senforms.archive.register import REGISTER_PATH
@@ -113,13 +114,8 @@ def run_round(
 
 def _write_letters_lists(archive: Archive, outbox: Path, report: RoundReport) -> None:
     letters = [(path, filed) for path, filed in report.letters if path.startswith("parents/")]
-    if not letters:
-        return
-    try:
-        with archive.session() as session:
-            write_letters_lists(session, outbox, letters)
-    except OSError as exc:
-        report.waiting = report.waiting or exc.strerror or str(exc)
+    if letters:
+        _written(archive, report, lambda session: write_letters_lists(session, outbox, letters))
 
 
 def _register_of_this_school_year(archive: Archive, outbox: Path, today: date, report: RoundReport) -> None:
@@ -130,22 +126,25 @@ def _register_of_this_school_year(archive: Archive, outbox: Path, today: date, r
     watcher write it anyway."""
     try:
         written = date.fromtimestamp((outbox / REGISTER_PATH).stat().st_mtime)
-    except FileNotFoundError:
-        return  # none yet: the watcher writes it whole when it starts
-    except OSError as exc:
-        report.waiting = report.waiting or exc.strerror or str(exc)
-        return
+    except OSError:
+        return  # none yet (the watcher writes it whole when it starts), or the share is away
     if written >= school_year_start(today):
         return
+    if _written(archive, report, lambda session: write_register(session, outbox, today)):
+        report.written.append(outbox / REGISTER_PATH)
+        logger.info("The SEND register written again for the school year starting %s.", school_year_start(today))
+
+
+def _written(archive: Archive, report: RoundReport, write: Callable[[Session], object]) -> bool:
+    """``write`` done in one transaction. An outbox that cannot be written to is noted in
+    ``report.waiting`` and returns False: the next round tries again."""
     try:
         with archive.session() as session:
-            write_register(session, outbox, today)
+            write(session)
     except OSError as exc:
         report.waiting = report.waiting or exc.strerror or str(exc)
-        logger.warning("The SEND register could not be written for the new school year yet: %s", report.waiting)
-        return
-    report.written.append(outbox / REGISTER_PATH)
-    logger.info("The SEND register written again for the school year starting %s.", school_year_start(today))
+        return False
+    return True
 
 
 def _file(archive: Archive, settings: Settings, due: Due, today: date) -> bool:
