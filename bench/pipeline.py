@@ -15,6 +15,10 @@ minutes; the first row's baselines are printed in full above the table):
 - docxtpl: a fresh ``DocxTemplate`` render and save of one letter (the mean over the letters the
   pipeline writes), which is what a letter cost before templates were compiled once.
 
+Under each row, what its timed forms asked of the archive: statements and commits per form, and
+on PostgreSQL the time blocked waiting for the server, which is where PostgreSQL's forms spend
+what SQLite's do not (each round trip a wake-up of the server and of the watcher).
+
 The archive-size axis: before timing, ``size`` pupils on SEN support (each with a parent, a
 received form and a register row) are bulk-inserted through the archive's own tables with
 SQLAlchemy Core, so the register and the identity look-ups see a school of that size.
@@ -234,6 +238,63 @@ class Run:
     failed: int
     bulk_s: float
     register_s: float  # the SEND register written once for the batch, as the watcher does
+    database: DatabaseWork  # what the timed forms asked of the archive
+
+
+class DatabaseWork:
+    """What the timed forms asked of the archive: statements and commits, and on PostgreSQL the
+    time spent blocked waiting for the server (psycopg's ``Connection.wait``, through which every
+    round trip goes). Counted only while ``on``; ``close`` puts psycopg back as it was."""
+
+    def __init__(self) -> None:
+        from sqlalchemy import event
+        from sqlalchemy.engine import Engine
+
+        self.on = False
+        self.forms = self.statements = self.commits = 0
+        self.waited = 0.0
+        self._listeners = [(Engine, "before_cursor_execute", self._statement), (Engine, "commit", self._commit)]
+        for target, name, fn in self._listeners:
+            event.listen(target, name, fn)
+        try:
+            import psycopg
+        except ImportError:
+            self._real_wait = None
+            return
+        self._real_wait = real = psycopg.Connection.wait
+
+        def wait(connection: Any, *args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return real(connection, *args, **kwargs)
+            finally:
+                if self.on:
+                    self.waited += time.perf_counter() - started
+
+        psycopg.Connection.wait = wait  # type: ignore[assignment]
+
+    def _statement(self, *args: Any) -> None:
+        self.statements += self.on
+
+    def _commit(self, *args: Any) -> None:
+        self.commits += self.on
+
+    def close(self) -> None:
+        from sqlalchemy import event
+
+        for target, name, fn in self._listeners:
+            event.remove(target, name, fn)
+        if self._real_wait is not None:
+            import psycopg
+
+            psycopg.Connection.wait = self._real_wait  # type: ignore[method-assign]
+
+    def summary(self, backend: str) -> str:
+        n = max(self.forms, 1)
+        said = f"{self.statements / n:.1f} statements and {self.commits / n:.1f} commits a form"
+        if backend == "postgresql":
+            said += f", {self.waited * 1000 / n:.1f} ms of it waiting for the server"
+        return said
 
 
 def run_pipeline(backend: str, size: int, inputs: list[tuple[str, str, bytes]], warm: int) -> Run:
@@ -250,11 +311,14 @@ def run_pipeline(backend: str, size: int, inputs: list[tuple[str, str, bytes]], 
             settings = load_settings(home, archive_url=url)
             ms: dict[str, list[float]] = {k: [] for k in KINDS}
             failed = 0
+            database = DatabaseWork()
             # As the watcher and `senforms process` run it: the outbox's register is written once
             # per batch (or every REGISTER_EVERY_S while forms keep coming), timed on its own below.
             with Pipeline(settings, today=lambda: TODAY, register_every=REGISTER_EVERY_S) as pipeline:
                 bulk = bulk_school(settings.database_url, size)
                 for number, (kind, name, data) in enumerate(inputs):
+                    # The first `warm` pupils' forms are not timed: caches fill and the database warms.
+                    timed_form = database.on = number % (len(inputs) // len(KINDS)) >= warm
                     started = time.perf_counter()
                     try:
                         pipeline.process_bytes(data, name=name)
@@ -262,13 +326,16 @@ def run_pipeline(backend: str, size: int, inputs: list[tuple[str, str, bytes]], 
                         failed += 1
                         print(f"  {name}: {exc}", file=sys.stderr)
                         continue
+                    finally:
+                        database.on = False
                     elapsed = (time.perf_counter() - started) * 1000
-                    # The first `warm` pupils' forms are not timed: caches fill and the database warms.
-                    if number % (len(inputs) // len(KINDS)) >= warm:
+                    if timed_form:
                         ms[kind].append(elapsed)
+                        database.forms += 1
                 started = time.perf_counter()
                 pipeline.write_register()
                 register_s = time.perf_counter() - started
+            database.close()
             engine = create_engine(settings.database_url)
             with engine.connect() as conn:
                 rows = conn.execute(
@@ -282,7 +349,7 @@ def run_pipeline(backend: str, size: int, inputs: list[tuple[str, str, bytes]], 
     for form_id, kind, template in rows:
         if first.setdefault(kind, form_id) == form_id:
             documents[kind].append(template)
-    return Run(backend, size, ms, documents, failed, bulk, register_s)
+    return Run(backend, size, ms, documents, failed, bulk, register_s, database)
 
 
 def write_settings(home: Path) -> None:
@@ -486,7 +553,8 @@ def main() -> None:
         "\nms = median per form through Pipeline.process_bytes (the first pupil's forms untimed); "
         "x floor and x docxtpl are that median over the baselines measured right after that row "
         "(docxtpl: the row's own docxtpl ms per letter). register once: the whole SEND register (CSV "
-        "and XLSX) written at the end of the batch."
+        "and XLSX) written at the end of the batch. archive: per timed form, the statements and commits it ran, "
+        "and on PostgreSQL the time blocked waiting for the server (every round trip: BEGIN, statements, commits)."
     )
 
 
@@ -520,6 +588,7 @@ def print_run(run: Run, base: dict[str, Any]) -> None:
         f"   bulk insert {run.bulk_s:.1f} s{note}",
         flush=True,
     )
+    print(f"{'':>20}archive: {run.database.summary(run.backend)}", flush=True)
 
 
 if __name__ == "__main__":
